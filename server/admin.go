@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// AdminSocketName is the Unix socket, inside the data directory, through
+// which the admin commands reach a running server (which holds the embedded
+// store's file lock).
+const AdminSocketName = "admin.sock"
+
+// adminRequest is one line of the admin protocol; the socket is mode 0600,
+// so only the server's own OS user can speak it.
+type adminRequest struct {
+	Cmd      string `json:"cmd"`
+	JID      string `json:"jid,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+type adminResponse struct {
+	OK    bool     `json:"ok"`
+	Error string   `json:"error,omitempty"`
+	Users []string `json:"users,omitempty"`
+}
+
+// admin executes account commands against a store; the same code serves the
+// socket and the offline (direct store) path.
+type admin struct {
+	hosts    []string
+	accounts account.Store
+}
+
+func (a *admin) do(ctx context.Context, req adminRequest) adminResponse {
+	users, err := a.exec(ctx, req)
+	if err != nil {
+		return adminResponse{Error: err.Error()}
+	}
+	return adminResponse{OK: true, Users: users}
+}
+
+func (a *admin) exec(ctx context.Context, req adminRequest) ([]string, error) {
+	if req.Cmd == "user_list" {
+		return a.accounts.Accounts(ctx, req.JID)
+	}
+	j, err := xmpp.ParseJID(req.JID)
+	if err != nil || j.Local == "" || !j.IsBare() {
+		return nil, fmt.Errorf("%q is not a user's bare JID (user@domain)", req.JID)
+	}
+	if !contains(a.hosts, j.Domain) {
+		return nil, fmt.Errorf("domain %q is not served (general.hosts)", j.Domain)
+	}
+	switch req.Cmd {
+	case "user_add", "user_passwd":
+		rec, err := account.New(j, req.Password)
+		if err != nil {
+			return nil, err
+		}
+		if req.Cmd == "user_add" {
+			err = a.accounts.CreateAccount(ctx, rec)
+		} else {
+			err = a.accounts.SetAccount(ctx, rec)
+		}
+		return nil, err
+	case "user_del":
+		return nil, a.accounts.DeleteAccount(ctx, j)
+	}
+	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// adminServer listens on the admin socket while the server runs.
+type adminServer struct {
+	ln  net.Listener
+	a   *admin
+	log *slog.Logger
+	wg  sync.WaitGroup
+}
+
+func listenAdmin(dir string, a *admin, log *slog.Logger) (*adminServer, error) {
+	path := filepath.Join(dir, AdminSocketName)
+	// A socket left by a crashed server would make Listen fail; the store's
+	// file lock, already held by us, proves no other server is using it.
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	s := &adminServer{ln: ln, a: a, log: log}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+func (s *adminServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			var req adminRequest
+			if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+				json.NewEncoder(c).Encode(adminResponse{Error: "bad request: " + err.Error()})
+				return
+			}
+			resp := s.a.do(context.Background(), req)
+			s.log.Info("admin command", "cmd", req.Cmd, "jid", req.JID, "ok", resp.OK)
+			json.NewEncoder(c).Encode(resp)
+		}()
+	}
+}
+
+func (s *adminServer) Close() error {
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// errNoServer means no server answers on the admin socket.
+var errNoServer = errors.New("no running server")
+
+// callAdmin sends one request to a running server.
+func callAdmin(dir string, req adminRequest) (adminResponse, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(dir, AdminSocketName), 2*time.Second)
+	if err != nil {
+		return adminResponse{}, errNoServer
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return adminResponse{}, err
+	}
+	var resp adminResponse
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return adminResponse{}, fmt.Errorf("admin socket: %w", err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// Config is the whole server configuration, decoded from one TOML file.
+// Defaults live in defaultConfig and nowhere else; validate runs once at
+// start and names the offending key in every error.
+type Config struct {
+	General   GeneralConfig   `toml:"general"`
+	HTTP      HTTPConfig      `toml:"http"`
+	WebSocket WebSocketConfig `toml:"websocket"`
+	Storage   StorageConfig   `toml:"storage"`
+}
+
+// GeneralConfig holds the served domains and process-wide settings.
+type GeneralConfig struct {
+	Hosts    []string `toml:"hosts"`
+	LogLevel string   `toml:"log_level"`
+}
+
+// HTTPConfig is the one HTTP listener (WebSocket, host-meta, web UI, metrics).
+type HTTPConfig struct {
+	Address string `toml:"address"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// MetricsAddress moves /metrics to a listener of its own when set.
+	MetricsAddress string `toml:"metrics_address"`
+	// PublicURL is the WebSocket URL that host-meta announces; empty derives
+	// it from the request.
+	PublicURL string `toml:"public_url"`
+}
+
+// WebSocketConfig tunes the RFC 7395 endpoint.
+type WebSocketConfig struct {
+	Path                 string   `toml:"path"`
+	MaxStanzaSize        int      `toml:"max_stanza_size"`
+	AuthTimeout          duration `toml:"auth_timeout"`
+	IdleTimeout          duration `toml:"idle_timeout"`
+	PingTimeout          duration `toml:"ping_timeout"`
+	WriteTimeout         duration `toml:"write_timeout"`
+	SendQueueLen         int      `toml:"send_queue_len"`
+	MaxAuthFailures      int      `toml:"max_auth_failures"`
+	AllowPlainWithoutTLS bool     `toml:"allow_plain_without_tls"`
+	AllowedOrigins       []string `toml:"allowed_origins"`
+}
+
+// StorageConfig chooses where accounts (and later rooms) live.
+type StorageConfig struct {
+	Backend string `toml:"backend"`
+	DataDir string `toml:"data_dir"`
+}
+
+// duration decodes TOML strings such as "30s" or "5m".
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func defaultConfig() Config {
+	return Config{
+		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info"},
+		HTTP:    HTTPConfig{Address: "127.0.0.1:5280"},
+		WebSocket: WebSocketConfig{
+			Path:            "/xmpp-websocket",
+			MaxStanzaSize:   64 << 10,
+			AuthTimeout:     duration{30 * time.Second},
+			IdleTimeout:     duration{90 * time.Second},
+			PingTimeout:     duration{30 * time.Second},
+			WriteTimeout:    duration{15 * time.Second},
+			SendQueueLen:    1000,
+			MaxAuthFailures: 3,
+		},
+		Storage: StorageConfig{Backend: "embedded", DataDir: "data"},
+	}
+}
+
+// loadConfig reads path over the defaults; an empty path means defaults only.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeConfig(string(data), &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+func decodeConfig(data string, cfg *Config) error {
+	md, err := toml.Decode(data, cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return errors.New(pe.ErrorWithPosition())
+		}
+		return err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if len(c.General.Hosts) == 0 {
+		return errors.New("general.hosts: at least one domain is required")
+	}
+	seen := map[string]bool{}
+	for i, h := range c.General.Hosts {
+		j, err := xmpp.ParseJID(h)
+		if err != nil || j.Local != "" || j.Resource != "" {
+			return fmt.Errorf("general.hosts: %q is not a domain name", h)
+		}
+		if seen[j.Domain] {
+			return fmt.Errorf("general.hosts: %q is listed twice", h)
+		}
+		seen[j.Domain] = true
+		c.General.Hosts[i] = j.Domain
+	}
+	if _, err := parseLevel(c.General.LogLevel); err != nil {
+		return fmt.Errorf("general.log_level: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
+		return fmt.Errorf("http.address: %w", err)
+	}
+	if c.HTTP.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.MetricsAddress); err != nil {
+			return fmt.Errorf("http.metrics_address: %w", err)
+		}
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		return errors.New("http.tls_cert and http.tls_key: set both or neither")
+	}
+	w := &c.WebSocket
+	switch {
+	case !strings.HasPrefix(w.Path, "/"):
+		return errors.New("websocket.path: must start with /")
+	case w.MaxStanzaSize < 1024:
+		return errors.New("websocket.max_stanza_size: must be at least 1024 bytes")
+	case w.AuthTimeout.Duration <= 0:
+		return errors.New("websocket.auth_timeout: must be positive")
+	case w.IdleTimeout.Duration <= 0:
+		return errors.New("websocket.idle_timeout: must be positive")
+	case w.PingTimeout.Duration <= 0:
+		return errors.New("websocket.ping_timeout: must be positive")
+	case w.WriteTimeout.Duration <= 0:
+		return errors.New("websocket.write_timeout: must be positive")
+	case w.SendQueueLen < 1:
+		return errors.New("websocket.send_queue_len: must be at least 1")
+	case w.MaxAuthFailures < 1:
+		return errors.New("websocket.max_auth_failures: must be at least 1")
+	}
+	for _, o := range w.AllowedOrigins {
+		if _, err := filepath.Match(o, ""); err != nil || o == "" {
+			return fmt.Errorf("websocket.allowed_origins: bad pattern %q", o)
+		}
+	}
+	switch c.Storage.Backend {
+	case "embedded":
+	default:
+		return fmt.Errorf("storage.backend: %q is not supported (use \"embedded\")", c.Storage.Backend)
+	}
+	if c.Storage.DataDir == "" {
+		return errors.New("storage.data_dir: must not be empty")
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}

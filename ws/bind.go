@@ -1,0 +1,85 @@
+package ws
+
+import (
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// handleBind processes the stanzas allowed between SASL success and a bound
+// resource: the bind request itself, and the legacy session request.
+func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
+	if st.Kind != xmpp.KindIQ || st.Type != "set" {
+		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "bind a resource first"}
+	}
+	req := xmpp.Child(st.El, "bind", xmpp.NSBind)
+	if req == nil {
+		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "bind a resource first"}
+	}
+	res := ""
+	if r := xmpp.Child(req, "resource", xmpp.NSBind); r != nil {
+		res = r.Text()
+	}
+	if res == "" {
+		res = randomID()
+	}
+	full, err := xmpp.NewJID(s.user.Local, s.user.Domain, res)
+	if err != nil {
+		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.BadRequest, "invalid resource")))
+		return nil
+	}
+	s.jidStr = full.String()
+	s.jid.Store(&full)
+	s.bound.Store(true)
+	old := s.srv.router.register(s)
+	if old != nil {
+		// Conflict policy: the newest session wins; the old one is told why.
+		s.srv.wg.Add(1)
+		go func() {
+			defer s.srv.wg.Done()
+			old.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, "resource conflict")
+		}()
+	}
+	s.srv.m.sessions.Inc()
+	if s.timers.auth != nil {
+		s.timers.auth.Stop()
+	}
+	s.st = stateActive
+	s.log = s.log.With("jid", full.String())
+	payload := xmpp.Elem("bind", xmpp.NSBind)
+	payload.CreateElement("jid").SetText(full.String())
+	s.sendElement(xmpp.ResultIQ(st, payload))
+	return nil
+}
+
+var (
+	iqTypes       = map[string]bool{"get": true, "set": true, "result": true, "error": true}
+	messageTypes  = map[string]bool{"": true, "normal": true, "chat": true, "groupchat": true, "headline": true, "error": true}
+	presenceTypes = map[string]bool{"": true, "unavailable": true, "subscribe": true, "subscribed": true,
+		"unsubscribe": true, "unsubscribed": true, "probe": true, "error": true}
+)
+
+// validate applies the RFC 6120/6121 rules every stanza must meet before it
+// is routed; a violation is answered with bad-request.
+func validate(st *xmpp.Stanza) *xmpp.StanzaError {
+	switch st.Kind {
+	case xmpp.KindIQ:
+		if st.ID == "" {
+			return xmpp.NewError(xmpp.BadRequest, "an iq needs an id")
+		}
+		if !iqTypes[st.Type] {
+			return xmpp.NewError(xmpp.BadRequest, "invalid iq type")
+		}
+		n := len(st.El.ChildElements())
+		if (st.Type == "get" || st.Type == "set") && n != 1 {
+			return xmpp.NewError(xmpp.BadRequest, "an iq get or set carries exactly one payload")
+		}
+	case xmpp.KindMessage:
+		if !messageTypes[st.Type] {
+			return xmpp.NewError(xmpp.BadRequest, "invalid message type")
+		}
+	case xmpp.KindPresence:
+		if !presenceTypes[st.Type] {
+			return xmpp.NewError(xmpp.BadRequest, "invalid presence type")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package ws
+
+import (
+	"time"
+)
+
+// Config is what the endpoint needs from the server's configuration. The
+// server package fills it from TOML and owns the defaults; Defaults exists
+// for tests and embedders.
+type Config struct {
+	// Hosts are the served domains; the first is the default for an <open/>
+	// without 'to' when only one is served.
+	Hosts []string
+	// Path is the WebSocket endpoint's URL path.
+	Path string
+	// MaxStanzaSize is the largest WebSocket message accepted, in bytes;
+	// larger ones end the stream with policy-violation.
+	MaxStanzaSize int
+	// AuthTimeout bounds the time from connection to a bound resource.
+	AuthTimeout time.Duration
+	// IdleTimeout is the quiet time after which the server pings the client;
+	// PingTimeout is how long the pong may take before the session is closed.
+	IdleTimeout time.Duration
+	PingTimeout time.Duration
+	// WriteTimeout bounds one WebSocket write; a client that stops reading is
+	// closed when it expires.
+	WriteTimeout time.Duration
+	// SendQueueLen is the most stanzas waiting for one session's writer; a
+	// session whose queue is full is closed with policy-violation.
+	SendQueueLen int
+	// MaxAuthFailures is how many SASL failures one connection may have
+	// before it is closed (RFC 6120 §6.4.5 suggests 2 to 5).
+	MaxAuthFailures int
+	// AllowPlainWithoutTLS offers SASL PLAIN on connections that are neither
+	// TLS nor from a loopback address.
+	AllowPlainWithoutTLS bool
+	// AllowedOrigins restricts browser Origins (host patterns as in
+	// path.Match, e.g. "chat.example.com" or "*.example.com"); empty accepts
+	// any, which is safe because XMPP authenticates in-band, not by cookie.
+	AllowedOrigins []string
+	// PublicURL is the WebSocket URL announced by XEP-0156 host-meta; empty
+	// derives it from each request's Host header.
+	PublicURL string
+}
+
+// Defaults returns the configuration `go run ./server` starts with.
+func Defaults() Config {
+	return Config{
+		Hosts:           []string{"localhost"},
+		Path:            "/xmpp-websocket",
+		MaxStanzaSize:   64 << 10,
+		AuthTimeout:     30 * time.Second,
+		IdleTimeout:     90 * time.Second,
+		PingTimeout:     30 * time.Second,
+		WriteTimeout:    15 * time.Second,
+		SendQueueLen:    1000,
+		MaxAuthFailures: 3,
+	}
+}

@@ -1,0 +1,14 @@
+// Package ws is the XMPP-over-WebSocket endpoint of RFC 7395: the HTTP
+// handshake, the <open/>/<close/> framing, SASL, resource binding, the
+// session table and the routing of stanzas between local sessions and the
+// services (such as MUC Light) registered for other domains.
+//
+// Each session has one reader goroutine (the HTTP handler's) and a writer
+// goroutine that exists only while the session has something to send; its
+// outgoing queue is bounded, and a session whose queue overflows is closed
+// rather than allowed to stall whoever is writing to it.
+//
+// The package must never block a caller on a slow client, never keep
+// per-session state in package variables, and never let bad input panic the
+// process: every protocol violation ends in a stanza or stream error.
+package ws

@@ -1,0 +1,225 @@
+package ws
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/beevik/etree"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// Service handles every stanza addressed to a domain it was registered for
+// (the MUC Light service is one). The stanza's 'from' is the sender's full
+// JID, already checked. HandleStanza must not block on I/O for long: it is
+// called on the sender's reader goroutine; it answers through the Router.
+type Service interface {
+	HandleStanza(ctx context.Context, st *xmpp.Stanza)
+}
+
+// RosterSource contributes items to a user's roster (MUC Light's
+// rooms_in_rosters is one). Items are <item/> elements in jabber:iq:roster.
+type RosterSource interface {
+	RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element, error)
+}
+
+// Router is the local session table and the stanza router. It is the
+// single-node implementation of "deliver to whoever serves this JID": a
+// later clustered implementation keeps the same Deliver contract.
+type Router struct {
+	srv *Server
+
+	mu       sync.RWMutex
+	users    map[xmpp.JID][]*session // bare JID → bound sessions
+	services map[string]serviceEntry // domain → service
+	rosters  []RosterSource
+}
+
+type serviceEntry struct {
+	host string // the served domain the service belongs to
+	svc  Service
+}
+
+func newRouter(srv *Server) *Router {
+	return &Router{srv: srv, users: make(map[xmpp.JID][]*session), services: make(map[string]serviceEntry)}
+}
+
+// RegisterService routes the stanzas for domain to svc and lists domain in
+// host's disco#items.
+func (r *Router) RegisterService(host, domain string, svc Service) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.services[domain] = serviceEntry{host: host, svc: svc}
+}
+
+// AddRosterSource adds items to every roster get.
+func (r *Router) AddRosterSource(src RosterSource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rosters = append(r.rosters, src)
+}
+
+// register adds a bound session and returns the session it replaces (same
+// full JID), if any.
+func (r *Router) register(s *session) (replaced *session) {
+	full := *s.jid.Load()
+	bare := full.Bare()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.users[bare]
+	for i, o := range list {
+		if *o.jid.Load() == full {
+			replaced = o
+			list[i] = s
+			return replaced
+		}
+	}
+	r.users[bare] = append(list, s)
+	return nil
+}
+
+func (r *Router) unregister(s *session) {
+	bare := s.jid.Load().Bare()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.users[bare]
+	for i, o := range list {
+		if o == s {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.users, bare)
+	} else {
+		r.users[bare] = list
+	}
+}
+
+// sessionsOf returns the sessions a stanza to 'to' reaches: for a full JID
+// that session, for a bare JID all of the user's sessions. The slice must
+// not be modified.
+func (r *Router) sessionsOf(to xmpp.JID) []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	list := r.users[to.Bare()]
+	if to.Resource == "" {
+		return list
+	}
+	for _, s := range list {
+		if s.jid.Load().Resource == to.Resource {
+			return []*session{s}
+		}
+	}
+	return nil
+}
+
+// Deliver hands a stanza to the sessions serving 'to' (one for a full JID,
+// all of them for a bare JID), addressed to each session's full JID. It never
+// blocks; it reports whether any session took the stanza.
+func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
+	ok := false
+	for _, s := range r.sessionsOf(to) {
+		if s.deliver(out) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// DeliverElement is Deliver for a one-off element (replies, notifications
+// to a single user).
+func (r *Router) DeliverElement(to xmpp.JID, e *etree.Element) bool {
+	return r.Deliver(to, xmpp.NewOutbound(e))
+}
+
+// Online reports whether the JID has a bound session (any, for a bare JID).
+func (r *Router) Online(to xmpp.JID) bool { return len(r.sessionsOf(to)) > 0 }
+
+// route sends a stanza from a local session on its way (RFC 6120 §10,
+// RFC 6121 §8 for the local-user rules).
+func (r *Router) route(ctx context.Context, from *session, st *xmpp.Stanza) {
+	to := st.To
+	if to.IsZero() {
+		// No 'to': addressed to the sender's own account (RFC 6120 §10.3).
+		switch st.Kind {
+		case xmpp.KindIQ:
+			r.accountIQ(ctx, from, st)
+		case xmpp.KindMessage:
+			r.toUser(from, st, from.user)
+		}
+		return // presence broadcast: no subscriptions to broadcast to
+	}
+	r.mu.RLock()
+	entry, isService := r.services[to.Domain]
+	r.mu.RUnlock()
+	switch {
+	case isService:
+		entry.svc.HandleStanza(ctx, st)
+	case !r.srv.servesHost(to.Domain):
+		from.replyError(st, xmpp.NewError(xmpp.RemoteServerNotFound, "this server does not federate"))
+	case to.Local == "":
+		if to.Resource == "" && st.Kind == xmpp.KindIQ {
+			r.serverIQ(ctx, from, st)
+			return
+		}
+		if st.Kind != xmpp.KindPresence {
+			from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+		}
+	case to.Resource == "" && st.Kind == xmpp.KindIQ:
+		if to == from.user {
+			r.accountIQ(ctx, from, st)
+		} else if st.Type == "get" || st.Type == "set" {
+			from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+		}
+	default:
+		r.toUser(from, st, to)
+	}
+}
+
+// toUser delivers to a local user's JID, applying RFC 6121 §8.5 for the
+// cases where no session matches. Nothing is dropped silently except where
+// the RFC says so (errors, headlines, presence to nobody, iq results).
+func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
+	targets := r.sessionsOf(to)
+	if len(targets) == 0 && to.Resource != "" && st.Kind == xmpp.KindMessage && (st.Type == "" || st.Type == "normal" || st.Type == "chat") {
+		targets = r.sessionsOf(to.Bare()) // message to a gone resource: the user's other sessions
+	}
+	if len(targets) > 0 {
+		out := xmpp.NewOutbound(st.El)
+		delivered := false
+		for _, s := range targets {
+			if s.deliver(out) {
+				delivered = true
+			}
+		}
+		if delivered {
+			return
+		}
+	}
+	if st.Kind == xmpp.KindPresence || st.Type == "headline" || st.Type == "error" || st.Type == "result" {
+		return
+	}
+	from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, "the recipient is not online"))
+}
+
+// sortedServices lists the service domains of a host, sorted.
+func (r *Router) sortedServices(host string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for d, e := range r.services {
+		if e.host == host {
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r *Router) rosterSources() []RosterSource {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.rosters
+}

@@ -1,0 +1,254 @@
+package ws
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/xdg-go/scram"
+
+	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// SASL failure conditions of RFC 6120 §6.5.
+const (
+	saslAborted           = "aborted"
+	saslIncorrectEncoding = "incorrect-encoding"
+	saslInvalidAuthzid    = "invalid-authzid"
+	saslInvalidMechanism  = "invalid-mechanism"
+	saslMalformedRequest  = "malformed-request"
+	saslNotAuthorized     = "not-authorized"
+	saslTemporaryFailure  = "temporary-auth-failure"
+)
+
+// saslState is the reader goroutine's view of a SASL exchange in progress.
+type saslState struct {
+	mech     string
+	conv     *scram.ServerConversation
+	storeErr error // a store failure during the credential lookup
+	failures int
+}
+
+func (s *session) mechanisms() []string {
+	m := []string{account.SCRAMSHA256, account.SCRAMSHA1}
+	if s.plain {
+		m = append(m, "PLAIN")
+	}
+	return m
+}
+
+// handleSASL processes one element of the SASL namespace.
+func (s *session) handleSASL(el *etree.Element) *xmpp.StreamError {
+	switch el.Tag {
+	case "auth":
+		return s.saslAuth(el)
+	case "response":
+		if s.sasl.mech == "PLAIN-wait" {
+			data, ok := decodeSASL(el.Text())
+			if !ok {
+				return s.saslFail(saslIncorrectEncoding, "")
+			}
+			return s.plainAuth(data)
+		}
+		if s.sasl.conv == nil {
+			return s.saslFail(saslMalformedRequest, "no exchange in progress")
+		}
+		data, ok := decodeSASL(el.Text())
+		if !ok {
+			return s.saslFail(saslIncorrectEncoding, "")
+		}
+		return s.scramStep(data)
+	case "abort":
+		return s.saslFail(saslAborted, "")
+	}
+	return &xmpp.StreamError{Condition: xmpp.UnsupportedStanzaType, Text: "unknown SASL element"}
+}
+
+func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
+	s.sasl.conv, s.sasl.storeErr = nil, nil
+	s.sasl.mech = el.SelectAttrValue("mechanism", "")
+	text := el.Text()
+	var initial []byte
+	if text != "" {
+		var ok bool
+		if initial, ok = decodeSASL(text); !ok {
+			return s.saslFail(saslIncorrectEncoding, "")
+		}
+	}
+	switch s.sasl.mech {
+	case "PLAIN":
+		if !s.plain {
+			return s.saslFail(saslInvalidMechanism, "PLAIN is offered only over TLS")
+		}
+		if text == "" {
+			s.sendElement(xmpp.Elem("challenge", xmpp.NSSASL)) // ask for the initial response
+			s.sasl.mech = "PLAIN-wait"
+			return nil
+		}
+		return s.plainAuth(initial)
+	case account.SCRAMSHA256, account.SCRAMSHA1:
+		hash := scram.SHA256
+		if s.sasl.mech == account.SCRAMSHA1 {
+			hash = scram.SHA1
+		}
+		srv, err := hash.NewServer(s.credentialLookup)
+		if err != nil {
+			return s.saslFail(saslTemporaryFailure, "")
+		}
+		s.sasl.conv = srv.NewConversation()
+		if text == "" {
+			s.sendElement(xmpp.Elem("challenge", xmpp.NSSASL))
+			return nil
+		}
+		return s.scramStep(initial)
+	}
+	return s.saslFail(saslInvalidMechanism, "")
+}
+
+// decodeSASL decodes base64 content; "=" stands for an empty response.
+func decodeSASL(text string) ([]byte, bool) {
+	text = strings.TrimSpace(text)
+	if text == "=" {
+		return []byte{}, true
+	}
+	b, err := base64.StdEncoding.DecodeString(text)
+	return b, err == nil
+}
+
+// credentialLookup feeds the SCRAM conversation. An unknown user gets
+// credentials derived from a per-process secret, so the exchange fails at the
+// proof exactly like a wrong password and does not reveal which users exist.
+func (s *session) credentialLookup(username string) (scram.StoredCredentials, error) {
+	j, err := xmpp.NewJID(username, s.host, "")
+	if err != nil {
+		return scram.StoredCredentials{}, err
+	}
+	rec, err := s.srv.accounts.Account(s.ctx, j)
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		mac := hmac.New(sha256.New, s.srv.secret)
+		mac.Write([]byte(j.String()))
+		sum := mac.Sum(nil)
+		return scram.StoredCredentials{
+			KeyFactors: scram.KeyFactors{Salt: string(sum[:16]), Iters: account.Iterations},
+			StoredKey:  sum, ServerKey: sum,
+		}, nil
+	case err != nil:
+		s.sasl.storeErr = err
+		return scram.StoredCredentials{}, err
+	}
+	sc, _ := rec.Stored(s.sasl.mech)
+	return sc, nil
+}
+
+func (s *session) scramStep(data []byte) *xmpp.StreamError {
+	conv := s.sasl.conv
+	resp, err := conv.Step(string(data))
+	if err != nil {
+		if s.sasl.storeErr != nil {
+			s.log.Error("account lookup failed", "err", s.sasl.storeErr)
+			return s.saslFail(saslTemporaryFailure, "")
+		}
+		return s.saslFail(saslNotAuthorized, "")
+	}
+	if !conv.Done() {
+		c := xmpp.Elem("challenge", xmpp.NSSASL)
+		c.SetText(base64.StdEncoding.EncodeToString([]byte(resp)))
+		s.sendElement(c)
+		return nil
+	}
+	if !conv.Valid() {
+		return s.saslFail(saslNotAuthorized, "")
+	}
+	user, err := xmpp.NewJID(conv.Username(), s.host, "")
+	if err != nil {
+		return s.saslFail(saslNotAuthorized, "")
+	}
+	if z := conv.AuthzID(); z != "" && !authzMatches(z, user) {
+		return s.saslFail(saslInvalidAuthzid, "")
+	}
+	return s.saslSuccess(user, []byte(resp))
+}
+
+// plainAuth checks "authzid NUL authcid NUL password" (RFC 4616).
+func (s *session) plainAuth(data []byte) *xmpp.StreamError {
+	parts := bytes.Split(data, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return s.saslFail(saslMalformedRequest, "")
+	}
+	user, err := xmpp.NewJID(string(parts[1]), s.host, "")
+	if err != nil {
+		return s.saslFail(saslNotAuthorized, "")
+	}
+	if len(parts[0]) > 0 && !authzMatches(string(parts[0]), user) {
+		return s.saslFail(saslInvalidAuthzid, "")
+	}
+	rec, err := s.srv.accounts.Account(s.ctx, user)
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return s.saslFail(saslNotAuthorized, "")
+	case err != nil:
+		s.log.Error("account lookup failed", "err", err)
+		return s.saslFail(saslTemporaryFailure, "")
+	}
+	if !rec.Verify(user.Local, string(parts[2])) {
+		return s.saslFail(saslNotAuthorized, "")
+	}
+	return s.saslSuccess(user, nil)
+}
+
+// authzMatches accepts an authorisation identity only when it names the
+// authenticated account itself: this server has no proxy authorisation.
+func authzMatches(authz string, user xmpp.JID) bool {
+	j, err := xmpp.ParseJID(authz)
+	return err == nil && j.Bare() == user
+}
+
+func (s *session) saslSuccess(user xmpp.JID, final []byte) *xmpp.StreamError {
+	s.srv.m.auth.WithLabelValues(s.mechLabel(), "success").Inc()
+	s.user = user
+	s.sasl = saslState{}
+	ok := xmpp.Elem("success", xmpp.NSSASL)
+	if len(final) > 0 {
+		ok.SetText(base64.StdEncoding.EncodeToString(final))
+	}
+	s.sendElement(ok)
+	s.st = stateWaitOpen2
+	s.log = s.log.With("user", user.String())
+	return nil
+}
+
+// saslFail reports a failure; the client may retry (RFC 6120 §6.4.5) until
+// MaxAuthFailures, after which the stream is closed.
+func (s *session) saslFail(cond, text string) *xmpp.StreamError {
+	s.srv.m.auth.WithLabelValues(s.mechLabel(), "failure").Inc()
+	fails := s.sasl.failures + 1
+	s.sasl = saslState{failures: fails}
+	f := xmpp.Elem("failure", xmpp.NSSASL)
+	f.CreateElement(cond)
+	if text != "" {
+		t := f.CreateElement("text")
+		t.CreateAttr("xml:lang", "en")
+		t.SetText(text)
+	}
+	s.sendElement(f)
+	if cond != saslAborted && fails >= s.srv.cfg.MaxAuthFailures {
+		return &xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many failed authentication attempts"}
+	}
+	return nil
+}
+
+func (s *session) mechLabel() string {
+	switch s.sasl.mech {
+	case account.SCRAMSHA256, account.SCRAMSHA1, "PLAIN":
+		return s.sasl.mech
+	case "PLAIN-wait":
+		return "PLAIN"
+	}
+	return "other"
+}

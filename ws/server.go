@@ -1,0 +1,185 @@
+package ws
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wschat/xmppws/account"
+)
+
+// Subprotocol is the WebSocket subprotocol RFC 7395 registers for XMPP.
+const Subprotocol = "xmpp"
+
+// Server is the WebSocket endpoint plus the session table it feeds. Create it
+// with New, mount it (it is an http.Handler for the endpoint path), and call
+// Shutdown to close every session.
+type Server struct {
+	cfg      Config
+	accounts account.Store
+	log      *slog.Logger
+	m        *metrics
+	router   *Router
+	secret   []byte // keys the fake SCRAM salts of unknown users
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	conns    map[*session]struct{}
+	shutdown bool
+	wg       sync.WaitGroup // session goroutines
+}
+
+// Options carries the collaborators of New that are not configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the endpoint's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// New builds an endpoint over an account store.
+func New(cfg Config, accounts account.Store, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg,
+		accounts: accounts,
+		log:      opts.Logger,
+		m:        newMetrics(opts.Registerer),
+		secret:   secret,
+		baseCtx:  ctx,
+		cancel:   cancel,
+		conns:    make(map[*session]struct{}),
+	}
+	s.router = newRouter(s)
+	return s
+}
+
+// Router returns the session table and stanza router, which services use to
+// deliver stanzas by JID.
+func (s *Server) Router() *Router { return s.router }
+
+// ServeHTTP accepts a WebSocket that offers the xmpp subprotocol and runs the
+// session until it ends. A request that does not offer the subprotocol is
+// refused with 400 before any upgrade.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !offersSubprotocol(r) {
+		http.Error(w, "this endpoint speaks XMPP over WebSocket (RFC 7395): the handshake must offer the 'xmpp' subprotocol", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	down := s.shutdown
+	s.mu.Unlock()
+	if down {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	opts := &websocket.AcceptOptions{
+		Subprotocols:    []string{Subprotocol},
+		CompressionMode: websocket.CompressionDisabled,
+	}
+	if len(s.cfg.AllowedOrigins) == 0 {
+		opts.InsecureSkipVerify = true // any Origin: see Config.AllowedOrigins
+	} else {
+		opts.OriginPatterns = s.cfg.AllowedOrigins
+	}
+	conn, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	sess := newSession(s, conn, r)
+	if !s.track(sess) {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer s.untrack(sess)
+	sess.run()
+}
+
+func offersSubprotocol(r *http.Request) bool {
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			if strings.TrimSpace(p) == Subprotocol {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[sess] = struct{}{}
+	s.wg.Add(1)
+	s.m.connections.Inc()
+	s.m.accepted.Inc()
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.conns, sess)
+	s.mu.Unlock()
+	s.m.connections.Dec()
+	s.wg.Done()
+}
+
+// Shutdown sends <close/> to every session (RFC 7395 §3.6), waits for them to
+// end or for ctx, then forcibly closes what is left. New connections are
+// refused from the first moment.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	list := make([]*session, 0, len(s.conns))
+	for c := range s.conns {
+		list = append(list, c)
+	}
+	s.mu.Unlock()
+	for _, c := range list {
+		go c.terminate(nil, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel() // every session context derives from baseCtx: this closes the rest
+		<-done
+		return ctx.Err()
+	}
+}
+
+// servesHost reports whether domain is one of the configured hosts.
+func (s *Server) servesHost(domain string) bool {
+	for _, h := range s.cfg.Hosts {
+		if h == domain {
+			return true
+		}
+	}
+	return false
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

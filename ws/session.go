@@ -1,0 +1,519 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/coder/websocket"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// state is where a session is in the stream's life (RFC 6120 §4-7 as framed
+// by RFC 7395): only the reader goroutine moves it forward.
+type state int
+
+const (
+	stateWaitOpen  state = iota // before the first <open/>
+	stateAuth                   // SASL negotiation
+	stateWaitOpen2              // SASL succeeded, waiting for the restart <open/>
+	stateBind                   // waiting for resource binding
+	stateActive                 // bound: stanzas are routed
+)
+
+// frame is one queued outgoing WebSocket message: either an Outbound
+// addressed to 'to' (the shared fan-out form) or raw bytes.
+type frame struct {
+	out  *xmpp.Outbound
+	to   string
+	raw  []byte
+	kind string
+}
+
+func (f *frame) appendTo(dst []byte) []byte {
+	if f.out != nil {
+		return f.out.AppendTo(dst, f.to)
+	}
+	return append(dst, f.raw...)
+}
+
+// session is one WebSocket connection and, once bound, one full JID.
+type session struct {
+	srv    *Server
+	conn   *websocket.Conn
+	log    *slog.Logger
+	ctx    context.Context // cancelled when the session ends: aborts writes
+	cancel context.CancelFunc
+	plain  bool // SASL PLAIN may be offered
+
+	// Owned by the reader goroutine.
+	st       state
+	host     string
+	streamID string
+	sasl     saslState
+	user     xmpp.JID // authenticated bare JID
+
+	jid    atomic.Pointer[xmpp.JID] // full JID once bound
+	jidStr string                   // its string form, written once before registration
+	bound  atomic.Bool
+
+	qmu      sync.Mutex
+	qcond    *sync.Cond
+	queue    []frame
+	spare    []frame
+	writing  bool        // a writer goroutine is running
+	closing  bool        // no more frames accepted
+	opened   bool        // our <open/> has been queued or written
+	stopping atomic.Bool // set with closing; read by the writer without the lock
+
+	termOnce sync.Once
+	timers   sessionTimers
+}
+
+type sessionTimers struct {
+	mu    sync.Mutex
+	auth  *time.Timer
+	idle  *time.Timer
+	write *time.Timer
+}
+
+func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
+	ctx, cancel := context.WithCancel(srv.baseCtx)
+	s := &session{
+		srv:      srv,
+		conn:     conn,
+		ctx:      ctx,
+		cancel:   cancel,
+		streamID: randomID(),
+		log:      srv.log.With("remote", r.RemoteAddr),
+		plain:    srv.cfg.AllowPlainWithoutTLS || r.TLS != nil || isLoopback(r.RemoteAddr),
+	}
+	s.qcond = sync.NewCond(&s.qmu)
+	// The library's own limit is a backstop above ours, so that an oversized
+	// message reaches our check and gets a stream error instead of a bare
+	// WebSocket close.
+	conn.SetReadLimit(int64(srv.cfg.MaxStanzaSize) + 4096)
+	return s
+}
+
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// run is the reader loop; it returns when the connection is gone.
+func (s *session) run() {
+	defer s.cleanup()
+	cfg := &s.srv.cfg
+	if cfg.AuthTimeout > 0 {
+		s.timers.auth = time.AfterFunc(cfg.AuthTimeout, func() {
+			if !s.bound.Load() {
+				s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "authentication took too long"}, "auth timeout")
+			}
+		})
+	}
+	if cfg.IdleTimeout > 0 {
+		s.timers.idle = time.AfterFunc(cfg.IdleTimeout, s.onIdle)
+	}
+	buf := new(bytes.Buffer)
+	for {
+		typ, r, err := s.conn.Reader(s.ctx)
+		if err != nil {
+			s.logEnd(err)
+			return
+		}
+		if s.timers.idle != nil {
+			s.timers.idle.Reset(cfg.IdleTimeout)
+		}
+		if typ != websocket.MessageText {
+			s.terminate(&xmpp.StreamError{Condition: xmpp.UnsupportedEncoding, Text: "RFC 7395 carries XMPP in text messages only"}, "binary message")
+			return
+		}
+		buf.Reset()
+		n, err := buf.ReadFrom(io.LimitReader(r, int64(cfg.MaxStanzaSize)+1))
+		if err != nil {
+			s.logEnd(err)
+			return
+		}
+		if n > int64(cfg.MaxStanzaSize) {
+			s.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "stanza too large"}, "oversized stanza")
+			return
+		}
+		if se := s.handleFrame(buf.Bytes()); se != nil {
+			if se.Condition == "" { // the client closed the stream
+				s.terminate(nil, "client closed the stream")
+			} else {
+				s.terminate(se, "protocol error")
+			}
+			return
+		}
+		if buf.Cap() > 16<<10 {
+			buf = new(bytes.Buffer) // do not keep a large buffer for an idle session
+		}
+	}
+}
+
+// errClientClose is the sentinel handleFrame returns for a client <close/>.
+var errClientClose = &xmpp.StreamError{}
+
+func (s *session) handleFrame(data []byte) *xmpp.StreamError {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil // tolerated as a keepalive; RFC 7395 clients should use WebSocket pings
+	}
+	el, err := xmpp.ParseElement(data)
+	if err != nil {
+		var se *xmpp.StreamError
+		if errors.As(err, &se) {
+			return se
+		}
+		return &xmpp.StreamError{Condition: xmpp.NotWellFormed}
+	}
+	ns := el.NamespaceURI()
+	switch {
+	case el.Tag == "open" && ns == xmpp.NSFraming:
+		return s.handleOpen(el)
+	case el.Tag == "close" && ns == xmpp.NSFraming:
+		return errClientClose
+	case el.Tag == "stream" && ns == xmpp.NSStream:
+		return &xmpp.StreamError{Condition: xmpp.InvalidNamespace, Text: "RFC 7395 framing uses <open/>, not <stream:stream>"}
+	}
+	switch s.st {
+	case stateWaitOpen, stateWaitOpen2:
+		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "expected <open/>"}
+	case stateAuth:
+		if ns == xmpp.NSSASL {
+			return s.handleSASL(el)
+		}
+		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "authenticate first"}
+	}
+	if !xmpp.IsStanzaElement(el) {
+		switch el.Tag {
+		case xmpp.KindMessage, xmpp.KindPresence, xmpp.KindIQ:
+			return &xmpp.StreamError{Condition: xmpp.InvalidNamespace, Text: "stanzas belong to jabber:client"}
+		}
+		return &xmpp.StreamError{Condition: xmpp.UnsupportedStanzaType, Text: "unsupported element <" + el.Tag + "/> in " + ns}
+	}
+	s.srv.m.stanzasIn.WithLabelValues(el.Tag).Inc()
+	st, toErr, fromErr := xmpp.NewStanza(el)
+	if fromErr != nil || !s.fromAllowed(st.From) {
+		return &xmpp.StreamError{Condition: xmpp.InvalidFrom}
+	}
+	if s.st == stateBind {
+		return s.handleBind(st)
+	}
+	st.SetFrom(*s.jid.Load())
+	if toErr != nil {
+		s.replyError(st, xmpp.AsStanzaError(toErr))
+		return nil
+	}
+	if se := validate(st); se != nil {
+		s.replyError(st, se)
+		return nil
+	}
+	s.srv.router.route(s.ctx, s, st)
+	return nil
+}
+
+// fromAllowed applies RFC 6120 §8.1.2.1: a client may only claim its own
+// full or bare JID.
+func (s *session) fromAllowed(from xmpp.JID) bool {
+	if from.IsZero() {
+		return true
+	}
+	if from.Resource == "" {
+		return from == s.user
+	}
+	j := s.jid.Load()
+	return j != nil && from == *j
+}
+
+func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
+	if s.st != stateWaitOpen && s.st != stateWaitOpen2 {
+		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "unexpected stream restart"}
+	}
+	if v := el.SelectAttrValue("version", "1.0"); v != "1.0" && !bytes.HasPrefix([]byte(v), []byte("1.")) {
+		s.host = s.defaultHost()
+		return &xmpp.StreamError{Condition: xmpp.UnsupportedVersion}
+	}
+	to := el.SelectAttrValue("to", "")
+	if to == "" {
+		to = s.defaultHost()
+	} else if j, err := xmpp.ParseJID(to); err == nil {
+		to = j.Domain
+	}
+	if !s.srv.servesHost(to) || (s.st == stateWaitOpen2 && to != s.host) {
+		return &xmpp.StreamError{Condition: xmpp.HostUnknown}
+	}
+	s.host = to
+	s.sendOpen()
+	feats := xmpp.Elem("stream:features", "")
+	feats.CreateAttr("xmlns:stream", xmpp.NSStream)
+	if s.st == stateWaitOpen {
+		mechs := feats.CreateElement("mechanisms")
+		mechs.CreateAttr("xmlns", xmpp.NSSASL)
+		for _, m := range s.mechanisms() {
+			mechs.CreateElement("mechanism").SetText(m)
+		}
+		s.st = stateAuth
+	} else {
+		feats.AddChild(xmpp.Elem("bind", xmpp.NSBind))
+		sess := feats.CreateElement("session")
+		sess.CreateAttr("xmlns", xmpp.NSSession)
+		sess.CreateElement("optional")
+		s.st = stateBind
+	}
+	s.sendElement(feats)
+	return nil
+}
+
+func (s *session) defaultHost() string {
+	if len(s.srv.cfg.Hosts) == 1 {
+		return s.srv.cfg.Hosts[0]
+	}
+	return ""
+}
+
+func openElement(host, id string) *etree.Element {
+	o := xmpp.Elem("open", xmpp.NSFraming)
+	if host != "" {
+		o.CreateAttr("from", host)
+	}
+	o.CreateAttr("id", id)
+	o.CreateAttr("version", "1.0")
+	o.CreateAttr("xml:lang", "en")
+	return o
+}
+
+// sendOpen queues our <open/>; the framing needs one before anything else,
+// even before a stream error (RFC 6120 §4.9.1.1).
+func (s *session) sendOpen() {
+	s.qmu.Lock()
+	s.opened = true
+	s.qmu.Unlock()
+	s.sendElement(openElement(s.host, s.streamID))
+}
+
+// sendElement queues an element for this session.
+func (s *session) sendElement(e *etree.Element) bool {
+	return s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+}
+
+// replyError answers st with a stanza error, unless st is itself an error
+// (RFC 6120 §8.3.1: never answer an error with an error).
+func (s *session) replyError(st *xmpp.Stanza, se *xmpp.StanzaError) {
+	if st.Type == "error" {
+		return
+	}
+	s.sendElement(xmpp.ErrorReply(st, se))
+}
+
+// deliver queues a shared Outbound addressed to this session's JID.
+func (s *session) deliver(out *xmpp.Outbound) bool {
+	if !s.bound.Load() {
+		return false
+	}
+	return s.enqueue(frame{out: out, to: s.jidStr, kind: out.Kind()})
+}
+
+// enqueue adds f to the send queue without ever blocking. A full queue ends
+// the session: its client is not keeping up, and holding more for it would
+// either grow without bound or stall the sender.
+func (s *session) enqueue(f frame) bool {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.srv.cfg.SendQueueLen {
+		s.qmu.Unlock()
+		s.srv.m.queueKills.Inc()
+		s.srv.wg.Add(1)
+		go func() {
+			defer s.srv.wg.Done()
+			s.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many stanzas waiting: the client is not reading"}, "send queue full")
+		}()
+		return false
+	}
+	s.queue = append(s.queue, f)
+	if !s.writing {
+		s.writing = true
+		s.srv.wg.Add(1)
+		go s.writeLoop()
+	}
+	s.qmu.Unlock()
+	return true
+}
+
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// writeLoop drains the queue and exits when it is empty, so an idle session
+// has no writer goroutine.
+func (s *session) writeLoop() {
+	defer s.srv.wg.Done()
+	bp := writeBufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			writeBufPool.Put(bp)
+		}
+	}()
+	for {
+		s.qmu.Lock()
+		if len(s.queue) == 0 || s.closing {
+			s.writing = false
+			s.queue, s.spare = nil, nil
+			s.qcond.Broadcast()
+			s.qmu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue = s.spare[:0]
+		s.qmu.Unlock()
+		for i := range batch {
+			if s.stopping.Load() {
+				break
+			}
+			*bp = batch[i].appendTo((*bp)[:0])
+			if err := s.write(*bp, batch[i].kind); err != nil {
+				s.qmu.Lock()
+				s.writing = false
+				s.closing = true
+				s.queue, s.spare = nil, nil
+				s.qcond.Broadcast()
+				s.qmu.Unlock()
+				s.cancel()
+				return
+			}
+			batch[i] = frame{}
+		}
+		s.qmu.Lock()
+		s.spare = batch[:0]
+		s.qmu.Unlock()
+	}
+}
+
+// write sends one message under the write watchdog: a write that takes
+// longer than WriteTimeout cancels the session, which closes the connection.
+func (s *session) write(b []byte, kind string) error {
+	if wt := s.srv.cfg.WriteTimeout; wt > 0 {
+		s.timers.mu.Lock()
+		if s.timers.write == nil {
+			s.timers.write = time.AfterFunc(wt, s.onWriteTimeout)
+		} else {
+			s.timers.write.Reset(wt)
+		}
+		s.timers.mu.Unlock()
+		defer func() {
+			s.timers.mu.Lock()
+			s.timers.write.Stop()
+			s.timers.mu.Unlock()
+		}()
+	}
+	err := s.conn.Write(s.ctx, websocket.MessageText, b)
+	if err == nil {
+		s.srv.m.outCounter(kind).Inc()
+	}
+	return err
+}
+
+func (s *session) onWriteTimeout() {
+	s.srv.m.queueKills.Inc()
+	s.log.Info("closing session: write timed out", "jid", s.jidString())
+	s.cancel()
+}
+
+func (s *session) onIdle() {
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.PingTimeout)
+	defer cancel()
+	if err := s.conn.Ping(ctx); err != nil {
+		if s.ctx.Err() == nil {
+			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, "idle")
+		}
+		return
+	}
+	s.timers.idle.Reset(s.srv.cfg.IdleTimeout)
+}
+
+// terminate ends the stream from any goroutine, once: it waits for the
+// writer to stop (bounded by the write watchdog), writes the stream error if
+// any and <close/>, then closes the WebSocket with status 1000.
+func (s *session) terminate(se *xmpp.StreamError, reason string) {
+	s.termOnce.Do(func() {
+		s.qmu.Lock()
+		s.closing = true
+		s.stopping.Store(true)
+		s.queue = nil
+		for s.writing {
+			s.qcond.Wait()
+		}
+		opened := s.opened
+		s.opened = true
+		s.qmu.Unlock()
+		if se != nil {
+			s.srv.m.streamErrors.WithLabelValues(string(se.Condition)).Inc()
+			s.log.Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason, "jid", s.jidString())
+		}
+		if s.ctx.Err() != nil {
+			s.conn.CloseNow()
+			return
+		}
+		if se != nil {
+			if !opened {
+				s.write(xmpp.Marshal(openElement(s.host, s.streamID)), "open")
+			}
+			s.write(xmpp.Marshal(se.Element()), "error")
+		}
+		if s.write(xmpp.Marshal(xmpp.Elem("close", xmpp.NSFraming)), "close") != nil {
+			s.conn.CloseNow()
+			return
+		}
+		s.conn.Close(websocket.StatusNormalClosure, "")
+	})
+}
+
+func (s *session) cleanup() {
+	// The connection is already closed or broken here: cancelling first makes
+	// a terminate that has not run yet close at once instead of writing.
+	s.cancel()
+	s.terminate(nil, "connection ended")
+	s.conn.CloseNow()
+	for _, t := range []*time.Timer{s.timers.auth, s.timers.idle} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	if s.bound.Load() {
+		s.srv.router.unregister(s)
+		s.srv.m.sessions.Dec()
+	}
+}
+
+func (s *session) logEnd(err error) {
+	if s.ctx.Err() != nil || websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) {
+		s.log.Debug("connection closed", "jid", s.jidString(), "err", err)
+		return
+	}
+	s.log.Info("connection lost", "jid", s.jidString(), "err", err)
+}
+
+func (s *session) jidString() string {
+	if j := s.jid.Load(); j != nil {
+		return j.String()
+	}
+	if !s.user.IsZero() {
+		return s.user.String()
+	}
+	return ""
+}
