@@ -343,7 +343,7 @@ func (s *session) enqueue(f frame) bool {
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			s.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many stanzas waiting: the client is not reading"}, "send queue full")
+			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many stanzas waiting: the client is not reading"}, "send queue full", true)
 		}()
 		return false
 	}
@@ -371,7 +371,7 @@ func (s *session) writeLoop() {
 	}()
 	for {
 		s.qmu.Lock()
-		if len(s.queue) == 0 || s.closing {
+		if len(s.queue) == 0 || s.stopping.Load() {
 			s.writing = false
 			s.queue, s.spare = nil, nil
 			s.qcond.Broadcast()
@@ -446,15 +446,23 @@ func (s *session) onIdle() {
 	s.timers.idle.Reset(s.srv.cfg.IdleTimeout)
 }
 
-// terminate ends the stream from any goroutine, once: it waits for the
-// writer to stop (bounded by the write watchdog), writes the stream error if
-// any and <close/>, then closes the WebSocket with status 1000.
+// terminate ends the stream from any goroutine, once: it lets the writer
+// finish what is queued (bounded by the write watchdog), writes the stream
+// error if any and <close/>, then closes the WebSocket with status 1000.
 func (s *session) terminate(se *xmpp.StreamError, reason string) {
+	s.end(se, reason, false)
+}
+
+// end is terminate with the choice to drop what is still queued, for a
+// client that is not reading it anyway.
+func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 	s.termOnce.Do(func() {
 		s.qmu.Lock()
 		s.closing = true
-		s.stopping.Store(true)
-		s.queue = nil
+		if drop {
+			s.stopping.Store(true)
+			s.queue = nil
+		}
 		for s.writing {
 			s.qcond.Wait()
 		}
