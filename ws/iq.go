@@ -30,8 +30,12 @@ func (r *Router) serverIQ(ctx context.Context, from *session, st *xmpp.Stanza) {
 		from.sendElement(xmpp.ResultIQ(st, q))
 	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoItems) && payload.SelectAttrValue("node", "") == "":
 		q := xmpp.Elem("query", xmpp.NSDiscoItems)
-		for _, d := range r.sortedServices(st.To.Domain) {
-			q.CreateElement("item").CreateAttr("jid", d)
+		for _, svc := range r.sortedServices(st.To.Domain) {
+			it := q.CreateElement("item")
+			it.CreateAttr("jid", svc.domain)
+			if svc.node != "" {
+				it.CreateAttr("node", svc.node)
+			}
 		}
 		from.sendElement(xmpp.ResultIQ(st, q))
 	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSVersion):

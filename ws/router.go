@@ -38,6 +38,7 @@ type Router struct {
 
 type serviceEntry struct {
 	host string // the served domain the service belongs to
+	node string // disco node announced with the service's item
 	svc  Service
 }
 
@@ -45,12 +46,12 @@ func newRouter(srv *Server) *Router {
 	return &Router{srv: srv, users: make(map[xmpp.JID][]*session), services: make(map[string]serviceEntry)}
 }
 
-// RegisterService routes the stanzas for domain to svc and lists domain in
-// host's disco#items.
-func (r *Router) RegisterService(host, domain string, svc Service) {
+// RegisterService routes the stanzas for domain to svc and lists domain
+// (with the disco node, if any) in host's disco#items.
+func (r *Router) RegisterService(host, domain, node string, svc Service) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.services[domain] = serviceEntry{host: host, svc: svc}
+	r.services[domain] = serviceEntry{host: host, node: node, svc: svc}
 }
 
 // AddRosterSource adds items to every roster get.
@@ -116,12 +117,17 @@ func (r *Router) sessionsOf(to xmpp.JID) []*session {
 }
 
 // Deliver hands a stanza to the sessions serving 'to' (one for a full JID,
-// all of them for a bare JID), addressed to each session's full JID. It never
-// blocks; it reports whether any session took the stanza.
+// all of them for a bare JID), keeping 'to' as addressed (RFC 6121 §8.5.2).
+// It never blocks; it reports whether any session took the stanza.
 func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
+	targets := r.sessionsOf(to)
+	if len(targets) == 0 {
+		return false
+	}
+	toStr := to.String()
 	ok := false
-	for _, s := range r.sessionsOf(to) {
-		if s.deliver(out) {
+	for _, s := range targets {
+		if s.deliver(out, toStr) {
 			ok = true
 		}
 	}
@@ -188,9 +194,10 @@ func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
 	}
 	if len(targets) > 0 {
 		out := xmpp.NewOutbound(st.El)
+		toStr := to.String()
 		delivered := false
 		for _, s := range targets {
-			if s.deliver(out) {
+			if s.deliver(out, toStr) {
 				delivered = true
 			}
 		}
@@ -204,17 +211,20 @@ func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
 	from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, "the recipient is not online"))
 }
 
-// sortedServices lists the service domains of a host, sorted.
-func (r *Router) sortedServices(host string) []string {
+// serviceItem is a service as the host's disco#items lists it.
+type serviceItem struct{ domain, node string }
+
+// sortedServices lists the services of a host, sorted by domain.
+func (r *Router) sortedServices(host string) []serviceItem {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var out []string
+	var out []serviceItem
 	for d, e := range r.services {
 		if e.host == host {
-			out = append(out, d)
+			out = append(out, serviceItem{domain: d, node: e.node})
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].domain < out[j].domain })
 	return out
 }
 

@@ -320,12 +320,12 @@ func (s *session) replyError(st *xmpp.Stanza, se *xmpp.StanzaError) {
 	s.sendElement(xmpp.ErrorReply(st, se))
 }
 
-// deliver queues a shared Outbound addressed to this session's JID.
-func (s *session) deliver(out *xmpp.Outbound) bool {
+// deliver queues a shared Outbound with the given 'to'.
+func (s *session) deliver(out *xmpp.Outbound, to string) bool {
 	if !s.bound.Load() {
 		return false
 	}
-	return s.enqueue(frame{out: out, to: s.jidStr, kind: out.Kind()})
+	return s.enqueue(frame{out: out, to: to, kind: out.Kind()})
 }
 
 // enqueue adds f to the send queue without ever blocking. A full queue ends

@@ -353,8 +353,8 @@ func TestMessageBetweenUsers(t *testing.T) {
 		if m.SelectAttrValue("from", "") != "alice@localhost/a" || textOf(m, "body", xmpp.NSClient) != "hello" {
 			t.Fatalf("got %s", xmpp.String(m))
 		}
-		if m.SelectAttrValue("to", "") != b.JID().String() {
-			t.Errorf("to=%s, want the session's full JID %s", m.SelectAttrValue("to", ""), b.JID())
+		if m.SelectAttrValue("to", "") != "bob@localhost" {
+			t.Errorf("to=%s, want the bare JID as addressed", m.SelectAttrValue("to", ""))
 		}
 	}
 	// To a full JID: that session only.

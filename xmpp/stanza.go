@@ -1,8 +1,6 @@
 package xmpp
 
 import (
-	"strings"
-
 	"github.com/beevik/etree"
 )
 
@@ -41,12 +39,12 @@ func IsStanzaElement(e *etree.Element) bool {
 // error (jid-malformed) for the sender; a malformed 'from' is the caller's to
 // judge, so it is returned as the second error.
 func NewStanza(e *etree.Element) (st *Stanza, toErr, fromErr error) {
-	st = &Stanza{El: e, Kind: e.Tag, ID: e.SelectAttrValue("id", ""), Type: e.SelectAttrValue("type", "")}
+	st = &Stanza{El: e, Kind: e.Tag, ID: attrValue(e, "id"), Type: attrValue(e, "type")}
 	var err error
-	if st.To, err = ParseJID(e.SelectAttrValue("to", "")); err != nil {
+	if st.To, err = ParseJID(attrValue(e, "to")); err != nil {
 		toErr = NewError(JIDMalformed, "the 'to' address is not a valid JID")
 	}
-	if st.From, err = ParseJID(e.SelectAttrValue("from", "")); err != nil {
+	if st.From, err = ParseJID(attrValue(e, "from")); err != nil {
 		fromErr = err
 	}
 	return st, toErr, fromErr
@@ -62,6 +60,24 @@ func (s *Stanza) SetFrom(j JID) {
 func (s *Stanza) SetTo(j JID) {
 	s.To = j
 	setAttr(s.El, "to", j.String())
+}
+
+// attrIndex finds e's unprefixed attribute key, -1 if it has none. etree's
+// SelectAttr would also match a prefixed one (f:to for "to").
+func attrIndex(e *etree.Element, key string) int {
+	for i, a := range e.Attr {
+		if a.Space == "" && a.Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func attrValue(e *etree.Element, key string) string {
+	if i := attrIndex(e, key); i >= 0 {
+		return e.Attr[i].Value
+	}
+	return ""
 }
 
 func setAttr(e *etree.Element, key, val string) {
@@ -98,6 +114,12 @@ func ResultIQ(req *Stanza, payload *etree.Element) *etree.Element {
 // can tell what failed, and resend a refused message body), then <error/>.
 func ErrorReply(req *Stanza, se *StanzaError) *etree.Element {
 	e := NewStanzaElement(req.Kind, "error", req.ID, req.To, req.From)
+	// The echoed children may use prefixes that req declared.
+	for _, a := range req.El.Attr {
+		if a.Space == "xmlns" {
+			e.CreateAttr(a.FullKey(), a.Value)
+		}
+	}
 	for _, c := range req.El.ChildElements() {
 		e.AddChild(c.Copy())
 	}
@@ -117,15 +139,14 @@ type Outbound struct {
 // NewOutbound serialises e without its 'to' attribute (e itself is left as it
 // was).
 func NewOutbound(e *etree.Element) *Outbound {
-	var to *etree.Attr
-	if a := e.SelectAttr("to"); a != nil {
-		saved := *a
-		to = &saved
-		e.RemoveAttr("to")
-	}
-	b := Marshal(e)
-	if to != nil {
-		e.CreateAttr("to", to.Value)
+	var b []byte
+	if i := attrIndex(e, "to"); i >= 0 {
+		saved := e.Attr
+		e.Attr = append(saved[:i:i], saved[i+1:]...)
+		b = Marshal(e)
+		e.Attr = saved
+	} else {
+		b = Marshal(e)
 	}
 	n := 1 + len(e.FullTag())
 	return &Outbound{kind: e.Tag, head: b[:n:n], tail: b[n:]}
@@ -155,24 +176,5 @@ func (o *Outbound) Len() int { return len(o.head) + len(o.tail) }
 
 func appendAttrEscaped(dst []byte, s string) []byte {
 	// JIDs forbid <, >, & and ' in local parts, but resources may carry them.
-	if !strings.ContainsAny(s, "<>&'\"") {
-		return append(dst, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '<':
-			dst = append(dst, "&lt;"...)
-		case '>':
-			dst = append(dst, "&gt;"...)
-		case '&':
-			dst = append(dst, "&amp;"...)
-		case '\'':
-			dst = append(dst, "&apos;"...)
-		case '"':
-			dst = append(dst, "&quot;"...)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
+	return appendEscaped(dst, s, true)
 }
