@@ -15,12 +15,14 @@ import (
 
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/boltstore"
+	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/ws"
 )
 
 // store is everything the server needs from a storage backend.
 type store interface {
 	account.Store
+	rooms.Store
 	io.Closer
 }
 
@@ -37,6 +39,7 @@ type app struct {
 	log     *slog.Logger
 	store   store
 	ws      *ws.Server
+	hub     *rooms.Hub
 	http    *http.Server
 	metrics *http.Server
 	ln      net.Listener
@@ -61,6 +64,11 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.ws = ws.New(wsConfig(cfg), st, ws.Options{Logger: log, Registerer: reg})
+	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, st, a.ws.Router(), rooms.HubOptions{Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend})
+	for svc, host := range a.hub.Services() {
+		a.ws.Router().RegisterService(host, svc, rooms.NS, a.hub)
+	}
+	a.ws.Router().AddRosterSource(a.hub)
 
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.NewServeMux()
@@ -145,6 +153,9 @@ func (a *app) Shutdown(ctx context.Context) error {
 	}
 	if a.ws != nil {
 		errs = append(errs, a.ws.Shutdown(ctx))
+	}
+	if a.hub != nil {
+		a.hub.Close() // after the sessions: nothing new reaches the rooms
 	}
 	if a.metrics != nil {
 		errs = append(errs, a.metrics.Shutdown(ctx))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -23,6 +24,10 @@ type Config struct {
 	HTTP      HTTPConfig      `toml:"http"`
 	WebSocket WebSocketConfig `toml:"websocket"`
 	Storage   StorageConfig   `toml:"storage"`
+	Modules   ModulesConfig   `toml:"modules"`
+
+	// rooms is Modules.MucLight converted by validate.
+	rooms rooms.Options
 }
 
 // GeneralConfig holds the served domains and process-wide settings.
@@ -92,6 +97,7 @@ func defaultConfig() Config {
 			MaxAuthFailures: 3,
 		},
 		Storage: StorageConfig{Backend: "embedded", DataDir: "data"},
+		Modules: ModulesConfig{MucLight: defaultMucLight()},
 	}
 }
 
@@ -194,7 +200,9 @@ func (c *Config) validate() error {
 	if c.Storage.DataDir == "" {
 		return errors.New("storage.data_dir: must not be empty")
 	}
-	return nil
+	var err error
+	c.rooms, err = c.Modules.MucLight.roomOptions()
+	return err
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -1,0 +1,539 @@
+package boltstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// The room buckets. rooms holds one JSON document per room, keyed by the
+// room's bare JID. user_rooms is the index behind GetUserRooms: one empty
+// value per occupancy, keyed user + "\x00" + room, so a prefix scan lists a
+// user's rooms already sorted by room JID; it is written in the same
+// transaction as the room it mirrors. blocking holds one JSON list per user.
+var (
+	bucketRooms     = []byte("rooms")
+	bucketUserRooms = []byte("user_rooms")
+	bucketBlocking  = []byte("blocking")
+)
+
+// errInvalidAffs refuses a stored list that would break the store's
+// invariants (a duplicate user, an affiliation other than owner or member, an
+// empty list at creation); it is a bug in the caller, not a protocol answer.
+var errInvalidAffs = errors.New("boltstore: invalid affiliation list")
+
+var _ rooms.Store = (*Store)(nil)
+
+// roomDoc is the stored form of a room; affs are kept sorted by user JID.
+type roomDoc struct {
+	Config  rooms.Config `json:"config"`
+	Affs    []affDoc     `json:"affs"`
+	Version string       `json:"version"`
+}
+
+// affDoc is one stored occupant; JIDs are stored as their canonical text.
+type affDoc struct {
+	JID   string            `json:"jid"`
+	Aff   rooms.Affiliation `json:"aff"`
+	Since int64             `json:"since"`
+}
+
+// blockDoc is one stored blocking item; comparable, so it can key a set.
+type blockDoc struct {
+	Kind rooms.BlockKind `json:"kind"`
+	JID  string          `json:"jid"`
+}
+
+// CreateRoom implements rooms.Store.
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
+	key := roomKey(room)
+	sorted := sortAffs(affs)
+	if len(sorted) == 0 {
+		return fmt.Errorf("boltstore: create room %s with no occupants: %w", room, errInvalidAffs)
+	}
+	if err := checkAffs(sorted); err != nil {
+		return fmt.Errorf("boltstore: create room %s: %w", room, err)
+	}
+	doc := roomDoc{Config: maps.Clone(cfg), Affs: toDocs(sorted), Version: version}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRooms)
+		if b.Get(key) != nil {
+			return fmt.Errorf("boltstore: create room %s: %w", key, rooms.ErrRoomExists)
+		}
+		if err := putJSON(b, key, doc); err != nil {
+			return fmt.Errorf("boltstore: write room %s: %w", key, err)
+		}
+		return indexOccupants(tx, key, nil, doc.Affs)
+	})
+}
+
+// DestroyRoom implements rooms.Store.
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+	key := roomKey(room)
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		doc, err := loadRoom(tx, key)
+		if err != nil {
+			return err
+		}
+		return deleteRoom(tx, key, doc)
+	})
+}
+
+// RoomExists implements rooms.Store.
+func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
+	key := roomKey(room)
+	var ok bool
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketRooms).Get(key) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// GetUserRooms implements rooms.Store. The index's key order is already the
+// order by room JID. An index entry whose room is missing (which the
+// transactions never leave behind) is skipped rather than failing the list.
+func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]rooms.RoomInfo, error) {
+	var out []rooms.RoomInfo
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		for _, r := range userRooms(tx, user, service) {
+			doc, err := loadRoom(tx, []byte(r))
+			if errors.Is(err, rooms.ErrRoomNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, rooms.RoomInfo{Room: bareJID(r), Config: doc.config(), Version: doc.Version})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetUserRoomsCount implements rooms.Store; it reads only the index.
+func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service string) (int, error) {
+	var n int
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		n = len(userRooms(tx, user, service))
+		return nil
+	})
+	return n, err
+}
+
+// RemoveUser implements rooms.Store, one transaction per room. Rooms the
+// user has already left (or that vanished) by the time their transaction
+// runs are not reported. A failure in one room does not stop the others;
+// the failures are joined, and the blocking list is deleted regardless,
+// unless ctx ended.
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+	user = user.Bare()
+	var list []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		list = userRooms(tx, user, service)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []rooms.UserRemoval
+		errs []error
+	)
+	for _, r := range list {
+		room := bareJID(r)
+		res, changed, err := s.modifyAffs(ctx, room, leave(user), version())
+		switch {
+		case errors.Is(err, rooms.ErrRoomNotFound):
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("boltstore: remove %s from %s: %w", user, r, err))
+			if ctx.Err() != nil {
+				return out, errors.Join(errs...)
+			}
+			continue
+		case !changed:
+			continue
+		}
+		out = append(out, rooms.UserRemoval{Room: room, Result: res, Destroyed: len(res.New) == 0})
+	}
+	key := []byte(user.String())
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlocking).Delete(key)
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("boltstore: delete blocking list of %s: %w", user, err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// RemoveDomain implements rooms.Store in a single transaction.
+func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		// bbolt forbids changing a bucket while ForEach walks it, so collect
+		// first and delete after.
+		var doomed [][]byte
+		err := tx.Bucket(bucketRooms).ForEach(func(k, _ []byte) error {
+			if domainOf(string(k)) == service {
+				doomed = append(doomed, slices.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			doc, err := loadRoom(tx, k)
+			if err != nil {
+				return err
+			}
+			if err := deleteRoom(tx, k, doc); err != nil {
+				return err
+			}
+		}
+		b := tx.Bucket(bucketBlocking)
+		doomed = doomed[:0]
+		err = b.ForEach(func(k, _ []byte) error {
+			if domainOf(string(k)) == domain {
+				doomed = append(doomed, slices.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("boltstore: delete blocking list of %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetConfig implements rooms.Store.
+func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+	var doc roomDoc
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		doc, err = loadRoom(tx, roomKey(room))
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return doc.config(), doc.Version, nil
+}
+
+// SetConfig implements rooms.Store.
+func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Config, version string) (string, error) {
+	key := roomKey(room)
+	var prev string
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		doc, err := loadRoom(tx, key)
+		if err != nil {
+			return err
+		}
+		prev = doc.Version
+		doc.Config = doc.config()
+		maps.Copy(doc.Config, changes)
+		doc.Version = version
+		if err := putJSON(tx.Bucket(bucketRooms), key, doc); err != nil {
+			return fmt.Errorf("boltstore: write room %s: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return prev, nil
+}
+
+// GetBlocking implements rooms.Store; items come sorted by kind, then JID.
+func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockItem, error) {
+	var items []blockDoc
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		items, err = loadBlocking(tx, []byte(user.Bare().String()))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []rooms.BlockItem
+	for _, it := range items {
+		out = append(out, rooms.BlockItem{Kind: it.Kind, JID: bareJID(it.JID)})
+	}
+	return out, nil
+}
+
+// SetBlocking implements rooms.Store. deny is applied before allow, so an
+// item named in both ends up allowed; an emptied list is deleted.
+func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []rooms.BlockItem) error {
+	key := []byte(user.Bare().String())
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		items, err := loadBlocking(tx, key)
+		if err != nil {
+			return err
+		}
+		set := make(map[blockDoc]struct{}, len(items)+len(deny))
+		for _, it := range items {
+			set[it] = struct{}{}
+		}
+		for _, it := range deny {
+			set[blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()}] = struct{}{}
+		}
+		for _, it := range allow {
+			delete(set, blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()})
+		}
+		b := tx.Bucket(bucketBlocking)
+		if len(set) == 0 {
+			return b.Delete(key)
+		}
+		next := slices.SortedFunc(maps.Keys(set), func(a, b blockDoc) int {
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.JID, b.JID))
+		})
+		if err := putJSON(b, key, next); err != nil {
+			return fmt.Errorf("boltstore: write blocking list of %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// GetAffUsers implements rooms.Store; occupants come sorted by user JID.
+func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, string, error) {
+	var doc roomDoc
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		doc, err = loadRoom(tx, roomKey(room))
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return doc.affs(), doc.Version, nil
+}
+
+// ModifyAffUsers implements rooms.Store. bbolt runs one writer at a time, so
+// reading, calling change and writing in one transaction cannot lose a
+// concurrent update, and change is called exactly once per call.
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, error) {
+	res, _, err := s.modifyAffs(ctx, room, change, version)
+	return res, err
+}
+
+// modifyAffs is ModifyAffUsers that also says whether anything was written,
+// which RemoveUser needs to leave out rooms the user had already left. An
+// error from change is returned as it is.
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+	key := roomKey(room)
+	var (
+		res     rooms.AffResult
+		changed bool
+	)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		doc, err := loadRoom(tx, key)
+		if err != nil {
+			return err
+		}
+		cur := doc.affs()
+		next, err := change(doc.affs())
+		if err != nil {
+			return err
+		}
+		next = sortAffs(next)
+		if err := checkAffs(next); err != nil {
+			return fmt.Errorf("boltstore: modify affiliations of %s: %w", key, err)
+		}
+		if sameAffs(cur, next) {
+			res = rooms.AffResult{Old: cur, New: slices.Clone(cur), OldVersion: doc.Version, NewVersion: doc.Version}
+			return nil
+		}
+		res = rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
+		changed = true
+		if len(next) == 0 {
+			res.New = nil
+			return deleteRoom(tx, key, doc)
+		}
+		prev := doc.Affs
+		doc.Affs = toDocs(next)
+		doc.Version = version
+		if err := putJSON(tx.Bucket(bucketRooms), key, doc); err != nil {
+			return fmt.Errorf("boltstore: write room %s: %w", key, err)
+		}
+		return indexOccupants(tx, key, prev, doc.Affs)
+	})
+	if err != nil {
+		return rooms.AffResult{}, false, err
+	}
+	return res, changed, nil
+}
+
+// loadRoom reads a room document, or fails with rooms.ErrRoomNotFound.
+func loadRoom(tx *bolt.Tx, key []byte) (roomDoc, error) {
+	var doc roomDoc
+	v := tx.Bucket(bucketRooms).Get(key)
+	if v == nil {
+		return doc, fmt.Errorf("boltstore: room %s: %w", key, rooms.ErrRoomNotFound)
+	}
+	if err := json.Unmarshal(v, &doc); err != nil {
+		return doc, fmt.Errorf("boltstore: decode room %s: %w", key, err)
+	}
+	return doc, nil
+}
+
+// deleteRoom removes a room and its occupants' index entries.
+func deleteRoom(tx *bolt.Tx, key []byte, doc roomDoc) error {
+	if err := tx.Bucket(bucketRooms).Delete(key); err != nil {
+		return fmt.Errorf("boltstore: delete room %s: %w", key, err)
+	}
+	return indexOccupants(tx, key, doc.Affs, nil)
+}
+
+// indexOccupants brings the user_rooms index of room from the occupants in
+// prev to those in next.
+func indexOccupants(tx *bolt.Tx, room []byte, prev, next []affDoc) error {
+	b := tx.Bucket(bucketUserRooms)
+	keep := make(map[string]bool, len(next))
+	for _, a := range next {
+		keep[a.JID] = true
+	}
+	for _, a := range prev {
+		if keep[a.JID] {
+			delete(keep, a.JID) // already indexed
+			continue
+		}
+		if err := b.Delete(indexKey(a.JID, room)); err != nil {
+			return fmt.Errorf("boltstore: unindex %s in %s: %w", a.JID, room, err)
+		}
+	}
+	for user := range keep {
+		if err := b.Put(indexKey(user, room), nil); err != nil {
+			return fmt.Errorf("boltstore: index %s in %s: %w", user, room, err)
+		}
+	}
+	return nil
+}
+
+// userRooms lists, from the index, the rooms of service that user occupies,
+// sorted by room JID.
+func userRooms(tx *bolt.Tx, user xmpp.JID, service string) []string {
+	prefix := indexKey(user.Bare().String(), nil)
+	var out []string
+	c := tx.Bucket(bucketUserRooms).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if r := string(k[len(prefix):]); domainOf(r) == service {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func loadBlocking(tx *bolt.Tx, key []byte) ([]blockDoc, error) {
+	v := tx.Bucket(bucketBlocking).Get(key)
+	if v == nil {
+		return nil, nil
+	}
+	var items []blockDoc
+	if err := json.Unmarshal(v, &items); err != nil {
+		return nil, fmt.Errorf("boltstore: decode blocking list of %s: %w", key, err)
+	}
+	return items, nil
+}
+
+// indexKey is user + "\x00" + room: a NUL cannot occur in a JID, so the
+// prefix of one user never matches another's.
+func indexKey(user string, room []byte) []byte {
+	k := make([]byte, 0, len(user)+1+len(room))
+	k = append(k, user...)
+	k = append(k, 0)
+	return append(k, room...)
+}
+
+func roomKey(room xmpp.JID) []byte { return []byte(room.Bare().String()) }
+
+// bareJID rebuilds a JID from the canonical bare text this store wrote; a
+// localpart and a domain never contain '@', so no re-parsing is needed.
+func bareJID(s string) xmpp.JID {
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok {
+		return xmpp.JID{Domain: s}
+	}
+	return xmpp.JID{Local: local, Domain: domain}
+}
+
+func domainOf(bare string) string { return bareJID(bare).Domain }
+
+// config returns a fresh, never nil, copy of the stored configuration.
+func (d roomDoc) config() rooms.Config {
+	c := make(rooms.Config, len(d.Config))
+	maps.Copy(c, d.Config)
+	return c
+}
+
+// affs returns a fresh copy of the stored occupants.
+func (d roomDoc) affs() []rooms.Aff {
+	out := make([]rooms.Aff, len(d.Affs))
+	for i, a := range d.Affs {
+		out[i] = rooms.Aff{User: bareJID(a.JID), Aff: a.Aff, Since: a.Since}
+	}
+	return out
+}
+
+func toDocs(affs []rooms.Aff) []affDoc {
+	out := make([]affDoc, len(affs))
+	for i, a := range affs {
+		out[i] = affDoc{JID: a.User.String(), Aff: a.Aff, Since: a.Since}
+	}
+	return out
+}
+
+// sortAffs returns a bare-JID copy of affs sorted by user JID, the stored
+// order.
+func sortAffs(affs []rooms.Aff) []rooms.Aff {
+	out := make([]rooms.Aff, len(affs))
+	for i, a := range affs {
+		a.User = a.User.Bare()
+		out[i] = a
+	}
+	slices.SortStableFunc(out, func(a, b rooms.Aff) int {
+		return strings.Compare(a.User.String(), b.User.String())
+	})
+	return out
+}
+
+// checkAffs enforces what a stored list must be: each user once, each as
+// owner or member. sorted must be sorted by user.
+func checkAffs(sorted []rooms.Aff) error {
+	for i, a := range sorted {
+		if a.User.IsZero() {
+			return fmt.Errorf("empty user JID: %w", errInvalidAffs)
+		}
+		if a.Aff != rooms.Owner && a.Aff != rooms.Member {
+			return fmt.Errorf("%s has affiliation %q: %w", a.User, a.Aff, errInvalidAffs)
+		}
+		if i > 0 && sorted[i-1].User == a.User {
+			return fmt.Errorf("%s listed twice: %w", a.User, errInvalidAffs)
+		}
+	}
+	return nil
+}
+
+// sameAffs reports whether two sorted lists hold the same (user, affiliation)
+// pairs; Since does not count, as the AffChange contract says.
+func sameAffs(a, b []rooms.Aff) bool {
+	return slices.EqualFunc(a, b, func(x, y rooms.Aff) bool {
+		return x.User == y.User && x.Aff == y.Aff
+	})
+}

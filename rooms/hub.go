@@ -1,0 +1,250 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// Deliverer hands a stanza to whoever serves a JID (every session of a bare
+// JID, or one full JID) without blocking, and reports whether anyone took it.
+// Today it is the local session table; in a cluster it will also reach
+// sessions on other nodes.
+type Deliverer interface {
+	Deliver(to xmpp.JID, out *xmpp.Outbound) bool
+}
+
+// Hub is the MUC Light service of every served domain: it answers the
+// service-level requests itself and passes room requests to the room's
+// owning actor.
+type Hub struct {
+	opts     Options
+	store    Store
+	out      Deliverer
+	log      *slog.Logger
+	m        *hubMetrics
+	services map[string]string // service domain → served domain
+
+	// ctx ends every room actor at Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu    sync.RWMutex
+	rooms map[xmpp.JID]*room
+	wg    sync.WaitGroup
+
+	// IdleTimeout unloads a room actor with nothing to do; tests shorten it.
+	idleTimeout time.Duration
+	now         func() time.Time
+}
+
+// HubOptions are the collaborators of NewHub that are not module options.
+type HubOptions struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Backend names the store in the metrics ("embedded", "mongodb").
+	Backend string
+}
+
+// mailboxSize bounds a room's queue of requests; a full mailbox is answered
+// with resource-constraint rather than blocking the sender.
+const mailboxSize = 1024
+
+// NewHub builds the service for the given served domains.
+func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOptions) *Hub {
+	if ho.Logger == nil {
+		ho.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		opts:        opts,
+		store:       store,
+		out:         out,
+		log:         ho.Logger.With("module", "muc_light"),
+		services:    make(map[string]string, len(hosts)),
+		ctx:         ctx,
+		cancel:      cancel,
+		rooms:       make(map[xmpp.JID]*room),
+		idleTimeout: time.Minute,
+		now:         time.Now,
+	}
+	h.m = newHubMetrics(ho.Registerer, h)
+	for _, host := range hosts {
+		h.services[opts.ServiceDomain(host)] = host
+	}
+	return h
+}
+
+// Services maps each service domain to the served domain it belongs to, for
+// registration with the router.
+func (h *Hub) Services() map[string]string { return h.services }
+
+// Close stops every room actor and waits for them.
+func (h *Hub) Close() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// HandleStanza is the entry point for every stanza addressed to a service
+// domain or a room; the sender's JID is checked and stamped.
+func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
+	// Errors and results are never answered (no loops between rooms and
+	// occupants that live on the service domain); presence is ignored as
+	// the protocol says.
+	if st.Type == "error" || st.Kind == xmpp.KindPresence || (st.Kind == xmpp.KindIQ && st.Type == "result") {
+		return
+	}
+	if st.To.Resource != "" {
+		h.replyError(st, badRequest("rooms and the service have no resources"))
+		return
+	}
+	isRoom := st.To.Local != ""
+	if st.Kind == xmpp.KindMessage {
+		if st.Type != "groupchat" || !isRoom {
+			h.replyError(st, badRequest("only groupchat messages to a room are accepted"))
+			return
+		}
+		h.dispatch(st.To, request{st: st, op: opGroupchat})
+		return
+	}
+	payload := st.El.ChildElements()[0]
+	ns := payload.NamespaceURI()
+	switch {
+	case payload.Tag == "query" && ns == xmpp.NSDiscoInfo && st.Type == "get":
+		h.reply(st, h.discoInfo())
+	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
+		h.discoItems(ctx, st, payload)
+	case payload.Tag == "query" && ns == NSBlocking:
+		h.blocking(ctx, st, payload)
+	case payload.Tag == "query" && ns == NSCreate && st.Type == "set":
+		room := st.To
+		if !isRoom {
+			room = xmpp.JID{Local: newRoomName(), Domain: st.To.Domain}
+		}
+		h.dispatch(room, request{st: st, op: opCreate, payload: payload, generated: !isRoom})
+	case payload.Tag == "query" && isRoom && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
+		h.dispatch(st.To, request{st: st, op: roomOp(ns, st.Type), payload: payload})
+	case payload.Tag == "query" && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
+		h.replyError(st, badRequest("this request goes to a room, not to the service"))
+	default:
+		h.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+	}
+}
+
+// dispatch queues a request for the room's actor, starting the actor if the
+// room has none. It never blocks.
+func (h *Hub) dispatch(room xmpp.JID, req request) {
+	h.mu.RLock()
+	r := h.rooms[room]
+	if r != nil {
+		ok := r.post(req)
+		h.mu.RUnlock()
+		if !ok {
+			h.busy(req)
+		}
+		return
+	}
+	h.mu.RUnlock()
+	h.mu.Lock()
+	r = h.rooms[room]
+	if r == nil {
+		if h.ctx.Err() != nil {
+			h.mu.Unlock()
+			h.replyError(req.st, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
+			return
+		}
+		r = newRoom(h, room)
+		h.rooms[room] = r
+		h.wg.Add(1)
+		go r.run()
+	}
+	ok := r.post(req)
+	h.mu.Unlock()
+	if !ok {
+		h.busy(req)
+	}
+}
+
+func (h *Hub) busy(req request) {
+	h.m.mailboxFull.Inc()
+	h.replyError(req.st, xmpp.NewError(xmpp.ResourceConstraint, "the room is busy, try again"))
+}
+
+// unload removes an idle actor; it fails when a request arrived meanwhile.
+// Requests are posted under the read lock, so none can slip in between the
+// check and the removal.
+func (h *Hub) unload(r *room) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(r.mailbox) > 0 {
+		return false
+	}
+	if h.rooms[r.jid] == r {
+		delete(h.rooms, r.jid)
+	}
+	return true
+}
+
+// reply sends a result element back to the requester.
+func (h *Hub) reply(st *xmpp.Stanza, payload *etree.Element) {
+	h.out.Deliver(st.From, xmpp.NewOutbound(xmpp.ResultIQ(st, payload)))
+}
+
+// replyFrom sends an empty result whose 'from' is given explicitly.
+func (h *Hub) replyFrom(st *xmpp.Stanza, from xmpp.JID) {
+	res := xmpp.NewStanzaElement(xmpp.KindIQ, "result", st.ID, from, st.From)
+	h.out.Deliver(st.From, xmpp.NewOutbound(res))
+}
+
+// replyError answers a request with a stanza error. A failure that is not a
+// protocol refusal is a store or server fault: logged, counted and answered
+// with internal-server-error, never dropped.
+func (h *Hub) replyError(st *xmpp.Stanza, err error) {
+	var se *xmpp.StanzaError
+	if !errors.As(err, &se) {
+		h.log.Error("request failed", "to", st.To.String(), "from", st.From.String(), "err", err)
+		h.m.internalErrors.Inc()
+		se = xmpp.NewError(xmpp.InternalServerError, "")
+	}
+	if st.Type == "error" {
+		return
+	}
+	h.out.Deliver(st.From, xmpp.NewOutbound(xmpp.ErrorReply(st, se)))
+}
+
+// deliver sends one element to a user's bare JID.
+func (h *Hub) deliver(to xmpp.JID, e *etree.Element) {
+	h.out.Deliver(to, xmpp.NewOutbound(e))
+}
+
+// newRoomName generates a unique room node for create-with-generated-name.
+func newRoomName() string { return randomHex(8) }
+
+// newVersion generates a room version: opaque, unique per change.
+func newVersion() string { return randomHex(8) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// discoInfo is the identity and features of the service and of every room.
+func (h *Hub) discoInfo() *etree.Element {
+	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
+	id := q.CreateElement("identity")
+	id.CreateAttr("category", "conference")
+	id.CreateAttr("type", "text")
+	id.CreateAttr("name", "MUC Light")
+	q.CreateElement("feature").CreateAttr("var", NS)
+	return q
+}

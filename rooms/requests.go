@@ -1,0 +1,312 @@
+package rooms
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/beevik/etree"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+func (r *room) rules() affRules {
+	return affRules{equalOccupants: r.hub.opts.EqualOccupants, maxOccupants: r.hub.opts.MaxOccupants, now: r.hub.now().UnixNano()}
+}
+
+// create makes the room: configuration from the schema's defaults plus what
+// the request sets, the creator and the listed occupants. Every occupant is
+// told their own affiliation and the version before the requester gets the
+// result.
+func (r *room) create(req request) error {
+	st, h := req.st, r.hub
+	if r.exists {
+		return xmpp.NewError(xmpp.Conflict, "the room already exists")
+	}
+	var fields []configField
+	var items []AffItem
+	var err error
+	if c := xmpp.Child(req.payload, "configuration", NSCreate); c != nil {
+		if fields, err = parseFields(c); err != nil {
+			return err
+		}
+	}
+	changes, _, err := h.opts.Schema.parseConfig(fields)
+	if err != nil {
+		return err
+	}
+	if o := xmpp.Child(req.payload, "occupants", NSCreate); o != nil {
+		if items, err = parseUsers(o); err != nil {
+			return err
+		}
+	}
+	creator := st.From.Bare()
+	for _, it := range items {
+		if it.User == creator || it.Aff == None {
+			return badRequest("the occupant list may not name the creator or the affiliation none")
+		}
+	}
+	if over, err := r.atRoomCap(creator); err != nil {
+		return err
+	} else if over {
+		return badRequest("you are in as many rooms as rooms_per_user allows")
+	}
+	if items, err = r.admissible(creator, items, !req.generated); err != nil {
+		return err
+	}
+	first := Aff{User: creator, Aff: Owner, Since: h.now().UnixNano()}
+	if h.opts.EqualOccupants {
+		first.Aff = Member
+	}
+	affs, err := applyAffChanges([]Aff{first}, items, r.rules())
+	if err != nil {
+		return err
+	}
+	cfg := h.opts.Schema.defaults()
+	for k, v := range changes {
+		cfg[k] = v
+	}
+	version := newVersion()
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	if err := h.store.CreateRoom(ctx, r.jid, cfg, affs, version); err != nil {
+		if errors.Is(err, ErrRoomExists) {
+			return xmpp.NewError(xmpp.Conflict, "the room already exists")
+		}
+		return err
+	}
+	r.loaded, r.exists, r.cfg, r.affs, r.version, r.affsAt = true, true, cfg, affs, version, h.now()
+	for _, a := range affs {
+		h.deliver(a.User, notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})))
+	}
+	if req.generated {
+		h.replyFrom(st, st.To)
+	} else {
+		h.replyFrom(st, r.jid)
+	}
+	return nil
+}
+
+// atRoomCap reports whether user already occupies rooms_per_user rooms.
+func (r *room) atRoomCap(user xmpp.JID) (bool, error) {
+	limit := r.hub.opts.RoomsPerUser
+	if limit <= 0 {
+		return false, nil
+	}
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	n, err := r.hub.store.GetUserRoomsCount(ctx, user, r.jid.Domain)
+	return n >= limit, err
+}
+
+// admissible drops, silently, the additions that may not happen: users who
+// blocked the actor (or, when checkRoom, this room), and users already at
+// their rooms_per_user cap. Removals and changes to present occupants pass.
+func (r *room) admissible(actor xmpp.JID, items []AffItem, checkRoom bool) ([]AffItem, error) {
+	out := items[:0:0]
+	for _, it := range items {
+		joining := it.Aff != None && affOf(r.affs, it.User) == None && it.User != actor
+		if !joining {
+			out = append(out, it)
+			continue
+		}
+		if r.hub.opts.Blocking {
+			ctx, cancel := r.storeCtx()
+			blocked, err := r.hub.store.GetBlocking(ctx, it.User)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(blocked, BlockItem{Kind: BlockUser, JID: actor}) ||
+				(checkRoom && slices.Contains(blocked, BlockItem{Kind: BlockRoom, JID: r.jid})) {
+				continue
+			}
+		}
+		if over, err := r.atRoomCap(it.User); err != nil {
+			return nil, err
+		} else if over {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// destroy removes the room (owners only; nobody in an equal-occupants room)
+// and tells every former occupant.
+func (r *room) destroy(req request, aff Affiliation) error {
+	if aff != Owner {
+		return xmpp.NewError(xmpp.NotAllowed, "only the owner may destroy the room")
+	}
+	h := r.hub
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	if err := h.store.DestroyRoom(ctx, r.jid); err != nil && !errors.Is(err, ErrRoomNotFound) {
+		return err
+	}
+	former := r.affs
+	r.forget()
+	for _, a := range former {
+		h.deliver(a.User, notification(r.jid, req.st.ID, xmpp.Elem("x", NSDestroy), affsPayload("", "", []AffItem{{User: a.User, Aff: None}})))
+	}
+	h.replyFrom(req.st, r.jid)
+	return nil
+}
+
+// unchanged answers a get whose <version/> matches: a result without payload.
+func (r *room) unchanged(q *etree.Element) bool {
+	v := versionOf(q)
+	return v != "" && v == r.version
+}
+
+func (r *room) getConfig(req request) error {
+	if r.unchanged(req.payload) {
+		r.hub.reply(req.st, nil)
+		return nil
+	}
+	q := xmpp.Elem("query", NSConfiguration)
+	textElem(q, "version", r.version)
+	addFields(q, r.hub.opts.Schema.render(r.cfg))
+	r.hub.reply(req.st, q)
+	return nil
+}
+
+func (r *room) getAffs(req request) error {
+	if r.unchanged(req.payload) {
+		r.hub.reply(req.st, nil)
+		return nil
+	}
+	q := xmpp.Elem("query", NSAffiliations)
+	textElem(q, "version", r.version)
+	addUsers(q, usersOf(r.affs))
+	r.hub.reply(req.st, q)
+	return nil
+}
+
+func (r *room) getInfo(req request) error {
+	if r.unchanged(req.payload) {
+		r.hub.reply(req.st, nil)
+		return nil
+	}
+	q := xmpp.Elem("query", NSInfo)
+	textElem(q, "version", r.version)
+	addFields(q.CreateElement("configuration"), r.hub.opts.Schema.render(r.cfg))
+	addUsers(q.CreateElement("occupants"), usersOf(r.affs))
+	r.hub.reply(req.st, q)
+	return nil
+}
+
+// setConfig applies a delta: the owner may change anything, members too
+// with all_can_configure, and any occupant the subject alone.
+func (r *room) setConfig(req request, aff Affiliation) error {
+	h := r.hub
+	fields, err := parseFields(req.payload)
+	if err != nil {
+		return err
+	}
+	subjectOnly := len(fields) == 1 && fields[0].Name == "subject"
+	if aff != Owner && !h.opts.AllCanConfigure && !subjectOnly {
+		return xmpp.NewError(xmpp.NotAllowed, "only the owner may change the configuration")
+	}
+	changes, echo, err := h.opts.Schema.parseConfig(fields)
+	if err != nil {
+		return err
+	}
+	version := newVersion()
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	prev, err := h.store.SetConfig(ctx, r.jid, changes, version)
+	if err != nil {
+		if errors.Is(err, ErrRoomNotFound) {
+			r.forget()
+			return xmpp.NewError(xmpp.ItemNotFound, "no such room")
+		}
+		return err
+	}
+	for k, v := range changes {
+		r.cfg[k] = v
+	}
+	r.version = version
+	x := xmpp.Elem("x", NSConfiguration)
+	textElem(x, "prev-version", prev)
+	textElem(x, "version", version)
+	addFields(x, echo)
+	out := xmpp.NewOutbound(notification(r.jid, req.st.ID, x))
+	for _, a := range r.affs {
+		h.out.Deliver(a.User, out)
+	}
+	h.replyFrom(req.st, r.jid)
+	return nil
+}
+
+// setAffs changes affiliations. Owners may do anything the rules allow;
+// members may leave and, with all_can_invite, add members; nothing else.
+func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
+	h := r.hub
+	items, err := parseUsers(req.payload)
+	if err != nil {
+		return err
+	}
+	if aff != Owner {
+		for _, it := range items {
+			leave := it.User == sender && it.Aff == None
+			invite := it.Aff == Member && h.opts.AllCanInvite && affOf(r.affs, it.User) != Owner
+			if !leave && !invite {
+				return xmpp.NewError(xmpp.NotAllowed, "members may only leave, or invite members when the room allows it")
+			}
+		}
+	}
+	if items, err = r.admissible(sender, items, true); err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		h.replyFrom(req.st, r.jid)
+		return nil
+	}
+	rules := r.rules()
+	version := newVersion()
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	res, err := h.store.ModifyAffUsers(ctx, r.jid, func(cur []Aff) ([]Aff, error) {
+		return applyAffChanges(cur, items, rules)
+	}, version)
+	if err != nil {
+		if errors.Is(err, ErrRoomNotFound) {
+			r.forget()
+			return xmpp.NewError(xmpp.ItemNotFound, "no such room")
+		}
+		return err
+	}
+	r.announceAffs(req.st.ID, res)
+	h.replyFrom(req.st, r.jid)
+	return nil
+}
+
+// announceAffs updates the actor's state after an applied change and sends
+// the notifications: the full change list with both versions to those who
+// stay, the version and their own item to newcomers, their own none (no
+// version) to those who left.
+func (r *room) announceAffs(id string, res AffResult) {
+	h := r.hub
+	if len(res.New) == 0 {
+		r.forget()
+	} else {
+		r.affs, r.version, r.affsAt = res.New, res.NewVersion, h.now()
+	}
+	if res.NewVersion == res.OldVersion {
+		return
+	}
+	changed := affDiff(res.Old, res.New)
+	stay := xmpp.NewOutbound(notification(r.jid, id, affsPayload(res.OldVersion, res.NewVersion, changed)))
+	for _, a := range res.New {
+		if affOf(res.Old, a.User) != None {
+			h.out.Deliver(a.User, stay)
+		} else {
+			h.deliver(a.User, notification(r.jid, id, affsPayload("", res.NewVersion, []AffItem{{User: a.User, Aff: a.Aff}})))
+		}
+	}
+	for _, a := range res.Old {
+		if affOf(res.New, a.User) == None {
+			h.deliver(a.User, notification(r.jid, id, affsPayload("", "", []AffItem{{User: a.User, Aff: None}})))
+		}
+	}
+}

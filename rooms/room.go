@@ -1,0 +1,239 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// op is what a room request asks for.
+type op int
+
+const (
+	opGroupchat op = iota
+	opCreate
+	opDestroy
+	opGetConfig
+	opSetConfig
+	opGetAffs
+	opSetAffs
+	opGetInfo
+)
+
+func roomOp(ns, typ string) op {
+	get := typ == "get"
+	switch ns {
+	case NSConfiguration:
+		if get {
+			return opGetConfig
+		}
+		return opSetConfig
+	case NSAffiliations:
+		if get {
+			return opGetAffs
+		}
+		return opSetAffs
+	case NSInfo:
+		return opGetInfo
+	}
+	return opDestroy
+}
+
+// request is one stanza for a room actor.
+type request struct {
+	st        *xmpp.Stanza
+	op        op
+	payload   *etree.Element
+	generated bool // create with a server-chosen name: answer from the service
+}
+
+// room is the actor that owns one room's state. Only its goroutine touches
+// the fields below mailbox.
+type room struct {
+	hub     *Hub
+	jid     xmpp.JID
+	mailbox chan request
+
+	loaded  bool // state below reflects the store
+	exists  bool
+	cfg     Config
+	affs    []Aff
+	version string
+	affsAt  time.Time // when affs were read, for cache_affs
+}
+
+func newRoom(h *Hub, jid xmpp.JID) *room {
+	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize)}
+}
+
+// post queues a request without blocking; false when the mailbox is full.
+func (r *room) post(req request) bool {
+	select {
+	case r.mailbox <- req:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *room) run() {
+	defer r.hub.wg.Done()
+	idle := time.NewTimer(r.hub.idleTimeout)
+	defer idle.Stop()
+	for {
+		select {
+		case req := <-r.mailbox:
+			r.handle(req)
+			idle.Reset(r.hub.idleTimeout)
+		case <-idle.C:
+			if r.hub.unload(r) {
+				return
+			}
+			idle.Reset(r.hub.idleTimeout)
+		case <-r.hub.ctx.Done():
+			// Answer what is still queued so no request goes unanswered.
+			for {
+				select {
+				case req := <-r.mailbox:
+					r.hub.replyError(req.st, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// storeCtx bounds one store call.
+func (r *room) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.hub.ctx, 10*time.Second)
+}
+
+// load reads the room from the store when the actor has no valid state.
+func (r *room) load() error {
+	if r.loaded {
+		return nil
+	}
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	cfg, version, err := r.hub.store.GetConfig(ctx, r.jid)
+	if errors.Is(err, ErrRoomNotFound) {
+		r.loaded, r.exists = true, false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	affs, _, err := r.hub.store.GetAffUsers(ctx, r.jid)
+	if errors.Is(err, ErrRoomNotFound) {
+		r.loaded, r.exists = true, false
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.loaded, r.exists = true, true
+	r.cfg, r.affs, r.version, r.affsAt = cfg, affs, version, r.hub.now()
+	return nil
+}
+
+// refreshAffs rereads the occupants when the cache policy says they may be
+// stale: always without cache_affs, after time_to_live with it.
+func (r *room) refreshAffs() error {
+	o := r.hub.opts
+	if o.CacheAffs && r.hub.now().Sub(r.affsAt) < o.CacheAffsTTL {
+		return nil
+	}
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	affs, version, err := r.hub.store.GetAffUsers(ctx, r.jid)
+	if errors.Is(err, ErrRoomNotFound) {
+		r.exists, r.affs = false, nil
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.affs, r.version, r.affsAt = affs, version, r.hub.now()
+	return nil
+}
+
+// forget drops the state after the room is gone.
+func (r *room) forget() {
+	r.loaded, r.exists, r.cfg, r.affs, r.version = true, false, nil, nil, ""
+}
+
+func (r *room) handle(req request) {
+	if err := r.load(); err != nil {
+		r.loaded = false
+		r.hub.replyError(req.st, err)
+		return
+	}
+	var err error
+	if req.op == opCreate {
+		err = r.create(req)
+	} else if !r.exists {
+		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
+	} else {
+		if req.op == opGroupchat {
+			if err = r.refreshAffs(); err != nil {
+				r.hub.replyError(req.st, err)
+				return
+			}
+		}
+		sender := req.st.From.Bare()
+		aff := affOf(r.affs, sender)
+		if !r.exists || aff == None {
+			err = xmpp.NewError(xmpp.ItemNotFound, "you are not an occupant of this room")
+		} else {
+			err = r.dispatchOp(req, sender, aff)
+		}
+	}
+	if err != nil {
+		r.hub.replyError(req.st, err)
+	}
+}
+
+func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
+	switch req.op {
+	case opGroupchat:
+		return r.groupchat(req, sender)
+	case opDestroy:
+		return r.destroy(req, aff)
+	case opGetConfig:
+		return r.getConfig(req)
+	case opSetConfig:
+		return r.setConfig(req, aff)
+	case opGetAffs:
+		return r.getAffs(req)
+	case opSetAffs:
+		return r.setAffs(req, sender, aff)
+	case opGetInfo:
+		return r.getInfo(req)
+	}
+	return xmpp.NewError(xmpp.ServiceUnavailable, "")
+}
+
+// groupchat broadcasts an occupant's message to every occupant, the sender
+// included, from room/sender-bare-JID: one serialisation, many deliveries.
+func (r *room) groupchat(req request, sender xmpp.JID) error {
+	st := req.st
+	id := st.ID
+	if id == "" {
+		id = randomHex(8)
+	}
+	m := xmpp.NewStanzaElement(xmpp.KindMessage, "groupchat", id, r.jid.WithResource(sender.String()), xmpp.JID{})
+	for _, c := range st.El.ChildElements() {
+		m.AddChild(c)
+	}
+	out := xmpp.NewOutbound(m)
+	for _, a := range r.affs {
+		r.hub.out.Deliver(a.User, out)
+	}
+	r.hub.m.fanout.Add(float64(len(r.affs)))
+	return nil
+}
