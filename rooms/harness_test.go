@@ -67,15 +67,21 @@ func newEnv(t *testing.T, tweak func(*rooms.Options)) *env {
 }
 
 func newEnvWith(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store) *env {
+	return newEnvFull(t, tweak, wrap, rooms.HubOptions{}, []string{"localhost"})
+}
+
+func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string) *env {
 	t.Helper()
 	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"alice", "bob", "kate", "mike", "carol"} {
-		rec, _ := account.New(xmpp.MustParseJID(u+"@localhost"), "pw")
-		if err := st.CreateAccount(context.Background(), rec); err != nil {
-			t.Fatal(err)
+	for _, host := range hosts {
+		for _, u := range []string{"alice", "bob", "kate", "mike", "carol"} {
+			rec, _ := account.New(xmpp.MustParseJID(u+"@"+host), "pw")
+			if err := st.CreateAccount(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	opts := rooms.DefaultOptions()
@@ -86,12 +92,15 @@ func newEnvWith(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := ws.New(ws.Defaults(), st, ws.Options{Logger: log})
+	wcfg := ws.Defaults()
+	wcfg.Hosts = hosts
+	srv := ws.New(wcfg, st, ws.Options{Logger: log})
 	var rs rooms.Store = st
 	if wrap != nil {
 		rs = wrap(st)
 	}
-	hub := rooms.NewHub(opts, []string{"localhost"}, rs, srv.Router(), rooms.HubOptions{Logger: log})
+	ho.Logger = log
+	hub := rooms.NewHub(opts, hosts, rs, srv.Router(), ho)
 	for s, host := range hub.Services() {
 		srv.Router().RegisterService(host, s, rooms.NS, hub)
 	}
@@ -129,14 +138,16 @@ type user struct {
 	bare string
 }
 
-func (e *env) login(name string) *user {
+func (e *env) login(name string) *user { return e.loginAt(name, "localhost") }
+
+func (e *env) loginAt(name, host string) *user {
 	e.t.Helper()
-	c, err := client.Login(tctx(e.t), e.url, xmpp.MustParseJID(name+"@localhost/res"), "pw")
+	c, err := client.Login(tctx(e.t), e.url, xmpp.MustParseJID(name+"@"+host+"/res"), "pw")
 	if err != nil {
 		e.t.Fatalf("login %s: %v", name, err)
 	}
 	e.t.Cleanup(func() { c.CloseNow() })
-	return &user{Client: c, t: e.t, name: name, bare: name + "@localhost"}
+	return &user{Client: c, t: e.t, name: name, bare: name + "@" + host}
 }
 
 func (e *env) logins(names ...string) []*user {

@@ -42,9 +42,10 @@ type Hub struct {
 	rooms map[xmpp.JID]*room
 	wg    sync.WaitGroup
 
-	// IdleTimeout unloads a room actor with nothing to do; tests shorten it.
+	// idleTimeout unloads a room actor with nothing to do.
 	idleTimeout time.Duration
 	now         func() time.Time
+	onUnload    func(xmpp.JID) // test hook
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -53,6 +54,9 @@ type HubOptions struct {
 	Registerer prometheus.Registerer
 	// Backend names the store in the metrics ("embedded", "mongodb").
 	Backend string
+	// IdleTimeout is how long a room actor with nothing to do stays loaded
+	// (default one minute); its state is rebuilt from the store on next use.
+	IdleTimeout time.Duration
 }
 
 // mailboxSize bounds a room's queue of requests; a full mailbox is answered
@@ -76,6 +80,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		rooms:       make(map[xmpp.JID]*room),
 		idleTimeout: time.Minute,
 		now:         time.Now,
+	}
+	if ho.IdleTimeout > 0 {
+		h.idleTimeout = ho.IdleTimeout
 	}
 	h.m = newHubMetrics(ho.Registerer, h)
 	for _, host := range hosts {
@@ -190,6 +197,9 @@ func (h *Hub) unload(r *room) bool {
 	}
 	if h.rooms[r.jid] == r {
 		delete(h.rooms, r.jid)
+	}
+	if h.onUnload != nil {
+		h.onUnload(r.jid)
 	}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/rooms"
@@ -422,4 +423,50 @@ func TestMisaddressedRequests(t *testing.T) {
 	m.CreateAttr("id", "svcmsg")
 	alice.Send(tctx(t), m)
 	expectError(t, alice.next(), "bad-request")
+}
+
+// Option host with @HOST@: every served domain gets its own service, listed
+// in that domain's disco#items and serving that domain's users.
+func TestServicePerHost(t *testing.T) {
+	e := newEnvFull(t, func(o *rooms.Options) { o.Host = "groups.@HOST@" }, nil, rooms.HubOptions{}, []string{"localhost", "example.net"})
+	alice := e.loginAt("alice", "example.net")
+	items := alice.iq("get", "example.net", xmpp.Elem("query", xmpp.NSDiscoItems))
+	q := xmpp.Child(items, "query", xmpp.NSDiscoItems)
+	its := xmpp.Children(q, "item", xmpp.NSDiscoItems)
+	if len(its) != 1 || its[0].SelectAttrValue("jid", "") != "groups.example.net" {
+		t.Errorf("example.net lists %s", xmpp.String(q))
+	}
+	room := "r@groups.example.net"
+	res := alice.iq("set", room, query(rooms.NSCreate, ""))
+	notif(t, res, room, "", rooms.NSAffiliations)
+	expectResult(t, alice.next(), room)
+	bob := e.login("bob")
+	info := bob.iq("get", "groups.localhost", xmpp.Elem("query", xmpp.NSDiscoInfo))
+	expectResult(t, info, "groups.localhost")
+}
+
+// The store is the truth: an idle room's actor is unloaded and the room is
+// rebuilt from the store on its next request.
+func TestIdleRoomIsUnloadedAndReloaded(t *testing.T) {
+	unloaded := make(chan xmpp.JID, 4)
+	e := newEnvFull(t, nil, nil, rooms.HubOptions{IdleTimeout: 20 * time.Millisecond}, []string{"localhost"})
+	rooms.SetUnloadHook(e.hub, func(j xmpp.JID) { unloaded <- j })
+	alice, bob := e.login("alice"), e.login("bob")
+	room := createRoom(t, "napper", alice, bob)
+	select {
+	case j := <-unloaded:
+		if j.String() != room {
+			t.Fatalf("unloaded %s", j)
+		}
+	case <-tctx(t).Done():
+		t.Fatal("room actor never unloaded")
+	}
+	m := client.Message(room, "groupchat", "still here?")
+	m.CreateAttr("id", "wake")
+	bob.Send(tctx(t), m)
+	for _, u := range []*user{alice, bob} {
+		if el := u.next(); el.SelectAttrValue("id", "") != "wake" {
+			t.Errorf("%s got %s", u.name, xmpp.String(el))
+		}
+	}
 }
