@@ -222,14 +222,20 @@ func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error 
 	})
 }
 
-// GetConfig implements rooms.Store.
-func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+// readRoom loads one room document in a read transaction.
+func (s *Store) readRoom(ctx context.Context, room xmpp.JID) (roomDoc, error) {
 	var doc roomDoc
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		doc, err = loadRoom(tx, roomKey(room))
 		return err
 	})
+	return doc, err
+}
+
+// GetConfig implements rooms.Store.
+func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+	doc, err := s.readRoom(ctx, room)
 	if err != nil {
 		return nil, "", err
 	}
@@ -313,12 +319,7 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 
 // GetAffUsers implements rooms.Store; occupants come sorted by user JID.
 func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, string, error) {
-	var doc roomDoc
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		doc, err = loadRoom(tx, roomKey(room))
-		return err
-	})
+	doc, err := s.readRoom(ctx, room)
 	if err != nil {
 		return nil, "", err
 	}

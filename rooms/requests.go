@@ -152,47 +152,38 @@ func (r *room) destroy(req request, aff Affiliation) error {
 	return nil
 }
 
-// unchanged answers a get whose <version/> matches: a result without payload.
-func (r *room) unchanged(q *etree.Element) bool {
-	v := versionOf(q)
-	return v != "" && v == r.version
+// answerGet answers a config, affiliations or info get: an empty result
+// when the request's <version/> equals the room's, otherwise the version and
+// what fill adds.
+func (r *room) answerGet(req request, ns string, fill func(q *etree.Element)) error {
+	if v := versionOf(req.payload); v != "" && v == r.version {
+		r.hub.reply(req.st, nil)
+		return nil
+	}
+	q := xmpp.Elem("query", ns)
+	textElem(q, "version", r.version)
+	fill(q)
+	r.hub.reply(req.st, q)
+	return nil
 }
 
 func (r *room) getConfig(req request) error {
-	if r.unchanged(req.payload) {
-		r.hub.reply(req.st, nil)
-		return nil
-	}
-	q := xmpp.Elem("query", NSConfiguration)
-	textElem(q, "version", r.version)
-	addFields(q, r.hub.opts.Schema.render(r.cfg))
-	r.hub.reply(req.st, q)
-	return nil
+	return r.answerGet(req, NSConfiguration, func(q *etree.Element) {
+		addFields(q, r.hub.opts.Schema.render(r.cfg))
+	})
 }
 
 func (r *room) getAffs(req request) error {
-	if r.unchanged(req.payload) {
-		r.hub.reply(req.st, nil)
-		return nil
-	}
-	q := xmpp.Elem("query", NSAffiliations)
-	textElem(q, "version", r.version)
-	addUsers(q, usersOf(r.affs))
-	r.hub.reply(req.st, q)
-	return nil
+	return r.answerGet(req, NSAffiliations, func(q *etree.Element) {
+		addUsers(q, usersOf(r.affs))
+	})
 }
 
 func (r *room) getInfo(req request) error {
-	if r.unchanged(req.payload) {
-		r.hub.reply(req.st, nil)
-		return nil
-	}
-	q := xmpp.Elem("query", NSInfo)
-	textElem(q, "version", r.version)
-	addFields(q.CreateElement("configuration"), r.hub.opts.Schema.render(r.cfg))
-	addUsers(q.CreateElement("occupants"), usersOf(r.affs))
-	r.hub.reply(req.st, q)
-	return nil
+	return r.answerGet(req, NSInfo, func(q *etree.Element) {
+		addFields(q.CreateElement("configuration"), r.hub.opts.Schema.render(r.cfg))
+		addUsers(q.CreateElement("occupants"), usersOf(r.affs))
+	})
 }
 
 // setConfig applies a delta: the owner may change anything, members too

@@ -122,15 +122,20 @@ func AsStanzaError(err error) *StanzaError {
 func (e *StanzaError) Element() *etree.Element {
 	el := etree.NewElement("error")
 	el.CreateAttr("type", string(e.Type))
-	c := el.CreateElement(string(e.Condition))
-	c.CreateAttr("xmlns", NSStanzas)
-	if e.Text != "" {
-		t := el.CreateElement("text")
-		t.CreateAttr("xmlns", NSStanzas)
-		t.CreateAttr("xml:lang", "en")
-		t.SetText(e.Text)
-	}
+	addCondition(el, e.Condition, e.Text, NSStanzas)
 	return el
+}
+
+// addCondition appends the condition element and the optional <text/>, both
+// in the given namespace, as stanza and stream errors share that shape.
+func addCondition(el *etree.Element, c Condition, text, ns string) {
+	el.CreateElement(string(c)).CreateAttr("xmlns", ns)
+	if text != "" {
+		t := el.CreateElement("text")
+		t.CreateAttr("xmlns", ns)
+		t.CreateAttr("xml:lang", "en")
+		t.SetText(text)
+	}
 }
 
 // StreamError is a fatal error of the whole stream (RFC 6120 §4.9): the
@@ -151,13 +156,6 @@ func (e *StreamError) Error() string {
 func (e *StreamError) Element() *etree.Element {
 	el := etree.NewElement("stream:error")
 	el.CreateAttr("xmlns:stream", NSStream)
-	c := el.CreateElement(string(e.Condition))
-	c.CreateAttr("xmlns", NSStreams)
-	if e.Text != "" {
-		t := el.CreateElement("text")
-		t.CreateAttr("xmlns", NSStreams)
-		t.CreateAttr("xml:lang", "en")
-		t.SetText(e.Text)
-	}
+	addCondition(el, e.Condition, e.Text, NSStreams)
 	return el
 }
