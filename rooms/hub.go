@@ -28,6 +28,7 @@ type Deliverer interface {
 // owning actor.
 type Hub struct {
 	opts     Options
+	limits   Limits
 	store    Store
 	out      Deliverer
 	log      *slog.Logger
@@ -57,6 +58,12 @@ type HubOptions struct {
 	// IdleTimeout is how long a room actor with nothing to do stays loaded
 	// (default one minute); its state is rebuilt from the store on next use.
 	IdleTimeout time.Duration
+	// Limits is the per-room flood limiter (mod_muc_limits); the zero value
+	// disables it.
+	Limits Limits
+	// Now is the clock (default time.Now); tests freeze it to make the
+	// limiter deterministic.
+	Now func() time.Time
 }
 
 // mailboxSize bounds a room's queue of requests; a full mailbox is answered
@@ -71,6 +78,7 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		opts:        opts,
+		limits:      ho.Limits,
 		store:       store,
 		out:         out,
 		log:         ho.Logger.With("module", "muc_light"),
@@ -83,6 +91,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	}
 	if ho.IdleTimeout > 0 {
 		h.idleTimeout = ho.IdleTimeout
+	}
+	if ho.Now != nil {
+		h.now = ho.Now
 	}
 	h.m = newHubMetrics(ho.Registerer, h)
 	for _, host := range hosts {
@@ -127,6 +138,16 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 	ns := payload.NamespaceURI()
 	switch {
 	case payload.Tag == "query" && ns == xmpp.NSDiscoInfo && st.Type == "get":
+		if isRoom {
+			// A room that does not exist has no identity to show.
+			if ok, err := h.store.RoomExists(ctx, st.To); err != nil || !ok {
+				if err == nil {
+					err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
+				}
+				h.replyError(st, err)
+				return
+			}
+		}
 		h.reply(st, h.discoInfo())
 	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
 		h.discoItems(ctx, st, payload)
@@ -219,6 +240,10 @@ func (h *Hub) replyFrom(st *xmpp.Stanza, from xmpp.JID) {
 // protocol refusal is a store or server fault: logged, counted and answered
 // with internal-server-error, never dropped.
 func (h *Hub) replyError(st *xmpp.Stanza, err error) {
+	if st == nil { // an internal request: nobody to answer
+		h.log.Error("internal room request failed", "err", err)
+		return
+	}
 	var se *xmpp.StanzaError
 	if !errors.As(err, &se) {
 		h.log.Error("request failed", "to", st.To.String(), "from", st.From.String(), "err", err)

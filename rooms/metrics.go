@@ -9,6 +9,8 @@ type hubMetrics struct {
 	fanout         prometheus.Counter
 	mailboxFull    prometheus.Counter
 	internalErrors prometheus.Counter
+	// limiterRefusals counts flood-limiter refusals by reason and host.
+	limiterRefusals *prometheus.CounterVec
 }
 
 func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
@@ -22,6 +24,9 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		internalErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "muc_light_internal_errors_total", Help: "Room requests answered with internal-server-error (store or server faults).",
 		}),
+		limiterRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "muc_light_limiter_refusals_total", Help: "Room events refused by the flood limiter, by reason and served domain.",
+		}, []string{"reason", "host"}),
 	}
 	if reg == nil {
 		return m
@@ -44,6 +49,6 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		}
 		return float64(n)
 	})
-	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, active, depth)
+	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, active, depth)
 	return m
 }

@@ -470,3 +470,56 @@ func TestIdleRoomIsUnloadedAndReloaded(t *testing.T) {
 		}
 	}
 }
+
+// Room disco#info: the room's identity and features; a missing room is
+// item-not-found.
+func TestRoomDiscoInfo(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := e.login("alice")
+	room := createRoom(t, "known", alice)
+	info := alice.iq("get", room, xmpp.Elem("query", xmpp.NSDiscoInfo))
+	expectResult(t, info, room)
+	if f := xmpp.Child(xmpp.Child(info, "query", xmpp.NSDiscoInfo), "feature", xmpp.NSDiscoInfo); f == nil || f.SelectAttrValue("var", "") != rooms.NS {
+		t.Errorf("room disco#info %s", xmpp.String(info))
+	}
+	expectError(t, alice.iq("get", "unknown@"+svc, xmpp.Elem("query", xmpp.NSDiscoInfo)), "item-not-found")
+}
+
+// remove_user: a deleted account leaves every room as if it had left
+// (owner handover, notifications to the others; a room it was alone in is
+// destroyed) and its blocking list goes.
+func TestRemoveUser(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob, kate := e.login("alice"), e.login("bob"), e.login("kate")
+	shared := createRoom(t, "shared", alice, bob, kate)
+	solo := createRoom(t, "solo", alice)
+	expectResult(t, alice.iq("set", svc, query(rooms.NSBlocking, "<user action='deny'>mike@localhost</user>")), svc)
+	if err := e.hub.RemoveUser(tctx(t), xmpp.MustParseJID("alice@localhost")); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*user{bob, kate} {
+		x := notif(t, u.next(), shared, "", rooms.NSAffiliations)
+		if got := affsOf(x); got != "alice@localhost=none,bob@localhost=owner" {
+			t.Errorf("%s told %s", u.name, got)
+		}
+	}
+	if ok, _ := e.store.RoomExists(tctx(t), xmpp.MustParseJID(solo)); ok {
+		t.Error("the room alice was alone in still exists")
+	}
+	if l, _ := e.store.GetBlocking(tctx(t), xmpp.MustParseJID("alice@localhost")); len(l) != 0 {
+		t.Errorf("blocking list kept: %v", l)
+	}
+	// alice, still connected here, is told she left both rooms.
+	for range 2 {
+		el := alice.next()
+		room := el.SelectAttrValue("from", "")
+		if x := notif(t, el, room, "", rooms.NSAffiliations); affsOf(x) != "alice@localhost=none" || (room != shared && room != solo) {
+			t.Errorf("alice told %s", xmpp.String(el))
+		}
+	}
+	// The actor serves the new state: alice is no longer an occupant.
+	m := client.Message(shared, "groupchat", "bye?")
+	m.CreateAttr("id", "after")
+	alice.Send(tctx(t), m)
+	expectError(t, alice.next(), "item-not-found")
+}

@@ -133,6 +133,9 @@ func (s Schema) validate() error {
 			return fmt.Errorf("config_schema[%d].internal_key: must not be empty", i)
 		case keys[f.InternalKey]:
 			return fmt.Errorf("config_schema[%d].internal_key: %q is used twice", i, f.InternalKey)
+		case strings.Contains(f.InternalKey, ".") || strings.HasPrefix(f.InternalKey, "$"):
+			// Stores keep the configuration as a document whose field names these are.
+			return fmt.Errorf("config_schema[%d].internal_key: %q may not contain '.' or start with '$'", i, f.InternalKey)
 		}
 		if _, err := f.parse(f.Default); err != nil {
 			return fmt.Errorf("config_schema[%d]: default %q is not a %s", i, f.Default, f.Type)

@@ -246,6 +246,11 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 			}
 		}
 	}
+	if !(len(items) == 1 && items[0].User == sender && items[0].Aff == None) { // leaving is never limited
+		if err := r.limit(aff, ""); err != nil {
+			return err
+		}
+	}
 	if items, err = r.admissible(sender, items, true); err != nil {
 		return err
 	}
@@ -267,22 +272,21 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		}
 		return err
 	}
-	r.announceAffs(req.st.ID, res)
-	h.replyFrom(req.st, r.jid)
-	return nil
-}
-
-// announceAffs updates the actor's state after an applied change and sends
-// the notifications: the full change list with both versions to those who
-// stay, the version and their own item to newcomers, their own none (no
-// version) to those who left.
-func (r *room) announceAffs(id string, res AffResult) {
-	h := r.hub
 	if len(res.New) == 0 {
 		r.forget()
 	} else {
 		r.affs, r.version, r.affsAt = res.New, res.NewVersion, h.now()
 	}
+	r.announce(req.st.ID, res)
+	h.replyFrom(req.st, r.jid)
+	return nil
+}
+
+// announce sends the notifications of an applied affiliation change: the
+// full change list with both versions to those who stay, the version and
+// their own item to newcomers, their own none (no version) to those who left.
+func (r *room) announce(id string, res AffResult) {
+	h := r.hub
 	if res.NewVersion == res.OldVersion {
 		return
 	}

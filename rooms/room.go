@@ -22,6 +22,7 @@ const (
 	opGetAffs
 	opSetAffs
 	opGetInfo
+	opRemoved // internal: a user was removed from the room behind the actor's back
 )
 
 func roomOp(ns, typ string) op {
@@ -49,6 +50,8 @@ type request struct {
 	op        op
 	payload   *etree.Element
 	generated bool // create with a server-chosen name: answer from the service
+	removal   *AffResult // opRemoved: the change the store applied
+	id        string     // opRemoved: the notification id
 }
 
 // room is the actor that owns one room's state. Only its goroutine touches
@@ -57,6 +60,7 @@ type room struct {
 	hub     *Hub
 	jid     xmpp.JID
 	mailbox chan request
+	limiter *roomLimiter // nil: no limits
 
 	loaded  bool // state below reflects the store
 	exists  bool
@@ -67,7 +71,7 @@ type room struct {
 }
 
 func newRoom(h *Hub, jid xmpp.JID) *room {
-	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize)}
+	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now())}
 }
 
 // post queues a request without blocking; false when the mailbox is full.
@@ -168,6 +172,10 @@ func (r *room) forget() {
 }
 
 func (r *room) handle(req request) {
+	if req.op == opRemoved {
+		r.removed(req)
+		return
+	}
 	if err := r.load(); err != nil {
 		r.loaded = false
 		r.hub.replyError(req.st, err)
@@ -201,12 +209,22 @@ func (r *room) handle(req request) {
 func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
 	switch req.op {
 	case opGroupchat:
+		body := ""
+		if b := xmpp.Child(req.st.El, "body", xmpp.NSClient); b != nil {
+			body = b.Text()
+		}
+		if err := r.limit(aff, body); err != nil {
+			return err
+		}
 		return r.groupchat(req, sender)
 	case opDestroy:
 		return r.destroy(req, aff)
 	case opGetConfig:
 		return r.getConfig(req)
 	case opSetConfig:
+		if err := r.limit(aff, ""); err != nil {
+			return err
+		}
 		return r.setConfig(req, aff)
 	case opGetAffs:
 		return r.getAffs(req)
@@ -216,6 +234,27 @@ func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
 		return r.getInfo(req)
 	}
 	return xmpp.NewError(xmpp.ServiceUnavailable, "")
+}
+
+// limit passes an event through the room's flood limiter; a refusal is
+// counted and returned for the sender alone.
+func (r *room) limit(aff Affiliation, body string) error {
+	se, reason := r.limiter.check(aff, body, r.hub.now())
+	if se == nil {
+		return nil
+	}
+	r.hub.m.limiterRefusals.WithLabelValues(reason, r.hub.services[r.jid.Domain]).Inc()
+	return se
+}
+
+// removed brings the actor up to date after RemoveUser changed the room in
+// the store, and announces the change as if the user had left.
+func (r *room) removed(req request) {
+	r.loaded = false // reread: the store is the truth, the cache may predate the change
+	if err := r.load(); err != nil {
+		r.hub.log.Error("reloading room after user removal", "room", r.jid.String(), "err", err)
+	}
+	r.announce(req.id, *req.removal)
 }
 
 // groupchat broadcasts an occupant's message to every occupant, the sender

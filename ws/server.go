@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/xmpp"
 )
 
 // Subprotocol is the WebSocket subprotocol RFC 7395 registers for XMPP.
@@ -182,4 +183,16 @@ func randomID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// CloseUser ends every session of a bare JID (its account was deleted) with
+// the not-authorized stream error.
+func (s *Server) CloseUser(user xmpp.JID) {
+	for _, sess := range s.router.sessionsOf(user.Bare()) {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sess.terminate(&xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was deleted"}, "account deleted")
+		}()
+	}
 }

@@ -1,0 +1,56 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// RemoveUser takes a deleted account out of every room on the services of
+// its domain, as if it had left each one (owner handover included; a room it
+// was alone in is destroyed), announces each change to the remaining
+// occupants, and deletes its blocking list.
+func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
+	user = user.Bare()
+	rules := affRules{equalOccupants: h.opts.EqualOccupants}
+	leave := func(u xmpp.JID) AffChange {
+		return func(cur []Aff) ([]Aff, error) {
+			return applyAffChanges(cur, []AffItem{{User: u, Aff: None}}, rules)
+		}
+	}
+	var errs []error
+	for svc, host := range h.services {
+		if host != user.Domain {
+			continue
+		}
+		removals, err := h.store.RemoveUser(ctx, user, svc, leave, newVersion)
+		errs = append(errs, err)
+		id := randomHex(8)
+		for i := range removals {
+			res := removals[i].Result
+			h.dispatch(removals[i].Room, request{op: opRemoved, id: id, removal: &res})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveDomain deletes every room of the domain's services and the blocking
+// lists of its users.
+func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
+	var errs []error
+	for svc, host := range h.services {
+		if host == domain {
+			errs = append(errs, h.store.RemoveDomain(ctx, domain, svc))
+		}
+	}
+	// Loaded actors of the removed rooms would otherwise serve stale state.
+	h.mu.Lock()
+	for j, r := range h.rooms {
+		if h.services[j.Domain] == domain {
+			r.post(request{op: opRemoved, id: "", removal: &AffResult{}})
+		}
+	}
+	h.mu.Unlock()
+	return errors.Join(errs...)
+}
