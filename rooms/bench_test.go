@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
@@ -86,4 +85,3 @@ func benchFanout(b *testing.B, occupants int, cache bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(occupants), "ns/delivery")
 }
-

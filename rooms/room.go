@@ -49,7 +49,7 @@ type request struct {
 	st        *xmpp.Stanza
 	op        op
 	payload   *etree.Element
-	generated bool // create with a server-chosen name: answer from the service
+	generated bool       // create with a server-chosen name: answer from the service
 	removal   *AffResult // opRemoved: the change the store applied
 	id        string     // opRemoved: the notification id
 }
