@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -41,6 +42,8 @@ type adminResponse struct {
 type admin struct {
 	hosts    []string
 	accounts account.Store
+	hub      *rooms.Hub
+	sessions interface{ CloseUser(xmpp.JID) } // nil offline
 }
 
 func (a *admin) do(ctx context.Context, req adminRequest) adminResponse {
@@ -54,6 +57,9 @@ func (a *admin) do(ctx context.Context, req adminRequest) adminResponse {
 func (a *admin) exec(ctx context.Context, req adminRequest) ([]string, error) {
 	if req.Cmd == "user_list" {
 		return a.accounts.Accounts(ctx, req.JID)
+	}
+	if req.Cmd == "domain_purge" {
+		return nil, a.purgeDomain(ctx, req.JID)
 	}
 	j, err := xmpp.ParseJID(req.JID)
 	if err != nil || j.Local == "" || !j.IsBare() {
@@ -75,9 +81,45 @@ func (a *admin) exec(ctx context.Context, req adminRequest) ([]string, error) {
 		}
 		return nil, err
 	case "user_del":
-		return nil, a.accounts.DeleteAccount(ctx, j)
+		if err := a.accounts.DeleteAccount(ctx, j); err != nil {
+			return nil, err
+		}
+		if a.sessions != nil {
+			a.sessions.CloseUser(j)
+		}
+		// The account is gone either way; a failure here leaves rooms to
+		// clean and is reported so the operator can run the command again.
+		if err := a.hub.RemoveUser(ctx, j); err != nil {
+			return nil, fmt.Errorf("account deleted, but removing it from rooms failed: %w", err)
+		}
+		return nil, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}
+
+// purgeDomain deletes a domain's accounts, rooms and blocking lists (the
+// remove_domain of the room store).
+func (a *admin) purgeDomain(ctx context.Context, domain string) error {
+	if !contains(a.hosts, domain) {
+		return fmt.Errorf("domain %q is not served (general.hosts)", domain)
+	}
+	users, err := a.accounts.Accounts(ctx, domain)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		j, err := xmpp.ParseJID(u)
+		if err != nil {
+			continue
+		}
+		if err := a.accounts.DeleteAccount(ctx, j); err != nil && !errors.Is(err, account.ErrNotFound) {
+			return err
+		}
+		if a.sessions != nil {
+			a.sessions.CloseUser(j)
+		}
+	}
+	return a.hub.RemoveDomain(ctx, domain)
 }
 
 func contains(list []string, s string) bool {

@@ -15,29 +15,80 @@ import (
 
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/boltstore"
+	"github.com/wschat/xmppws/mongo"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/ws"
 )
 
-// store is everything the server needs from a storage backend.
-type store interface {
+// stores are the backends the configuration asks for: accounts and rooms
+// may live in the same one or in different ones.
+type stores struct {
+	accounts account.Store
+	rooms    rooms.Store
+	closers  []io.Closer
+}
+
+func (s *stores) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// backend is what each storage backend provides.
+type backend interface {
 	account.Store
 	rooms.Store
 	io.Closer
 }
 
-func openStore(cfg Config) (store, error) {
-	switch cfg.Storage.Backend {
-	case "embedded":
-		return boltstore.Open(cfg.Storage.DataDir, boltstore.Options{})
+func openStores(cfg Config) (*stores, error) {
+	opened := map[string]backend{}
+	st := &stores{}
+	open := func(name string) (backend, error) {
+		if b, ok := opened[name]; ok {
+			return b, nil
+		}
+		var b backend
+		var err error
+		switch name {
+		case "embedded":
+			b, err = boltstore.Open(cfg.Storage.DataDir, boltstore.Options{})
+		case "mongodb":
+			m := cfg.Storage.MongoDB
+			ctx, cancel := context.WithTimeout(context.Background(), m.ConnectTimeout.Duration)
+			defer cancel()
+			b, err = mongo.Open(ctx, mongo.Config{URI: m.URI, Database: m.Database, PoolSize: uint64(m.PoolSize),
+				ConnectTimeout: m.ConnectTimeout.Duration, OpTimeout: m.OpTimeout.Duration})
+		default:
+			err = fmt.Errorf("storage backend %q is not supported", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		opened[name] = b
+		st.closers = append(st.closers, b)
+		return b, nil
 	}
-	return nil, fmt.Errorf("storage backend %q is not supported", cfg.Storage.Backend)
+	a, err := open(cfg.Storage.Backend)
+	if err != nil {
+		return nil, err
+	}
+	r, err := open(cfg.Modules.MucLight.Backend)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.accounts, st.rooms = a, r
+	return st, nil
 }
 
 // app is a running server: listeners, endpoint, store.
 type app struct {
 	log     *slog.Logger
-	store   store
+	store   *stores
 	ws      *ws.Server
 	hub     *rooms.Hub
 	http    *http.Server
@@ -49,7 +100,7 @@ type app struct {
 
 // start opens the store, binds the listeners and serves in the background.
 func start(cfg Config, log *slog.Logger) (*app, error) {
-	st, err := openStore(cfg)
+	st, err := openStores(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +114,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.ws = ws.New(wsConfig(cfg), st, ws.Options{Logger: log, Registerer: reg})
-	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, st, a.ws.Router(), rooms.HubOptions{Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend})
+	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
+	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg))
+	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits})
 	for svc, host := range a.hub.Services() {
 		a.ws.Router().RegisterService(host, svc, rooms.NS, a.hub)
 	}
@@ -97,11 +149,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	a.http = &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	if cfg.Storage.Backend == "embedded" {
-		a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st}, log)
-		if err != nil {
-			return nil, err
-		}
+	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws}, log)
+	if err != nil {
+		return nil, err
 	}
 	go a.serve(a.http, a.ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 	ok = true
@@ -178,4 +228,20 @@ func (a *app) closeAll() error {
 		a.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// hostOfService maps a MUC Light service domain to the served domain it
+// belongs to, the host_type of the backend metrics.
+func hostOfService(cfg Config) func(string) string {
+	m := make(map[string]string, len(cfg.General.Hosts))
+	for _, h := range cfg.General.Hosts {
+		m[cfg.rooms.ServiceDomain(h)] = h
+		m[h] = h
+	}
+	return func(d string) string {
+		if h, ok := m[d]; ok {
+			return h
+		}
+		return d
+	}
 }

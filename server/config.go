@@ -26,8 +26,9 @@ type Config struct {
 	Storage   StorageConfig   `toml:"storage"`
 	Modules   ModulesConfig   `toml:"modules"`
 
-	// rooms is Modules.MucLight converted by validate.
-	rooms rooms.Options
+	// rooms and limits are the modules' sections converted by validate.
+	rooms  rooms.Options
+	limits rooms.Limits
 }
 
 // GeneralConfig holds the served domains and process-wide settings.
@@ -62,10 +63,21 @@ type WebSocketConfig struct {
 	AllowedOrigins       []string `toml:"allowed_origins"`
 }
 
-// StorageConfig chooses where accounts (and later rooms) live.
+// StorageConfig chooses where accounts live (and rooms, unless
+// mod_muc_light.backend says otherwise) and how to reach MongoDB.
 type StorageConfig struct {
-	Backend string `toml:"backend"`
-	DataDir string `toml:"data_dir"`
+	Backend string        `toml:"backend"`
+	DataDir string        `toml:"data_dir"`
+	MongoDB MongoDBConfig `toml:"mongodb"`
+}
+
+// MongoDBConfig is [storage.mongodb].
+type MongoDBConfig struct {
+	URI            string   `toml:"uri"`
+	Database       string   `toml:"database"`
+	PoolSize       int      `toml:"pool_size"`
+	ConnectTimeout duration `toml:"connect_timeout"`
+	OpTimeout      duration `toml:"op_timeout"`
 }
 
 // duration decodes TOML strings such as "30s" or "5m".
@@ -96,8 +108,14 @@ func defaultConfig() Config {
 			SendQueueLen:    1000,
 			MaxAuthFailures: 3,
 		},
-		Storage: StorageConfig{Backend: "embedded", DataDir: "data"},
-		Modules: ModulesConfig{MucLight: defaultMucLight()},
+		Storage: StorageConfig{Backend: "embedded", DataDir: "data", MongoDB: MongoDBConfig{
+			URI:            "mongodb://127.0.0.1:27017",
+			Database:       "xmppws",
+			PoolSize:       100,
+			ConnectTimeout: duration{10 * time.Second},
+			OpTimeout:      duration{5 * time.Second},
+		}},
+		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits()},
 	}
 }
 
@@ -128,6 +146,7 @@ func decodeConfig(data string, cfg *Config) error {
 		}
 		return err
 	}
+	cfg.Modules.MucLimits.present = md.IsDefined("modules", "mod_muc_limits")
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
@@ -192,16 +211,35 @@ func (c *Config) validate() error {
 			return fmt.Errorf("websocket.allowed_origins: bad pattern %q", o)
 		}
 	}
-	switch c.Storage.Backend {
-	case "embedded":
-	default:
-		return fmt.Errorf("storage.backend: %q is not supported (use \"embedded\")", c.Storage.Backend)
+	if !validBackend(c.Storage.Backend) {
+		return fmt.Errorf("storage.backend: %q is not supported (use \"embedded\" or \"mongodb\")", c.Storage.Backend)
 	}
 	if c.Storage.DataDir == "" {
 		return errors.New("storage.data_dir: must not be empty")
 	}
+	if ml := &c.Modules.MucLight; ml.Backend == "" {
+		ml.Backend = c.Storage.Backend
+	}
+	if c.usesBackend("mongodb") {
+		m := c.Storage.MongoDB
+		switch {
+		case !strings.HasPrefix(m.URI, "mongodb://") && !strings.HasPrefix(m.URI, "mongodb+srv://"):
+			return errors.New("storage.mongodb.uri: must be a mongodb:// or mongodb+srv:// URI")
+		case m.Database == "" || strings.ContainsAny(m.Database, "/\\. \"$"):
+			return errors.New("storage.mongodb.database: must be a valid database name")
+		case m.PoolSize < 1:
+			return errors.New("storage.mongodb.pool_size: must be at least 1")
+		case m.ConnectTimeout.Duration <= 0:
+			return errors.New("storage.mongodb.connect_timeout: must be positive")
+		case m.OpTimeout.Duration <= 0:
+			return errors.New("storage.mongodb.op_timeout: must be positive")
+		}
+	}
 	var err error
-	c.rooms, err = c.Modules.MucLight.roomOptions()
+	if c.rooms, err = c.Modules.MucLight.roomOptions(); err != nil {
+		return err
+	}
+	c.limits, err = c.Modules.MucLimits.limits()
 	return err
 }
 
@@ -209,4 +247,11 @@ func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(s))
 	return l, err
+}
+
+func validBackend(b string) bool { return b == "embedded" || b == "mongodb" }
+
+// usesBackend reports whether accounts or rooms live in backend b.
+func (c *Config) usesBackend(b string) bool {
+	return c.Storage.Backend == b || c.Modules.MucLight.Backend == b
 }

@@ -16,7 +16,8 @@ import (
 )
 
 const usage = `usage: server [-config file.toml]            run the server
-       server [-config file.toml] user ...   manage accounts (server user -h)`
+       server [-config file.toml] user ...   manage accounts (server user -h)
+       server [-config file.toml] domain purge DOMAIN`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -39,6 +40,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "":
 	case "user":
 		return userCommand(cfg, fs.Args()[1:], stdin, stdout, stderr)
+	case "domain":
+		return domainCommand(cfg, fs.Args()[1:], stdout, stderr)
 	default:
 		fs.Usage()
 		return 2

@@ -12,13 +12,70 @@ import (
 
 // ModulesConfig holds the [modules.*] sections, named as in MongooseIM.
 type ModulesConfig struct {
-	MucLight MucLightConfig `toml:"mod_muc_light"`
+	MucLight  MucLightConfig  `toml:"mod_muc_light"`
+	MucLimits MucLimitsConfig `toml:"mod_muc_limits"`
+}
+
+// MucLimitsConfig is [modules.mod_muc_limits], with Prosody's option names.
+// Like a Prosody module, the limiter is on when its section is present.
+type MucLimitsConfig struct {
+	EventRate           float64                 `toml:"muc_event_rate"`
+	BurstFactor         float64                 `toml:"muc_burst_factor"`
+	MaxNickLength       int                     `toml:"muc_max_nick_length"`
+	MaxCharCount        int                     `toml:"muc_max_char_count"`
+	MaxLineCount        int                     `toml:"muc_max_line_count"`
+	BaseCost            float64                 `toml:"muc_limit_base_cost"`
+	LineCountMultiplier float64                 `toml:"muc_line_count_multiplier"`
+	ExemptAffiliations  []string                `toml:"exempt_affiliations"`
+	Rooms               map[string]RoomOverride `toml:"rooms"`
+
+	present bool // the section appeared in the file
+}
+
+// RoomOverride is [modules.mod_muc_limits.rooms."room@service"].
+type RoomOverride struct {
+	EventRate   float64 `toml:"muc_event_rate"`
+	BurstFactor float64 `toml:"muc_burst_factor"`
+}
+
+func defaultMucLimits() MucLimitsConfig {
+	d := rooms.DefaultLimits()
+	return MucLimitsConfig{
+		EventRate: d.EventRate, BurstFactor: d.BurstFactor, MaxNickLength: d.MaxNickLength,
+		MaxCharCount: d.MaxCharCount, MaxLineCount: d.MaxLineCount, BaseCost: d.BaseCost,
+		LineCountMultiplier: d.LineCountMultiplier,
+	}
+}
+
+// limits converts and validates the section; errors name the key.
+func (c MucLimitsConfig) limits() (rooms.Limits, error) {
+	l := rooms.Limits{
+		Enabled: c.present, EventRate: c.EventRate, BurstFactor: c.BurstFactor, MaxNickLength: c.MaxNickLength,
+		MaxCharCount: c.MaxCharCount, MaxLineCount: c.MaxLineCount, BaseCost: c.BaseCost,
+		LineCountMultiplier: c.LineCountMultiplier,
+	}
+	for _, a := range c.ExemptAffiliations {
+		l.ExemptAffiliations = append(l.ExemptAffiliations, rooms.Affiliation(a))
+	}
+	for room, o := range c.Rooms {
+		if l.Rooms == nil {
+			l.Rooms = map[string]rooms.RateOverride{}
+		}
+		if o.BurstFactor == 0 {
+			o.BurstFactor = c.BurstFactor
+		}
+		l.Rooms[room] = rooms.RateOverride{EventRate: o.EventRate, BurstFactor: o.BurstFactor}
+	}
+	if err := l.Validate(); err != nil {
+		return l, errors.New("modules.mod_muc_limits." + err.Error())
+	}
+	return l, nil
 }
 
 // MucLightConfig is [modules.mod_muc_light].
 type MucLightConfig struct {
 	Host            string           `toml:"host"`
-	Backend         string           `toml:"backend"`
+	Backend         string           `toml:"backend"` // empty: storage.backend
 	EqualOccupants  bool             `toml:"equal_occupants"`
 	LegacyMode      bool             `toml:"legacy_mode"`
 	RoomsPerUser    limit            `toml:"rooms_per_user"`
@@ -74,7 +131,6 @@ func defaultMucLight() MucLightConfig {
 	d := rooms.DefaultOptions()
 	return MucLightConfig{
 		Host:         d.Host,
-		Backend:      "embedded",
 		Blocking:     d.Blocking,
 		RoomsPerPage: limit(d.RoomsPerPage),
 	}
@@ -96,10 +152,8 @@ func (c MucLightConfig) roomOptions() (rooms.Options, error) {
 		RoomsInRosters:  c.RoomsInRosters,
 		Schema:          rooms.DefaultSchema(),
 	}
-	switch c.Backend {
-	case "embedded":
-	default:
-		return o, fmt.Errorf(sec+"backend: %q is not supported (use \"embedded\")", c.Backend)
+	if !validBackend(c.Backend) {
+		return o, fmt.Errorf(sec+"backend: %q is not supported (use \"embedded\" or \"mongodb\")", c.Backend)
 	}
 	if c.LegacyMode {
 		return o, errors.New(sec + "legacy_mode: not implemented yet")

@@ -111,3 +111,51 @@ func TestMucLightBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMucLimitsOptions(t *testing.T) {
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.limits.Enabled {
+		t.Error("limiter on without its section")
+	}
+	cfg, err = loadTOML(t, "[modules.mod_muc_limits]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rooms.DefaultLimits()
+	if l := cfg.limits; !l.Enabled || l.EventRate != d.EventRate || l.BurstFactor != d.BurstFactor || l.MaxNickLength != 23 ||
+		l.MaxCharCount != 5664 || l.MaxLineCount != 23 || l.BaseCost != 1 || l.LineCountMultiplier != 0.1 {
+		t.Errorf("defaults with the section present: %+v", l)
+	}
+	cfg, err = loadTOML(t, `
+[modules.mod_muc_limits]
+muc_event_rate = 2.0
+muc_burst_factor = 3.0
+muc_max_char_count = 100
+exempt_affiliations = ["owner"]
+[modules.mod_muc_limits.rooms."lobby@muclight.localhost"]
+muc_event_rate = 20.0
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.limits
+	if l.EventRate != 2 || l.BurstFactor != 3 || l.MaxCharCount != 100 || len(l.ExemptAffiliations) != 1 ||
+		l.Rooms["lobby@muclight.localhost"] != (rooms.RateOverride{EventRate: 20, BurstFactor: 3}) {
+		t.Errorf("options: %+v", l)
+	}
+	for _, tc := range []struct{ toml, key string }{
+		{"[modules.mod_muc_limits]\nmuc_event_rate = -1.0", "muc_event_rate"},
+		{"[modules.mod_muc_limits]\nmuc_burst_factor = 0.5", "muc_burst_factor"},
+		{"[modules.mod_muc_limits]\nmuc_max_char_count = 0", "muc_max_char_count"},
+		{"[modules.mod_muc_limits]\nexempt_affiliations = ['admin']", "exempt_affiliations"},
+		{"[modules.mod_muc_limits]\nmuc_rate = 1.0", "muc_rate"},
+		{"[modules.mod_muc_limits.rooms.\"not a jid\"]\nmuc_event_rate = 1.0", "rooms"},
+	} {
+		if _, err := loadTOML(t, tc.toml); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: %v, want an error naming %s", tc.toml, err, tc.key)
+		}
+	}
+}

@@ -1,0 +1,485 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// maxTries bounds the read-modify-write attempts of one change; only other
+// processes writing the same document make an attempt fail, so running out
+// means a pathological contention, reported as errContention.
+const maxTries = 100
+
+var (
+	// errInvalidAffs refuses a stored list that would break the store's
+	// invariants (a duplicate user, an affiliation other than owner or
+	// member, an empty list at creation); it is a bug in the caller, not a
+	// protocol answer.
+	errInvalidAffs = errors.New("mongo: invalid affiliation list")
+	errContention  = errors.New("mongo: the document kept changing under the write")
+)
+
+// roomDoc is the stored form of a room: _id is its bare JID, service its
+// domain (the MUC service), config keyed by the schema's internal keys, and
+// affiliations kept sorted by user JID.
+type roomDoc struct {
+	ID      string       `bson:"_id"`
+	Service string       `bson:"service"`
+	Config  rooms.Config `bson:"config"`
+	Affs    []affDoc     `bson:"affiliations"`
+	Version string       `bson:"version"`
+}
+
+// affDoc is one stored occupant; JIDs are stored as their canonical text.
+type affDoc struct {
+	JID   string            `bson:"jid"`
+	Aff   rooms.Affiliation `bson:"aff"`
+	Since int64             `bson:"since"`
+}
+
+// Projections: reads fetch only the fields they return.
+var (
+	projAffs   = bson.D{{Key: "affiliations", Value: 1}, {Key: "version", Value: 1}}
+	projConfig = bson.D{{Key: "config", Value: 1}, {Key: "version", Value: 1}}
+	projID     = bson.D{{Key: "_id", Value: 1}}
+	sortByID   = bson.D{{Key: "_id", Value: 1}}
+)
+
+// CreateRoom implements rooms.Store.
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
+	key := roomKey(room)
+	sorted := sortAffs(affs)
+	if len(sorted) == 0 {
+		return fmt.Errorf("mongo: create room %s with no occupants: %w", key, errInvalidAffs)
+	}
+	if err := checkAffs(sorted); err != nil {
+		return fmt.Errorf("mongo: create room %s: %w", key, err)
+	}
+	doc := roomDoc{ID: key, Service: room.Domain, Config: cloneConfig(cfg), Affs: toDocs(sorted), Version: version}
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	_, err = s.rooms.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mongo: create room %s: %w", key, rooms.ErrRoomExists)
+	}
+	if err != nil {
+		return fmt.Errorf("mongo: create room %s: %w", key, err)
+	}
+	return nil
+}
+
+// DestroyRoom implements rooms.Store.
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+	key := roomKey(room)
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	res, err := s.rooms.DeleteOne(ctx, byID(key))
+	if err != nil {
+		return fmt.Errorf("mongo: delete room %s: %w", key, err)
+	}
+	if res.DeletedCount == 0 {
+		return notFound(key)
+	}
+	return nil
+}
+
+// RoomExists implements rooms.Store.
+func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return false, err
+	}
+	_, err = s.loadRoom(ctx, roomKey(room), projID)
+	switch {
+	case errors.Is(err, rooms.ErrRoomNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// GetUserRooms implements rooms.Store.
+func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]rooms.RoomInfo, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	opts := options.Find().SetProjection(projConfig).SetSort(sortByID)
+	cur, err := s.rooms.Find(ctx, userRoomsFilter(user, service), opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: list rooms of %s: %w", user.Bare(), err)
+	}
+	var docs []roomDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: list rooms of %s: %w", user.Bare(), err)
+	}
+	var out []rooms.RoomInfo
+	for _, d := range docs {
+		room, err := parseJID(d.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rooms.RoomInfo{Room: room, Config: cloneConfig(d.Config), Version: d.Version})
+	}
+	return out, nil
+}
+
+// GetUserRoomsCount implements rooms.Store.
+func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service string) (int, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.rooms.CountDocuments(ctx, userRoomsFilter(user, service))
+	if err != nil {
+		return 0, fmt.Errorf("mongo: count rooms of %s: %w", user.Bare(), err)
+	}
+	return int(n), nil
+}
+
+// RemoveUser implements rooms.Store, one conditional write per room, each
+// bounded by its own operation timeout. Rooms the user has already left (or
+// that vanished) by the time their write runs are not reported. A failure in
+// one room does not stop the others; the failures are joined, and the
+// blocking list is deleted regardless, unless ctx ended.
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+	user = user.Bare()
+	list, err := s.userRoomIDs(ctx, user, service)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []rooms.UserRemoval
+		errs []error
+	)
+	for _, room := range list {
+		res, changed, err := s.modifyAffs(ctx, room, leave(user), version())
+		switch {
+		case errors.Is(err, rooms.ErrRoomNotFound):
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("mongo: remove %s from %s: %w", user, room, err))
+			if ctx.Err() != nil {
+				return out, errors.Join(errs...)
+			}
+			continue
+		case !changed:
+			continue
+		}
+		out = append(out, rooms.UserRemoval{Room: room, Result: res, Destroyed: len(res.New) == 0})
+	}
+	if err := s.deleteBlocking(ctx, user); err != nil {
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// userRoomIDs lists the rooms of service that user occupies, sorted.
+func (s *Store) userRoomIDs(ctx context.Context, user xmpp.JID, service string) ([]xmpp.JID, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	opts := options.Find().SetProjection(projID).SetSort(sortByID)
+	cur, err := s.rooms.Find(ctx, userRoomsFilter(user, service), opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: list rooms of %s: %w", user, err)
+	}
+	var docs []roomDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: list rooms of %s: %w", user, err)
+	}
+	out := make([]xmpp.JID, 0, len(docs))
+	for _, d := range docs {
+		room, err := parseJID(d.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, room)
+	}
+	return out, nil
+}
+
+// RemoveDomain implements rooms.Store with one delete per collection; a
+// failure leaves what the first delete did done, and calling it again
+// finishes the job.
+func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if _, err := s.rooms.DeleteMany(ctx, bson.D{{Key: "service", Value: service}}); err != nil {
+		return fmt.Errorf("mongo: delete rooms of %s: %w", service, err)
+	}
+	if _, err := s.blocking.DeleteMany(ctx, bson.D{{Key: "domain", Value: domain}}); err != nil {
+		return fmt.Errorf("mongo: delete blocking lists of %s: %w", domain, err)
+	}
+	return nil
+}
+
+// GetConfig implements rooms.Store.
+func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, "", err
+	}
+	doc, err := s.loadRoom(ctx, roomKey(room), projConfig)
+	if err != nil {
+		return nil, "", err
+	}
+	return cloneConfig(doc.Config), doc.Version, nil
+}
+
+// SetConfig implements rooms.Store as one findAndModify: the server merges
+// the changed keys and returns the document as it was, so the previous
+// version is exactly the one this write replaced and no retry is needed.
+// Config keys are schema keys, which never contain '.' nor start with '$',
+// so they can be field paths.
+func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Config, version string) (string, error) {
+	key := roomKey(room)
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return "", err
+	}
+	set := bson.D{{Key: "version", Value: version}}
+	for _, k := range slices.Sorted(maps.Keys(changes)) {
+		set = append(set, bson.E{Key: "config." + k, Value: changes[k]})
+	}
+	unlock, err := s.writers.lock(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	// FerretDB v1 refuses a projection ("fields") on findAndModify, so the
+	// whole previous document comes back; only its version is decoded.
+	opts := options.FindOneAndUpdate().SetReturnDocument(options.Before)
+	var prev struct {
+		Version string `bson:"version"`
+	}
+	err = s.rooms.FindOneAndUpdate(ctx, byID(key), bson.D{{Key: "$set", Value: set}}, opts).Decode(&prev)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", notFound(key)
+	}
+	if err != nil {
+		return "", fmt.Errorf("mongo: set config of %s: %w", key, err)
+	}
+	return prev.Version, nil
+}
+
+// GetAffUsers implements rooms.Store; occupants come sorted by user JID.
+func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, string, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, "", err
+	}
+	doc, err := s.loadRoom(ctx, roomKey(room), projAffs)
+	if err != nil {
+		return nil, "", err
+	}
+	affs, err := doc.affs()
+	if err != nil {
+		return nil, "", err
+	}
+	return affs, doc.Version, nil
+}
+
+// ModifyAffUsers implements rooms.Store: read the room, apply change, and
+// write the result only if the version is still the one read; otherwise
+// read again and retry. change may therefore run more than once, which the
+// AffChange contract allows.
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, error) {
+	res, _, err := s.modifyAffs(ctx, room, change, version)
+	return res, err
+}
+
+// modifyAffs is ModifyAffUsers that also says whether anything was written,
+// which RemoveUser needs to leave out rooms the user had already left. An
+// error from change is returned as it is.
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+	key := roomKey(room)
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return rooms.AffResult{}, false, err
+	}
+	unlock, err := s.writers.lock(ctx, key)
+	if err != nil {
+		return rooms.AffResult{}, false, err
+	}
+	defer unlock()
+	for range maxTries {
+		doc, err := s.loadRoom(ctx, key, projAffs)
+		if err != nil {
+			return rooms.AffResult{}, false, err
+		}
+		cur, err := doc.affs()
+		if err != nil {
+			return rooms.AffResult{}, false, err
+		}
+		next, err := change(slices.Clone(cur))
+		if err != nil {
+			return rooms.AffResult{}, false, err
+		}
+		next = sortAffs(next)
+		if err := checkAffs(next); err != nil {
+			return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s: %w", key, err)
+		}
+		if sameAffs(cur, next) {
+			return rooms.AffResult{Old: cur, New: slices.Clone(cur), OldVersion: doc.Version, NewVersion: doc.Version}, false, nil
+		}
+		cond := bson.D{{Key: "_id", Value: key}, {Key: "version", Value: doc.Version}}
+		if len(next) == 0 {
+			res, err := s.rooms.DeleteOne(ctx, cond)
+			if err != nil {
+				return rooms.AffResult{}, false, fmt.Errorf("mongo: delete room %s: %w", key, err)
+			}
+			if res.DeletedCount > 0 {
+				return rooms.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
+			}
+			continue
+		}
+		update := bson.D{{Key: "$set", Value: bson.D{
+			{Key: "affiliations", Value: toDocs(next)},
+			{Key: "version", Value: version},
+		}}}
+		res, err := s.rooms.UpdateOne(ctx, cond, update)
+		if err != nil {
+			return rooms.AffResult{}, false, fmt.Errorf("mongo: write room %s: %w", key, err)
+		}
+		if res.MatchedCount > 0 {
+			return rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}, true, nil
+		}
+	}
+	return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s after %d tries: %w", key, maxTries, errContention)
+}
+
+// loadRoom reads the projected fields of a room, or fails with
+// rooms.ErrRoomNotFound.
+func (s *Store) loadRoom(ctx context.Context, key string, projection bson.D) (roomDoc, error) {
+	var doc roomDoc
+	err := s.rooms.FindOne(ctx, byID(key), options.FindOne().SetProjection(projection)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return doc, notFound(key)
+	}
+	if err != nil {
+		return doc, fmt.Errorf("mongo: read room %s: %w", key, err)
+	}
+	return doc, nil
+}
+
+// userRoomsFilter matches the rooms of service with user among the
+// occupants; the index on affiliations.jid serves it.
+func userRoomsFilter(user xmpp.JID, service string) bson.D {
+	return bson.D{
+		{Key: "affiliations.jid", Value: user.Bare().String()},
+		{Key: "service", Value: service},
+	}
+}
+
+func byID(key string) bson.D { return bson.D{{Key: "_id", Value: key}} }
+
+func roomKey(room xmpp.JID) string { return room.Bare().String() }
+
+func notFound(key string) error { return fmt.Errorf("mongo: room %s: %w", key, rooms.ErrRoomNotFound) }
+
+// parseJID reads back a JID this store wrote in canonical form.
+func parseJID(s string) (xmpp.JID, error) {
+	j, err := xmpp.ParseJID(s)
+	if err != nil {
+		return xmpp.JID{}, fmt.Errorf("mongo: stored JID %q: %w", s, err)
+	}
+	return j, nil
+}
+
+// cloneConfig returns a fresh, never nil, copy of a configuration.
+func cloneConfig(c rooms.Config) rooms.Config {
+	out := make(rooms.Config, len(c))
+	maps.Copy(out, c)
+	return out
+}
+
+// affs decodes the stored occupants into a fresh list.
+func (d roomDoc) affs() ([]rooms.Aff, error) {
+	out := make([]rooms.Aff, len(d.Affs))
+	for i, a := range d.Affs {
+		user, err := parseJID(a.JID)
+		if err != nil {
+			return nil, fmt.Errorf("mongo: room %s: %w", d.ID, err)
+		}
+		out[i] = rooms.Aff{User: user, Aff: a.Aff, Since: a.Since}
+	}
+	return out, nil
+}
+
+func toDocs(affs []rooms.Aff) []affDoc {
+	out := make([]affDoc, len(affs))
+	for i, a := range affs {
+		out[i] = affDoc{JID: a.User.String(), Aff: a.Aff, Since: a.Since}
+	}
+	return out
+}
+
+// sortAffs returns a bare-JID copy of affs sorted by user JID, the stored
+// order.
+func sortAffs(affs []rooms.Aff) []rooms.Aff {
+	out := make([]rooms.Aff, len(affs))
+	for i, a := range affs {
+		a.User = a.User.Bare()
+		out[i] = a
+	}
+	slices.SortStableFunc(out, func(a, b rooms.Aff) int {
+		return strings.Compare(a.User.String(), b.User.String())
+	})
+	return out
+}
+
+// checkAffs enforces what a stored list must be: each user once, each as
+// owner or member. sorted must be sorted by user.
+func checkAffs(sorted []rooms.Aff) error {
+	for i, a := range sorted {
+		if a.User.IsZero() {
+			return fmt.Errorf("empty user JID: %w", errInvalidAffs)
+		}
+		if a.Aff != rooms.Owner && a.Aff != rooms.Member {
+			return fmt.Errorf("%s has affiliation %q: %w", a.User, a.Aff, errInvalidAffs)
+		}
+		if i > 0 && sorted[i-1].User == a.User {
+			return fmt.Errorf("%s listed twice: %w", a.User, errInvalidAffs)
+		}
+	}
+	return nil
+}
+
+// sameAffs reports whether two sorted lists hold the same (user, affiliation)
+// pairs; Since does not count, as the AffChange contract says.
+func sameAffs(a, b []rooms.Aff) bool {
+	return slices.EqualFunc(a, b, func(x, y rooms.Aff) bool {
+		return x.User == y.User && x.Aff == y.Aff
+	})
+}
