@@ -523,3 +523,33 @@ func TestRemoveUser(t *testing.T) {
 	alice.Send(tctx(t), m)
 	expectError(t, alice.next(), "item-not-found")
 }
+
+// cache_affs: the cached occupants follow every change made through this
+// node, so a newcomer can talk at once and a removed user cannot.
+func TestCacheAffsFollowsLocalChanges(t *testing.T) {
+	e := newEnv(t, func(o *rooms.Options) { o.CacheAffs, o.CacheAffsTTL = true, time.Hour })
+	alice, bob, mike := e.login("alice"), e.login("bob"), e.login("mike")
+	room := createRoom(t, "cached", alice, bob)
+	say := func(u *user, id string) {
+		m := client.Message(room, "groupchat", id)
+		m.CreateAttr("id", id)
+		u.Send(tctx(t), m)
+	}
+	say(bob, "warm") // loads the cache
+	alice.next()
+	bob.next()
+	res := alice.iq("set", room, query(rooms.NSAffiliations, "<user affiliation='member'>mike@localhost</user><user affiliation='none'>bob@localhost</user>"))
+	notif(t, res, room, "", rooms.NSAffiliations)
+	alice.next()
+	mike.next()
+	bob.next()
+	say(mike, "newcomer")
+	for _, u := range []*user{alice, mike} {
+		if el := u.next(); el.SelectAttrValue("id", "") != "newcomer" {
+			t.Fatalf("%s got %s", u.name, xmpp.String(el))
+		}
+	}
+	say(bob, "removed")
+	expectError(t, bob.next(), "item-not-found")
+	alice.quiet()
+}
