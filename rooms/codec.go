@@ -154,3 +154,35 @@ func versionOf(q *etree.Element) string {
 	}
 	return ""
 }
+
+// parseCreate reads a #create query: optional configuration and occupants.
+func parseCreate(q *etree.Element) (request, error) {
+	var req request
+	var err error
+	if c := xmpp.Child(q, "configuration", NSCreate); c != nil {
+		if req.fields, err = parseFields(c); err != nil {
+			return req, err
+		}
+	}
+	if o := xmpp.Child(q, "occupants", NSCreate); o != nil {
+		if req.items, err = parseUsers(o); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+// parseRoomRequest reads the payload of a room request for op.
+func parseRoomRequest(q *etree.Element, o op) (request, error) {
+	req := request{op: o}
+	var err error
+	switch o {
+	case opGetConfig, opGetAffs, opGetInfo:
+		req.version = versionOf(q)
+	case opSetConfig:
+		req.fields, err = parseFields(q)
+	case opSetAffs:
+		req.items, err = parseUsers(q)
+	}
+	return req, err
+}

@@ -158,9 +158,26 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 		if !isRoom {
 			room = xmpp.JID{Local: newRoomName(), Domain: st.To.Domain}
 		}
-		h.dispatch(room, request{st: st, op: opCreate, payload: payload, generated: !isRoom})
+		req, err := parseCreate(payload)
+		if err != nil {
+			h.replyError(st, err)
+			return
+		}
+		req.st, req.op, req.generated = st, opCreate, !isRoom
+		h.dispatch(room, req)
 	case payload.Tag == "query" && isRoom && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
-		h.dispatch(st.To, request{st: st, op: roomOp(ns, st.Type), payload: payload})
+		o, ok := roomOp(ns, st.Type)
+		if !ok {
+			h.replyError(st, badRequest("this request is not defined for iq type "+st.Type))
+			return
+		}
+		req, err := parseRoomRequest(payload, o)
+		if err != nil {
+			h.replyError(st, err)
+			return
+		}
+		req.st = st
+		h.dispatch(st.To, req)
 	case payload.Tag == "query" && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
 		h.replyError(st, badRequest("this request goes to a room, not to the service"))
 	default:

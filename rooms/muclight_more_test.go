@@ -419,6 +419,9 @@ func TestMisaddressedRequests(t *testing.T) {
 	expectError(t, alice.iq("get", svc, query(rooms.NSConfiguration, "")), "bad-request")
 	expectError(t, alice.iq("get", room+"/x", query(rooms.NSConfiguration, "")), "bad-request")
 	expectError(t, alice.iq("get", room, xmpp.Elem("query", "urn:example:unknown")), "service-unavailable")
+	expectError(t, alice.iq("get", room, query(rooms.NSDestroy, "")), "bad-request")
+	expectError(t, alice.iq("set", room, query(rooms.NSInfo, "")), "bad-request")
+	expectResult(t, alice.iq("get", room, query(rooms.NSInfo, "")), room) // still there
 	m := client.Message(svc, "groupchat", "to the service")
 	m.CreateAttr("id", "svcmsg")
 	alice.Send(tctx(t), m)

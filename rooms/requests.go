@@ -22,23 +22,11 @@ func (r *room) create(req request) error {
 	if r.exists {
 		return xmpp.NewError(xmpp.Conflict, "the room already exists")
 	}
-	var fields []configField
-	var items []AffItem
-	var err error
-	if c := xmpp.Child(req.payload, "configuration", NSCreate); c != nil {
-		if fields, err = parseFields(c); err != nil {
-			return err
-		}
-	}
-	changes, _, err := h.opts.Schema.parseConfig(fields)
+	changes, _, err := h.opts.Schema.parseConfig(req.fields)
 	if err != nil {
 		return err
 	}
-	if o := xmpp.Child(req.payload, "occupants", NSCreate); o != nil {
-		if items, err = parseUsers(o); err != nil {
-			return err
-		}
-	}
+	items := req.items
 	creator := st.From.Bare()
 	for _, it := range items {
 		if it.User == creator || it.Aff == None {
@@ -156,7 +144,7 @@ func (r *room) destroy(req request, aff Affiliation) error {
 // when the request's <version/> equals the room's, otherwise the version and
 // what fill adds.
 func (r *room) answerGet(req request, ns string, fill func(q *etree.Element)) error {
-	if v := versionOf(req.payload); v != "" && v == r.version {
+	if req.version != "" && req.version == r.version {
 		r.hub.reply(req.st, nil)
 		return nil
 	}
@@ -190,10 +178,7 @@ func (r *room) getInfo(req request) error {
 // with all_can_configure, and any occupant the subject alone.
 func (r *room) setConfig(req request, aff Affiliation) error {
 	h := r.hub
-	fields, err := parseFields(req.payload)
-	if err != nil {
-		return err
-	}
+	fields := req.fields
 	subjectOnly := len(fields) == 1 && fields[0].Name == "subject"
 	if aff != Owner && !h.opts.AllCanConfigure && !subjectOnly {
 		return xmpp.NewError(xmpp.NotAllowed, "only the owner may change the configuration")
@@ -233,10 +218,8 @@ func (r *room) setConfig(req request, aff Affiliation) error {
 // members may leave and, with all_can_invite, add members; nothing else.
 func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 	h := r.hub
-	items, err := parseUsers(req.payload)
-	if err != nil {
-		return err
-	}
+	items := req.items
+	var err error
 	if aff != Owner {
 		for _, it := range items {
 			leave := it.User == sender && it.Aff == None

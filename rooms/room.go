@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -25,33 +23,41 @@ const (
 	opRemoved // internal: a user was removed from the room behind the actor's back
 )
 
-func roomOp(ns, typ string) op {
+// roomOp maps a room request's namespace and iq type to its op; false for
+// combinations the protocol does not define (a get of #destroy, a set of #info).
+func roomOp(ns, typ string) (op, bool) {
 	get := typ == "get"
 	switch ns {
 	case NSConfiguration:
 		if get {
-			return opGetConfig
+			return opGetConfig, true
 		}
-		return opSetConfig
+		return opSetConfig, true
 	case NSAffiliations:
 		if get {
-			return opGetAffs
+			return opGetAffs, true
 		}
-		return opSetAffs
+		return opSetAffs, true
 	case NSInfo:
-		return opGetInfo
+		return opGetInfo, get
+	case NSDestroy:
+		return opDestroy, !get
 	}
-	return opDestroy
+	return 0, false
 }
 
 // request is one stanza for a room actor.
 type request struct {
 	st        *xmpp.Stanza
 	op        op
-	payload   *etree.Element
-	generated bool       // create with a server-chosen name: answer from the service
-	removal   *AffResult // opRemoved: the change the store applied
-	id        string     // opRemoved: the notification id
+	fields    []configField // create, set config: as requested
+	items     []AffItem     // create (occupants), set affiliations
+	version   string        // gets: the version the client has
+	legacy    bool          // the request came in the XEP-0045 form; answer in it
+	nick      string        // legacy join: the requested nick
+	generated bool          // create with a server-chosen name: answer from the service
+	removal   *AffResult    // opRemoved: the change the store applied
+	id        string        // opRemoved: the notification id
 }
 
 // room is the actor that owns one room's state. Only its goroutine touches
