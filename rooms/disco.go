@@ -34,7 +34,9 @@ func (h *Hub) discoItems(ctx context.Context, st *xmpp.Stanza, q *etree.Element)
 		if name := h.opts.Schema.roomName(ri.Room, ri.Config); name != "" {
 			it.CreateAttr("name", name)
 		}
-		it.CreateAttr("version", ri.Version)
+		if !h.opts.LegacyMode {
+			it.CreateAttr("version", ri.Version)
+		}
 	}
 	h.reply(st, res)
 }

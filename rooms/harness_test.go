@@ -102,7 +102,10 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 	ho.Logger = log
 	hub := rooms.NewHub(opts, hosts, rs, srv.Router(), ho)
 	for s, host := range hub.Services() {
-		srv.Router().RegisterService(host, s, rooms.NS, hub)
+		srv.Router().RegisterService(host, s, hub.DiscoNode(), hub)
+	}
+	if opts.LegacyMode {
+		srv.Router().HandleAccountIQ(rooms.NSPrivacy, hub)
 	}
 	srv.Router().AddRosterSource(hub)
 	mux := http.NewServeMux()

@@ -115,6 +115,10 @@ func (h *Hub) Close() {
 // HandleStanza is the entry point for every stanza addressed to a service
 // domain or a room; the sender's JID is checked and stamped.
 func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
+	if h.opts.LegacyMode {
+		h.handleLegacy(ctx, st)
+		return
+	}
 	// Errors and results are never answered (no loops between rooms and
 	// occupants that live on the service domain); presence is ignored as
 	// the protocol says.

@@ -28,6 +28,10 @@ func (r *room) create(req request) error {
 	}
 	items := req.items
 	creator := st.From.Bare()
+	if se, reason := r.limiter.checkNick(Owner, req.nick); se != nil {
+		h.m.limiterRefusals.WithLabelValues(reason, h.services[r.jid.Domain]).Inc()
+		return se
+	}
 	for _, it := range items {
 		if it.User == creator || it.Aff == None {
 			return badRequest("the occupant list may not name the creator or the affiliation none")
@@ -63,6 +67,10 @@ func (r *room) create(req request) error {
 		return err
 	}
 	r.loaded, r.exists, r.cfg, r.affs, r.version, r.affsAt = true, true, cfg, affs, version, h.now()
+	if req.legacy {
+		r.legacyCreated(req, affs)
+		return nil
+	}
 	for _, a := range affs {
 		h.deliver(a.User, notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})))
 	}
@@ -133,6 +141,11 @@ func (r *room) destroy(req request, aff Affiliation) error {
 	}
 	former := r.affs
 	r.forget()
+	if req.legacy {
+		r.legacyDestroyed(former)
+		h.reply(req.st, nil)
+		return nil
+	}
 	for _, a := range former {
 		h.deliver(a.User, notification(r.jid, req.st.ID, xmpp.Elem("x", NSDestroy), affsPayload("", "", []AffItem{{User: a.User, Aff: None}})))
 	}
@@ -156,18 +169,30 @@ func (r *room) answerGet(req request, ns string, fill func(q *etree.Element)) er
 }
 
 func (r *room) getConfig(req request) error {
+	if req.legacy {
+		r.hub.reply(req.st, r.legacyConfigForm())
+		return nil
+	}
 	return r.answerGet(req, NSConfiguration, func(q *etree.Element) {
 		addFields(q, r.hub.opts.Schema.render(r.cfg))
 	})
 }
 
 func (r *room) getAffs(req request) error {
+	if req.legacy {
+		r.hub.reply(req.st, r.legacyAffList(Affiliation(req.nick)))
+		return nil
+	}
 	return r.answerGet(req, NSAffiliations, func(q *etree.Element) {
 		addUsers(q, usersOf(r.affs))
 	})
 }
 
 func (r *room) getInfo(req request) error {
+	if req.legacy {
+		r.hub.reply(req.st, r.legacyRoomInfo())
+		return nil
+	}
 	return r.answerGet(req, NSInfo, func(q *etree.Element) {
 		addFields(q.CreateElement("configuration"), r.hub.opts.Schema.render(r.cfg))
 		addUsers(q.CreateElement("occupants"), usersOf(r.affs))
@@ -202,6 +227,10 @@ func (r *room) setConfig(req request, aff Affiliation) error {
 		r.cfg[k] = v
 	}
 	r.version = version
+	if req.legacy {
+		r.legacyConfigChanged(req, echo)
+		return nil
+	}
 	x := xmpp.Elem("x", NSConfiguration)
 	textElem(x, "prev-version", prev)
 	textElem(x, "version", version)
@@ -238,7 +267,9 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		return err
 	}
 	if len(items) == 0 {
-		h.replyFrom(req.st, r.jid)
+		if req.st.Kind == xmpp.KindIQ {
+			h.replyFrom(req.st, r.jid)
+		}
 		return nil
 	}
 	rules := r.rules()
@@ -259,6 +290,15 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		r.forget()
 	} else {
 		r.affs, r.version, r.affsAt = res.New, res.NewVersion, h.now()
+	}
+	if req.legacy {
+		if res.NewVersion != res.OldVersion {
+			r.legacyAnnounce(res, sender)
+		}
+		if req.st.Kind == xmpp.KindIQ {
+			h.reply(req.st, nil)
+		}
+		return nil
 	}
 	r.announce(req.st.ID, res)
 	h.replyFrom(req.st, r.jid)

@@ -21,6 +21,9 @@ const (
 	opSetAffs
 	opGetInfo
 	opRemoved // internal: a user was removed from the room behind the actor's back
+	opJoin    // legacy: presence to room/nick (creates a missing room)
+	opLeave   // legacy: unavailable presence to room/nick
+	opPing    // legacy: an iq answered with an empty result when the sender is an occupant
 )
 
 // roomOp maps a room request's namespace and iq type to its op; false for
@@ -188,7 +191,7 @@ func (r *room) handle(req request) {
 		return
 	}
 	var err error
-	if req.op == opCreate {
+	if req.op == opCreate || (req.op == opJoin && !r.exists) {
 		err = r.create(req)
 	} else if !r.exists {
 		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
@@ -201,9 +204,12 @@ func (r *room) handle(req request) {
 		}
 		sender := req.st.From.Bare()
 		aff := affOf(r.affs, sender)
-		if !r.exists || aff == None {
+		switch {
+		case req.op == opJoin && aff == None:
+			err = xmpp.NewError(xmpp.RegistrationRequired, "only members may enter this room")
+		case !r.exists || aff == None:
 			err = xmpp.NewError(xmpp.ItemNotFound, "you are not an occupant of this room")
-		} else {
+		default:
 			err = r.dispatchOp(req, sender, aff)
 		}
 	}
@@ -238,6 +244,14 @@ func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
 		return r.setAffs(req, sender, aff)
 	case opGetInfo:
 		return r.getInfo(req)
+	case opJoin:
+		return r.join(req, sender, aff)
+	case opLeave:
+		r.hub.deliver(req.st.From, occupantPresence(r.jid, sender, aff, "unavailable", "110"))
+		return nil
+	case opPing:
+		r.hub.reply(req.st, nil)
+		return nil
 	}
 	return xmpp.NewError(xmpp.ServiceUnavailable, "")
 }
@@ -259,6 +273,10 @@ func (r *room) removed(req request) {
 	r.loaded = false // reread: the store is the truth, the cache may predate the change
 	if err := r.load(); err != nil {
 		r.hub.log.Error("reloading room after user removal", "room", r.jid.String(), "err", err)
+	}
+	if r.hub.opts.LegacyMode {
+		r.legacyAnnounce(*req.removal, xmpp.JID{Domain: r.jid.Domain})
+		return
 	}
 	r.announce(req.id, *req.removal)
 }

@@ -118,7 +118,10 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg))
 	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits})
 	for svc, host := range a.hub.Services() {
-		a.ws.Router().RegisterService(host, svc, rooms.NS, a.hub)
+		a.ws.Router().RegisterService(host, svc, a.hub.DiscoNode(), a.hub)
+	}
+	if cfg.rooms.LegacyMode {
+		a.ws.Router().HandleAccountIQ(rooms.NSPrivacy, a.hub) // blocking as privacy lists
 	}
 	a.ws.Router().AddRosterSource(a.hub)
 

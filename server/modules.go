@@ -155,9 +155,6 @@ func (c MucLightConfig) roomOptions() (rooms.Options, error) {
 	if !validBackend(c.Backend) {
 		return o, fmt.Errorf(sec+"backend: %q is not supported (use \"embedded\" or \"mongodb\")", c.Backend)
 	}
-	if c.LegacyMode {
-		return o, errors.New(sec + "legacy_mode: not implemented yet")
-	}
 	if c.CacheAffs != nil {
 		ttl := c.CacheAffs.TimeToLive
 		if ttl == 0 {

@@ -58,6 +58,10 @@ func (r *Router) accountIQ(ctx context.Context, from *session, st *xmpp.Stanza) 
 	}
 	payload := st.El.ChildElements()[0]
 	ns := payload.NamespaceURI()
+	if h := r.accountHandler(ns); h != nil {
+		h.HandleStanza(ctx, st)
+		return
+	}
 	switch {
 	case ns == xmpp.NSRoster && payload.Tag == "query":
 		if st.Type == "set" {

@@ -34,6 +34,7 @@ type Router struct {
 	users    map[xmpp.JID][]*session // bare JID → bound sessions
 	services map[string]serviceEntry // domain → service
 	rosters  []RosterSource
+	account  map[string]Service // payload namespace → handler of iqs to one's own account
 }
 
 type serviceEntry struct {
@@ -43,7 +44,7 @@ type serviceEntry struct {
 }
 
 func newRouter(srv *Server) *Router {
-	return &Router{srv: srv, users: make(map[xmpp.JID][]*session), services: make(map[string]serviceEntry)}
+	return &Router{srv: srv, users: make(map[xmpp.JID][]*session), services: make(map[string]serviceEntry), account: make(map[string]Service)}
 }
 
 // RegisterService routes the stanzas for domain to svc and lists domain
@@ -59,6 +60,21 @@ func (r *Router) AddRosterSource(src RosterSource) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rosters = append(r.rosters, src)
+}
+
+// HandleAccountIQ routes the iqs a user sends to their own account whose
+// payload is in namespace ns (legacy MUC Light maps blocking onto
+// jabber:iq:privacy this way).
+func (r *Router) HandleAccountIQ(ns string, svc Service) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.account[ns] = svc
+}
+
+func (r *Router) accountHandler(ns string) Service {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.account[ns]
 }
 
 // register adds a bound session and returns the session it replaces (same

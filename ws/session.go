@@ -206,6 +206,11 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		}
 		return &xmpp.StreamError{Condition: xmpp.UnsupportedStanzaType, Text: "unsupported element <" + el.Tag + "/> in " + ns}
 	}
+	if el.NamespaceURI() == "" {
+		// Clients may leave jabber:client implicit; make it explicit so that
+		// everything downstream finds children by their real namespace.
+		el.CreateAttr("xmlns", xmpp.NSClient)
+	}
 	s.srv.m.stanzasIn.WithLabelValues(el.Tag).Inc()
 	st, toErr, fromErr := xmpp.NewStanza(el)
 	if fromErr != nil || !s.fromAllowed(st.From) {
