@@ -15,6 +15,7 @@ import (
 
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/boltstore"
+	"github.com/wschat/xmppws/frontend"
 	"github.com/wschat/xmppws/mongo"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/ws"
@@ -142,10 +143,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		a.metrics = &http.Server{Handler: mm, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go a.serve(a.metrics, mln, "", "")
 	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "xmppws: XMPP over WebSocket at %s (subprotocol xmpp); discovery at /.well-known/host-meta; metrics at /metrics\n", cfg.WebSocket.Path)
-	})
+	mux.Handle("/", frontend.Handler()) // the demo web client; GET and HEAD only
 
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Address)
 	if err != nil {

@@ -1,0 +1,699 @@
+// xmpp.js: a small XMPP client over WebSocket (RFC 7395) for browsers.
+//
+// It speaks the framing, authenticates with SCRAM-SHA-256 (WebCrypto) or
+// PLAIN, binds a resource, and then exchanges stanzas. Incoming stanzas are
+// DOM elements parsed with DOMParser; outgoing ones are built with el() and
+// serialised with XMLSerializer. After a dropped connection it logs in again
+// with backoff, using the credentials it keeps in memory only.
+
+export const NS = {
+  framing: 'urn:ietf:params:xml:ns:xmpp-framing',
+  client: 'jabber:client',
+  stream: 'http://etherx.jabber.org/streams',
+  streams: 'urn:ietf:params:xml:ns:xmpp-streams',
+  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  bind: 'urn:ietf:params:xml:ns:xmpp-bind',
+  session: 'urn:ietf:params:xml:ns:xmpp-session',
+  discoInfo: 'http://jabber.org/protocol/disco#info',
+  discoItems: 'http://jabber.org/protocol/disco#items',
+  rsm: 'http://jabber.org/protocol/rsm',
+  delay: 'urn:xmpp:delay',
+};
+
+const HOST_META_REL = 'urn:xmpp:alt-connections:websocket';
+
+// ---------------------------------------------------------------- JIDs
+
+/** A parsed JID; bare() drops the resource. */
+export class JID {
+  constructor(local, domain, resource = '') {
+    this.local = local;
+    this.domain = domain;
+    this.resource = resource;
+  }
+
+  /** Parses "local@domain/resource"; throws on an obviously bad address. */
+  static parse(s) {
+    s = String(s ?? '').trim();
+    let resource = '';
+    const slash = s.indexOf('/');
+    if (slash >= 0) {
+      resource = s.slice(slash + 1);
+      s = s.slice(0, slash);
+    }
+    let local = '';
+    const at = s.indexOf('@');
+    if (at >= 0) {
+      local = s.slice(0, at);
+      s = s.slice(at + 1);
+    }
+    const domain = s.toLowerCase();
+    if (!domain || (at >= 0 && !local) || (slash >= 0 && !resource) || /[\s@]/.test(domain)) {
+      throw new Error(`"${String(arguments[0])}" is not a valid address`);
+    }
+    return new JID(local.toLowerCase(), domain, resource);
+  }
+
+  bare() {
+    return this.local ? `${this.local}@${this.domain}` : this.domain;
+  }
+
+  toString() {
+    return this.resource ? `${this.bare()}/${this.resource}` : this.bare();
+  }
+}
+
+// ---------------------------------------------------------------- XML
+
+const xmlDoc = document.implementation.createDocument(null, null, null);
+
+/**
+ * el describes an element: el('iq', {type: 'get', xmlns: NS.client}, el('query', {xmlns: NS.discoInfo})).
+ * A child without xmlns inherits its parent's namespace; strings become text.
+ * Attributes whose value is undefined or null are left out.
+ */
+export function el(name, attrs = {}, ...children) {
+  return { name, attrs, children: children.flat().filter((c) => c !== undefined && c !== null && c !== false) };
+}
+
+/** toElement turns an el() description into a DOM element. */
+export function toElement(desc, parentNS = NS.client) {
+  const ns = desc.attrs.xmlns ?? parentNS;
+  const e = xmlDoc.createElementNS(ns, desc.name);
+  for (const [k, v] of Object.entries(desc.attrs)) {
+    if (k === 'xmlns' || v === undefined || v === null) continue;
+    if (k.startsWith('xml:')) e.setAttributeNS('http://www.w3.org/XML/1998/namespace', k, String(v));
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of desc.children) {
+    if (typeof c === 'string' || typeof c === 'number') e.appendChild(xmlDoc.createTextNode(String(c)));
+    else if (c instanceof Node) e.appendChild(xmlDoc.importNode(c, true));
+    else e.appendChild(toElement(c, ns));
+  }
+  return e;
+}
+
+const serializer = new XMLSerializer();
+
+/** serialize renders an el() description or a DOM element as XML text. */
+export function serialize(x) {
+  return serializer.serializeToString(x instanceof Node ? x : toElement(x));
+}
+
+const parser = new DOMParser();
+
+/** parse reads one XML element; it throws when the text is not well-formed. */
+export function parse(text) {
+  const doc = parser.parseFromString(text, 'text/xml');
+  const root = doc.documentElement;
+  if (!root || root.getElementsByTagName('parsererror').length > 0 || root.localName === 'parsererror') {
+    throw new Error('not well-formed XML from the server');
+  }
+  return root;
+}
+
+/** child returns the first child element with that local name (and namespace, when given). */
+export function child(e, name, ns) {
+  if (!e) return null;
+  for (const c of e.children) {
+    if (c.localName === name && (ns === undefined || c.namespaceURI === ns)) return c;
+  }
+  return null;
+}
+
+/** children returns every child element with that local name (and namespace). */
+export function children(e, name, ns) {
+  if (!e) return [];
+  return [...e.children].filter((c) => (name === undefined || c.localName === name) && (ns === undefined || c.namespaceURI === ns));
+}
+
+/** text returns the text of a child element, or '' when there is none. */
+export function childText(e, name, ns) {
+  return child(e, name, ns)?.textContent ?? '';
+}
+
+// ---------------------------------------------------------------- errors
+
+/**
+ * XmppError is a stanza or stream error (or a local failure described the
+ * same way): condition is the RFC 6120 condition, type its error type.
+ */
+export class XmppError extends Error {
+  constructor(condition, text = '', type = 'cancel', stanza = null) {
+    super(text ? `${condition}: ${text}` : condition);
+    this.name = 'XmppError';
+    this.condition = condition;
+    this.text = text;
+    this.type = type;
+    this.stanza = stanza;
+  }
+
+  /** fromStanza reads the <error/> child of an error stanza. */
+  static fromStanza(st) {
+    const err = child(st, 'error');
+    if (!err) return new XmppError('undefined-condition', '', 'cancel', st);
+    let condition = 'undefined-condition';
+    for (const c of err.children) {
+      if (c.namespaceURI === NS.stanzas && c.localName !== 'text') {
+        condition = c.localName;
+        break;
+      }
+    }
+    return new XmppError(condition, childText(err, 'text', NS.stanzas), err.getAttribute('type') || 'cancel', st);
+  }
+}
+
+// ---------------------------------------------------------------- events
+
+/** Emitter is a minimal event emitter: on() returns a function that unsubscribes. */
+export class Emitter {
+  #handlers = new Map();
+
+  on(event, fn) {
+    if (!this.#handlers.has(event)) this.#handlers.set(event, new Set());
+    this.#handlers.get(event).add(fn);
+    return () => this.#handlers.get(event)?.delete(fn);
+  }
+
+  emit(event, ...args) {
+    for (const fn of [...(this.#handlers.get(event) ?? [])]) {
+      try {
+        fn(...args);
+      } catch (e) {
+        console.error(`handler for ${event} failed`, e);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function randomBytes(n) {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** randomId returns a random identifier for stanza ids and resources. */
+export function randomId(n = 9) {
+  return b64(randomBytes(n)).replace(/[+/=]/g, '');
+}
+
+function b64(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function unb64(s) {
+  const bin = atob(s.trim());
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** discoverWebSocketURL reads XEP-0156 host-meta.json of origin; null when it names no WebSocket endpoint. */
+export async function discoverWebSocketURL(origin = location.origin) {
+  const res = await fetch(new URL('/.well-known/host-meta.json', origin), { headers: { Accept: 'application/json' } });
+  if (!res.ok) throw new Error(`host-meta.json: HTTP ${res.status}`);
+  const jrd = await res.json();
+  const link = (jrd.links ?? []).find((l) => l.rel === HOST_META_REL && /^wss?:\/\//.test(l.href ?? ''));
+  return link ? link.href : null;
+}
+
+// ---------------------------------------------------------------- SASL
+
+/** canScram reports whether WebCrypto is available (only in secure contexts: https or localhost). */
+function canScram() {
+  return !!globalThis.crypto?.subtle;
+}
+
+async function hmac(key, data) {
+  const k = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, typeof data === 'string' ? enc.encode(data) : data));
+}
+
+async function sha256(data) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+}
+
+function saslName(s) {
+  return s.replace(/=/g, '=3D').replace(/,/g, '=2C');
+}
+
+function parseScram(msg) {
+  const out = {};
+  for (const part of msg.split(',')) {
+    const i = part.indexOf('=');
+    if (i > 0) out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+/** Scram runs the client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) without channel binding. */
+class Scram {
+  constructor(user, password) {
+    this.user = user;
+    this.password = password.normalize('NFKC');
+    this.nonce = randomId(18);
+    this.clientFirstBare = `n=${saslName(user)},r=${this.nonce}`;
+  }
+
+  initial() {
+    return `n,,${this.clientFirstBare}`;
+  }
+
+  async respond(serverFirst) {
+    const f = parseScram(serverFirst);
+    if (f.e) throw new XmppError('not-authorized', `server refused: ${f.e}`, 'auth');
+    const iterations = Number(f.i);
+    if (!f.r?.startsWith(this.nonce) || f.r.length <= this.nonce.length || !f.s || !Number.isInteger(iterations)) {
+      throw new XmppError('malformed-request', 'the server sent an invalid SCRAM challenge', 'auth');
+    }
+    if (iterations < 4096) throw new XmppError('not-authorized', 'the server asked for too few PBKDF2 iterations', 'auth');
+    const pw = await crypto.subtle.importKey('raw', enc.encode(this.password), 'PBKDF2', false, ['deriveBits']);
+    const salted = new Uint8Array(
+      await crypto.subtle.deriveBits({ name: 'PBKDF2', salt: unb64(f.s), iterations, hash: 'SHA-256' }, pw, 256),
+    );
+    const clientKey = await hmac(salted, 'Client Key');
+    const storedKey = await sha256(clientKey);
+    const finalBare = `c=biws,r=${f.r}`;
+    const authMessage = `${this.clientFirstBare},${serverFirst},${finalBare}`;
+    const clientSig = await hmac(storedKey, authMessage);
+    const proof = clientKey.map((b, i) => b ^ clientSig[i]);
+    this.serverSignature = b64(await hmac(await hmac(salted, 'Server Key'), authMessage));
+    return `${finalBare},p=${b64(proof)}`;
+  }
+
+  verify(serverFinal) {
+    const f = parseScram(serverFinal);
+    if (f.e) throw new XmppError('not-authorized', `server refused: ${f.e}`, 'auth');
+    if (!this.serverSignature || f.v !== this.serverSignature) {
+      throw new XmppError('not-authorized', 'the server could not prove it knows the password (bad SCRAM signature)', 'auth');
+    }
+  }
+}
+
+// ---------------------------------------------------------------- client
+
+const OPEN_TIMEOUT_MS = 15000;
+
+/**
+ * Client is one XMPP account's connection. Events:
+ *   'stanza' (element)            every incoming message, presence and iq not consumed as an iq reply
+ *   'status' (state, detail)      'connecting', 'online', 'reconnecting', 'offline'
+ *   'streamerror' (XmppError)     a stream error from the server
+ *   'online' ({resumed})          bound and ready (again, after a reconnect: resumed true)
+ */
+export class Client extends Emitter {
+  #ws = null;
+  #creds = null; // {jid, password, url}: memory only, dropped at close()
+  #pending = new Map(); // iq id → {resolve, reject, timer}
+  #waiter = null; // resolves the next element during the handshake
+  #queue = []; // elements that arrived before the handshake asked for them
+  #closing = false;
+  #retryTimer = null;
+  #attempt = 0;
+
+  constructor({ iqTimeout = 20000, maxBackoff = 30000 } = {}) {
+    super();
+    this.iqTimeout = iqTimeout;
+    this.maxBackoff = maxBackoff;
+    this.jid = null; // full JID once bound
+    this.state = 'offline';
+    this.resource = `web-${randomId(6)}`;
+  }
+
+  /**
+   * connect logs in and resolves when the session is bound. A failure here
+   * (bad password, no server) rejects and does not retry; later drops do.
+   */
+  async connect({ url, jid, password }) {
+    const j = JID.parse(jid);
+    if (!j.local) throw new XmppError('jid-malformed', 'the address needs a user name (user@domain)', 'modify');
+    this.#closing = false;
+    this.lastStreamError = null;
+    this.#creds = { url, jid: j, password };
+    if (j.resource) this.resource = j.resource;
+    this.#setState('connecting');
+    try {
+      await this.#session();
+    } catch (e) {
+      this.#creds = null;
+      this.#teardown();
+      this.#setState('offline', e);
+      throw e;
+    }
+    this.#attempt = 0;
+    this.#goOnline(false);
+  }
+
+  #goOnline(resumed) {
+    this.#setState('online');
+    this.emit('online', { resumed });
+    const early = this.#queue;
+    this.#queue = [];
+    for (const e of early) this.#dispatch(e);
+  }
+
+  /** close ends the stream with <close/> and forgets the credentials. */
+  async close() {
+    this.#closing = true;
+    this.#creds = null;
+    clearTimeout(this.#retryTimer);
+    const ws = this.#ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      const closed = new Promise((resolve) => {
+        ws.addEventListener('close', resolve, { once: true });
+        setTimeout(resolve, 2000);
+      });
+      try {
+        ws.send(serialize(el('close', { xmlns: NS.framing })));
+      } catch {
+        // already gone
+      }
+      await closed;
+    }
+    this.#teardown();
+    this.#setState('offline');
+  }
+
+  /** send writes one stanza (an el() description or an element). */
+  send(stanza) {
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN || this.state !== 'online') {
+      throw new XmppError('remote-server-timeout', 'not connected; wait until the connection is back', 'wait');
+    }
+    this.#sendRaw(stanza);
+  }
+
+  /**
+   * iq sends an iq get or set and resolves with the result element, or
+   * rejects with an XmppError (an error reply, a timeout, a lost connection).
+   */
+  iq(type, to, payload, { timeout = this.iqTimeout } = {}) {
+    const id = randomId();
+    const stanza = el('iq', { xmlns: NS.client, type, to, id }, payload);
+    return this.#iqRaw(id, stanza, timeout);
+  }
+
+  /** iqWithId is iq() with a caller-chosen id (MUC Light notifications carry it). */
+  iqWithId(id, type, to, payload, { timeout = this.iqTimeout } = {}) {
+    return this.#iqRaw(id, el('iq', { xmlns: NS.client, type, to, id }, payload), timeout);
+  }
+
+  #iqRaw(id, stanza, timeout) {
+    return new Promise((resolve, reject) => {
+      try {
+        this.send(stanza);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new XmppError('remote-server-timeout', `no answer within ${Math.round(timeout / 1000)} s`, 'wait'));
+      }, timeout);
+      this.#pending.set(id, { resolve, reject, timer, to: stanza.attrs.to });
+    });
+  }
+
+  #setState(state, detail) {
+    this.state = state;
+    this.emit('status', state, detail);
+  }
+
+  // One full login: WebSocket, <open/>, SASL, restart, bind.
+  async #session() {
+    const { url, jid, password } = this.#creds;
+    const ws = new WebSocket(url, 'xmpp');
+    this.#ws = ws;
+    this.#queue = [];
+    ws.addEventListener('message', (ev) => this.#onMessage(ws, ev));
+    ws.addEventListener('close', (ev) => this.#onClose(ws, ev));
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new XmppError('remote-server-timeout', `cannot reach ${url}`, 'wait')), OPEN_TIMEOUT_MS);
+      ws.addEventListener('open', () => {
+        clearTimeout(t);
+        resolve();
+      }, { once: true });
+      ws.addEventListener('close', () => {
+        clearTimeout(t);
+        reject(new XmppError('remote-server-not-found', `cannot connect to ${url}`, 'cancel'));
+      }, { once: true });
+    });
+    if (ws.protocol !== 'xmpp') throw new XmppError('bad-format', 'the server did not accept the xmpp subprotocol');
+
+    let features = await this.#openStream(jid.domain);
+    const mechs = children(child(features, 'mechanisms', NS.sasl), 'mechanism').map((m) => m.textContent.trim());
+    if (mechs.includes('SCRAM-SHA-256') && canScram()) {
+      await this.#scram(jid, password);
+    } else if (mechs.includes('PLAIN')) {
+      await this.#plain(jid, password);
+    } else {
+      throw new XmppError('invalid-mechanism', canScram()
+        ? `no supported login method (server offers ${mechs.join(', ') || 'none'})`
+        : 'SCRAM needs a secure page (https or localhost) and the server does not offer PLAIN here', 'auth');
+    }
+
+    features = await this.#openStream(jid.domain);
+    if (!child(features, 'bind', NS.bind)) throw new XmppError('bad-format', 'the server offered no resource binding');
+    const res = await this.#handshakeIq(el('iq', { xmlns: NS.client, type: 'set', id: randomId() },
+      el('bind', { xmlns: NS.bind }, el('resource', {}, this.resource))));
+    this.jid = JID.parse(childText(child(res, 'bind', NS.bind), 'jid', NS.bind));
+    this.resource = this.jid.resource;
+    const sess = child(features, 'session', NS.session);
+    if (sess && !child(sess, 'optional', NS.session)) {
+      await this.#handshakeIq(el('iq', { xmlns: NS.client, type: 'set', id: randomId() }, el('session', { xmlns: NS.session })));
+    }
+  }
+
+  // #sendRaw writes during the handshake, when send() is not yet allowed.
+  #sendRaw(desc) {
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) throw new XmppError('connection-lost', 'the connection closed during login', 'wait');
+    this.#ws.send(serialize(desc));
+  }
+
+  async #openStream(domain) {
+    this.#sendRaw(el('open', { xmlns: NS.framing, to: domain, version: '1.0' }));
+    const open = await this.#next();
+    if (open.localName !== 'open' || open.namespaceURI !== NS.framing) throw new XmppError('bad-format', `expected <open/>, got <${open.localName}/>`);
+    const features = await this.#next();
+    if (features.localName !== 'features' || features.namespaceURI !== NS.stream) throw new XmppError('bad-format', 'expected stream features');
+    return features;
+  }
+
+  async #scram(jid, password) {
+    const sc = new Scram(jid.local, password);
+    this.#sendRaw(el('auth', { xmlns: NS.sasl, mechanism: 'SCRAM-SHA-256' }, b64(enc.encode(sc.initial()))));
+    let reply = await this.#next();
+    this.#saslCheck(reply, 'challenge');
+    const final = await sc.respond(dec.decode(unb64(reply.textContent)));
+    this.#sendRaw(el('response', { xmlns: NS.sasl }, b64(enc.encode(final))));
+    reply = await this.#next();
+    this.#saslCheck(reply, 'success');
+    sc.verify(dec.decode(unb64(reply.textContent || '')));
+  }
+
+  async #plain(jid, password) {
+    const msg = enc.encode(`\u0000${jid.local}\u0000${password}`);
+    this.#sendRaw(el('auth', { xmlns: NS.sasl, mechanism: 'PLAIN' }, b64(msg)));
+    this.#saslCheck(await this.#next(), 'success');
+  }
+
+  #saslCheck(reply, want) {
+    if (reply.namespaceURI === NS.sasl && reply.localName === want) return;
+    if (reply.namespaceURI === NS.sasl && reply.localName === 'failure') {
+      const cond = [...reply.children].find((c) => c.localName !== 'text')?.localName ?? 'not-authorized';
+      const text = childText(reply, 'text', NS.sasl) || (cond === 'not-authorized' ? 'wrong address or password' : '');
+      // A temporary failure (the account store is down) is worth retrying; the rest is not.
+      throw new XmppError(cond, text, cond === 'temporary-auth-failure' ? 'wait' : 'auth');
+    }
+    throw new XmppError('bad-format', `unexpected <${reply.localName}/> during login`);
+  }
+
+  async #handshakeIq(desc) {
+    this.#sendRaw(desc);
+    const res = await this.#next();
+    if (res.localName !== 'iq' || res.getAttribute('id') !== desc.attrs.id) throw new XmppError('bad-format', 'unexpected reply during binding');
+    if (res.getAttribute('type') === 'error') throw XmppError.fromStanza(res);
+    return res;
+  }
+
+  // #next resolves with the next element during the handshake.
+  #next() {
+    if (this.#queue.length) return Promise.resolve(this.#queue.shift());
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#waiter = null;
+        reject(new XmppError('remote-server-timeout', 'the server stopped answering during login', 'wait'));
+      }, OPEN_TIMEOUT_MS);
+      this.#waiter = {
+        resolve: (e) => {
+          clearTimeout(t);
+          resolve(e);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  #onMessage(ws, ev) {
+    if (ws !== this.#ws || typeof ev.data !== 'string' || ev.data.trim() === '') return;
+    let e;
+    try {
+      e = parse(ev.data);
+    } catch (err) {
+      console.error(err, ev.data);
+      return;
+    }
+    if (e.namespaceURI === NS.stream && e.localName === 'error') {
+      const cond = [...e.children].find((c) => c.namespaceURI === NS.streams && c.localName !== 'text')?.localName ?? 'undefined-condition';
+      const err = new XmppError(cond, childText(e, 'text', NS.streams), 'cancel');
+      err.stream = true;
+      this.lastStreamError = err;
+      this.emit('streamerror', err);
+      this.#waiter?.reject(err);
+      this.#waiter = null;
+      return;
+    }
+    if (e.namespaceURI === NS.framing && e.localName === 'close') {
+      const other = e.getAttribute('see-other-uri');
+      if (other && this.#creds && /^wss?:\/\//.test(other)) this.#creds.url = other;
+      if (!this.#closing) {
+        try {
+          ws.send(serialize(el('close', { xmlns: NS.framing })));
+        } catch {
+          // the socket is going anyway
+        }
+      }
+      const err = this.lastStreamError ?? new XmppError('connection-closed', 'the server closed the stream', 'wait');
+      this.#waiter?.reject(err);
+      this.#waiter = null;
+      return;
+    }
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.resolve(e);
+      return;
+    }
+    if (this.state !== 'online') {
+      this.#queue.push(e);
+      return;
+    }
+    this.#dispatch(e);
+  }
+
+  // #dispatch routes a stanza once the session is online: iq replies to
+  // their promise, requests to #answerIq, everything else to listeners.
+  #dispatch(e) {
+    if (e.localName === 'iq') {
+      const type = e.getAttribute('type');
+      const p = this.#pending.get(e.getAttribute('id'));
+      if (p && (type === 'result' || type === 'error')) {
+        this.#pending.delete(e.getAttribute('id'));
+        clearTimeout(p.timer);
+        if (type === 'result') p.resolve(e);
+        else p.reject(XmppError.fromStanza(e));
+        return;
+      }
+      if (type === 'get' || type === 'set') {
+        this.#answerIq(e);
+        return;
+      }
+    }
+    this.emit('stanza', e);
+  }
+
+  // #answerIq answers requests to the client: ping, and service-unavailable for the rest.
+  #answerIq(e) {
+    const id = e.getAttribute('id');
+    const from = e.getAttribute('from') ?? undefined;
+    const payload = e.firstElementChild;
+    if (payload?.localName === 'ping' && payload.namespaceURI === 'urn:xmpp:ping') {
+      this.send(el('iq', { xmlns: NS.client, type: 'result', id, to: from }));
+      return;
+    }
+    this.send(el('iq', { xmlns: NS.client, type: 'error', id, to: from }, payload,
+      el('error', { type: 'cancel' }, el('service-unavailable', { xmlns: NS.stanzas }))));
+  }
+
+  #onClose(ws, ev) {
+    if (ws !== this.#ws) return;
+    const err = this.lastStreamError ?? new XmppError('connection-lost', `the connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`, 'wait');
+    this.#waiter?.reject(err);
+    this.#waiter = null;
+    this.#failPending(err);
+    const wasOnline = this.state === 'online';
+    this.#ws = null;
+    if (this.#closing || !this.#creds) return;
+    if (wasOnline) {
+      const se = this.lastStreamError;
+      if (se && (se.condition === 'conflict' || se.condition === 'not-authorized')) {
+        // Another login replaced this one, or the account went away: retrying would fight it.
+        this.#creds = null;
+        this.#setState('offline', se);
+        return;
+      }
+      this.#scheduleReconnect();
+    }
+  }
+
+  #failPending(err) {
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+      this.#pending.delete(id);
+    }
+  }
+
+  #scheduleReconnect() {
+    const base = Math.min(this.maxBackoff, 1000 * 2 ** this.#attempt);
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    this.#attempt++;
+    this.#setState('reconnecting', { delay, attempt: this.#attempt });
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => this.#reconnect(), delay);
+  }
+
+  /** reconnectNow skips the remaining backoff delay (a "retry now" button). */
+  reconnectNow() {
+    if (this.state !== 'reconnecting') return;
+    clearTimeout(this.#retryTimer);
+    this.#reconnect();
+  }
+
+  async #reconnect() {
+    if (this.#closing || !this.#creds) return;
+    this.lastStreamError = null;
+    this.#setState('connecting');
+    try {
+      await this.#session();
+    } catch (e) {
+      this.#teardown();
+      if (this.#closing || !this.#creds) return;
+      if (e instanceof XmppError && e.type === 'auth') {
+        this.#creds = null;
+        this.#setState('offline', e);
+        return;
+      }
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#attempt = 0;
+    this.#goOnline(true);
+  }
+
+  #teardown() {
+    const ws = this.#ws;
+    this.#ws = null;
+    this.#waiter = null;
+    this.#failPending(new XmppError('connection-lost', 'the connection closed', 'wait'));
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
+  }
+}
