@@ -49,6 +49,7 @@ const (
 	collAccounts = "accounts"
 	collRooms    = "rooms"
 	collBlocking = "blocking"
+	collArchive  = "muc_light_archive"
 )
 
 // closeTimeout bounds Close, which has no context of its own.
@@ -66,6 +67,7 @@ type Store struct {
 	accounts  *mongo.Collection
 	rooms     *mongo.Collection
 	blocking  *mongo.Collection
+	archive   *mongo.Collection
 	opTimeout time.Duration
 	// writers serialises this process's read-modify-write cycles per room
 	// and per blocking list; see keylock.go for why the version condition
@@ -96,6 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		accounts:  db.Collection(collAccounts),
 		rooms:     db.Collection(collRooms),
 		blocking:  db.Collection(collBlocking),
+		archive:   db.Collection(collArchive),
 		opTimeout: cfg.OpTimeout,
 		writers:   newKeyLocks(),
 	}
@@ -127,6 +130,10 @@ func (s *Store) init(ctx context.Context) error {
 		// RemoveDomain deletes by service.
 		{s.rooms, bson.D{{Key: "service", Value: 1}}},
 		{s.blocking, bson.D{{Key: "domain", Value: 1}}},
+		// Archive queries and RemoveRoom select a room's id range (the
+		// service leads, so RemoveDomain uses it too); RemoveBefore scans ids.
+		{s.archive, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}, {Key: "id", Value: 1}}},
+		{s.archive, bson.D{{Key: "id", Value: 1}}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {

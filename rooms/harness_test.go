@@ -100,6 +100,9 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 		rs = wrap(st)
 	}
 	ho.Logger = log
+	if ho.MAM.DefaultPageSize > 0 && ho.MAM.Archive == nil {
+		ho.MAM.Archive = st.Archive() // history in the same embedded store
+	}
 	hub := rooms.NewHub(opts, hosts, rs, srv.Router(), ho)
 	for s, host := range hub.Services() {
 		srv.Router().RegisterService(host, s, hub.DiscoNode(), hub)

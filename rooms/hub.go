@@ -29,6 +29,10 @@ type Deliverer interface {
 type Hub struct {
 	opts     Options
 	limits   Limits
+	mam      MAMOptions
+	archive  Archive   // nil: no history
+	archiver *archiver // batches groupchat into the archive
+	ids      *idClock
 	store    Store
 	out      Deliverer
 	log      *slog.Logger
@@ -64,6 +68,8 @@ type HubOptions struct {
 	// Now is the clock (default time.Now); tests freeze it to make the
 	// limiter deterministic.
 	Now func() time.Time
+	// MAM is room history; a nil Archive turns it off.
+	MAM MAMOptions
 }
 
 // mailboxSize bounds a room's queue of requests; a full mailbox is answered
@@ -98,6 +104,27 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	h.m = newHubMetrics(ho.Registerer, h)
 	for _, host := range hosts {
 		h.services[opts.ServiceDomain(host)] = host
+	}
+	h.ids = newIDClock()
+	if ho.MAM.Archive != nil {
+		h.mam = ho.MAM
+		if h.mam.DefaultPageSize <= 0 {
+			h.mam.DefaultPageSize = 50
+		}
+		if h.mam.MaxPageSize < h.mam.DefaultPageSize {
+			h.mam.MaxPageSize = h.mam.DefaultPageSize
+		}
+		if h.mam.QueueLen <= 0 {
+			h.mam.QueueLen = 10000
+		}
+		h.archive = ho.MAM.Archive
+		h.archiver = &archiver{a: h.archive, queue: make(chan archiveJob, h.mam.QueueLen), log: h.log}
+		h.wg.Add(1)
+		go h.archiver.run(h.ctx, &h.wg)
+		if h.mam.Retention > 0 {
+			h.wg.Add(1)
+			go h.retention()
+		}
 	}
 	return h
 }
@@ -157,6 +184,8 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 		h.discoItems(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSBlocking:
 		h.blocking(ctx, st, payload)
+	case payload.Tag == "query" && (ns == NSMAM2 || ns == NSMAM1) && h.archive != nil && isRoom:
+		h.mamRequest(st, payload)
 	case payload.Tag == "query" && ns == NSCreate && st.Type == "set":
 		room := st.To
 		if !isRoom {
@@ -302,5 +331,31 @@ func (h *Hub) discoInfo() *etree.Element {
 	id.CreateAttr("type", "text")
 	id.CreateAttr("name", "MUC Light")
 	q.CreateElement("feature").CreateAttr("var", NS)
+	h.addMAMFeatures(q)
 	return q
+}
+
+// addMAMFeatures advertises history in a disco#info answer when it is on.
+func (h *Hub) addMAMFeatures(q *etree.Element) {
+	if h.archive == nil {
+		return
+	}
+	for _, f := range []string{NSMAM2, NSMAM1, NSSID} {
+		q.CreateElement("feature").CreateAttr("var", f)
+	}
+}
+
+// mamRequest answers the form request itself and passes a query to the
+// room's actor, which checks that the requester is an occupant.
+func (h *Hub) mamRequest(st *xmpp.Stanza, q *etree.Element) {
+	if st.Type == "get" {
+		h.reply(st, mamForm(q.NamespaceURI()))
+		return
+	}
+	mq, err := h.parseMAMQuery(st, q)
+	if err != nil {
+		h.replyError(st, err)
+		return
+	}
+	h.dispatch(st.To.Bare(), request{st: st, op: opMAMQuery, mam: &mq})
 }

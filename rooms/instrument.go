@@ -147,3 +147,71 @@ func (i *instrumented) ModifyAffUsers(ctx context.Context, room xmpp.JID, change
 	defer func() { done(err) }()
 	return i.Store.ModifyAffUsers(ctx, room, change, version)
 }
+
+// ArchiveFunctions are the archive operations as the history metrics name them.
+var ArchiveFunctions = []string{"append", "query", "remove_room", "remove_domain", "remove_before"}
+
+// instrumentedArchive counts and times every archive call, like the store.
+type instrumentedArchive struct {
+	Archive
+	m *instrumented
+}
+
+// InstrumentArchive wraps a with mod_mam_muc_light_db_<backend>_count,
+// _time and _errors_total by host_type and function. An append batch is
+// labelled with the host of its first message's room.
+func InstrumentArchive(a Archive, backend string, reg prometheus.Registerer, hostOf func(domain string) string) Archive {
+	prefix := "mod_mam_muc_light_db_" + backend
+	labels := []string{"host_type", "function"}
+	i := &instrumented{
+		hostOf: hostOf,
+		count: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_count", Help: "Room history operations started, by function.",
+		}, labels),
+		time: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: prefix + "_time", Help: "Room history operation duration in seconds, by function.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, labels),
+		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_errors_total", Help: "Room history operations that failed, by function.",
+		}, labels),
+	}
+	if reg != nil {
+		reg.MustRegister(i.count, i.time, i.errs)
+	}
+	return &instrumentedArchive{Archive: a, m: i}
+}
+
+func (a *instrumentedArchive) Append(ctx context.Context, msgs []ArchivedMessage) (err error) {
+	domain := ""
+	if len(msgs) > 0 {
+		domain = msgs[0].Room.Domain
+	}
+	done := a.m.observe(domain, "append")
+	defer func() { done(err) }()
+	return a.Archive.Append(ctx, msgs)
+}
+
+func (a *instrumentedArchive) Query(ctx context.Context, q ArchiveQuery) (p ArchivePage, err error) {
+	done := a.m.observe(q.Room.Domain, "query")
+	defer func() { done(err) }()
+	return a.Archive.Query(ctx, q)
+}
+
+func (a *instrumentedArchive) RemoveRoom(ctx context.Context, room xmpp.JID) (err error) {
+	done := a.m.observe(room.Domain, "remove_room")
+	defer func() { done(err) }()
+	return a.Archive.RemoveRoom(ctx, room)
+}
+
+func (a *instrumentedArchive) RemoveDomain(ctx context.Context, service string) (err error) {
+	done := a.m.observe(service, "remove_domain")
+	defer func() { done(err) }()
+	return a.Archive.RemoveDomain(ctx, service)
+}
+
+func (a *instrumentedArchive) RemoveBefore(ctx context.Context, t time.Time) (n int, err error) {
+	done := a.m.observe("", "remove_before")
+	defer func() { done(err) }()
+	return a.Archive.RemoveBefore(ctx, t)
+}

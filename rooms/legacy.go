@@ -144,6 +144,8 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 			return
 		}
 		h.discoItems(ctx, st, payload)
+	case payload.Tag == "query" && (ns == NSMAM2 || ns == NSMAM1) && h.archive != nil && isRoom:
+		h.mamRequest(st, payload)
 	case payload.Tag == "query" && ns == NSMUCOwner && isRoom:
 		h.legacyOwner(st, payload)
 	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
@@ -160,6 +162,7 @@ func (h *Hub) legacyServiceInfo() *etree.Element {
 	id.CreateAttr("type", "text")
 	id.CreateAttr("name", "MUC Light (legacy)")
 	q.CreateElement("feature").CreateAttr("var", NSMUC)
+	h.addMAMFeatures(q)
 	return q
 }
 

@@ -177,5 +177,6 @@ func (r *room) legacyRoomInfo() *etree.Element {
 	for _, f := range []string{NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous", "muc_unsecured"} {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}
+	r.hub.addMAMFeatures(q)
 	return q
 }

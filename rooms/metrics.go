@@ -11,6 +11,7 @@ type hubMetrics struct {
 	internalErrors prometheus.Counter
 	// limiterRefusals counts flood-limiter refusals by reason and host.
 	limiterRefusals *prometheus.CounterVec
+	archiveBusy     prometheus.Counter
 }
 
 func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
@@ -27,6 +28,9 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		limiterRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "muc_light_limiter_refusals_total", Help: "Room events refused by the flood limiter, by reason and served domain.",
 		}, []string{"reason", "host"}),
+		archiveBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_archive_queue_full_total", Help: "Groupchat messages refused because the archive queue was full.",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -49,6 +53,14 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		}
 		return float64(n)
 	})
-	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, active, depth)
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "muc_light_archive_queue_depth", Help: "Groupchat messages waiting for the archive writer.",
+	}, func() float64 {
+		if h.archiver == nil {
+			return 0
+		}
+		return float64(len(h.archiver.queue))
+	})
+	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued)
 	return m
 }

@@ -42,6 +42,9 @@ func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
 	for svc, host := range h.services {
 		if host == domain {
 			errs = append(errs, h.store.RemoveDomain(ctx, domain, svc))
+			if h.archive != nil {
+				errs = append(errs, h.archive.RemoveDomain(ctx, svc))
+			}
 		}
 	}
 	// Loaded actors of the removed rooms would otherwise serve stale state.

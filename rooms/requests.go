@@ -71,6 +71,7 @@ func (r *room) create(req request) error {
 		r.legacyCreated(req, affs)
 		return nil
 	}
+	r.archiveNotice(version, usersOf(affs))
 	for _, a := range affs {
 		h.deliver(a.User, notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})))
 	}
@@ -141,6 +142,7 @@ func (r *room) destroy(req request, aff Affiliation) error {
 	}
 	former := r.affs
 	r.forget()
+	r.removeArchive()
 	if req.legacy {
 		r.legacyDestroyed(former)
 		h.reply(req.st, nil)
@@ -314,6 +316,11 @@ func (r *room) announce(id string, res AffResult) {
 		return
 	}
 	changed := affDiff(res.Old, res.New)
+	if len(res.New) == 0 {
+		r.removeArchive() // the last occupant left: the room is gone
+	} else {
+		r.archiveNotice(res.NewVersion, changed)
+	}
 	stay := xmpp.NewOutbound(notification(r.jid, id, affsPayload(res.OldVersion, res.NewVersion, changed)))
 	for _, a := range res.New {
 		if affOf(res.Old, a.User) != None {

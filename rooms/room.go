@@ -24,6 +24,7 @@ const (
 	opJoin    // legacy: presence to room/nick (creates a missing room)
 	opLeave   // legacy: unavailable presence to room/nick
 	opPing    // legacy: an iq answered with an empty result when the sender is an occupant
+	opMAMQuery
 )
 
 // roomOp maps a room request's namespace and iq type to its op; false for
@@ -58,6 +59,7 @@ type request struct {
 	version   string        // gets: the version the client has
 	legacy    bool          // the request came in the XEP-0045 form; answer in it
 	nick      string        // legacy join: the requested nick
+	mam       *mamQuery     // an archive query
 	generated bool          // create with a server-chosen name: answer from the service
 	removal   *AffResult    // opRemoved: the change the store applied
 	id        string        // opRemoved: the notification id
@@ -77,10 +79,16 @@ type room struct {
 	affs    []Aff
 	version string
 	affsAt  time.Time // when affs were read, for cache_affs
+
+	// Groupchat messages accepted but waiting for their archive write.
+	seq     uint64
+	pending []pendingMsg
+	commits *commits
 }
 
 func newRoom(h *Hub, jid xmpp.JID) *room {
-	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now())}
+	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now()),
+		commits: &commits{poke: make(chan struct{}, 1)}}
 }
 
 // post queues a request without blocking; false when the mailbox is full.
@@ -102,8 +110,10 @@ func (r *room) run() {
 		case req := <-r.mailbox:
 			r.handle(req)
 			idle.Reset(r.hub.idleTimeout)
+		case <-r.commits.poke:
+			r.deliverCommitted()
 		case <-idle.C:
-			if r.hub.unload(r) {
+			if len(r.pending) == 0 && r.hub.unload(r) {
 				return
 			}
 			idle.Reset(r.hub.idleTimeout)
@@ -252,6 +262,10 @@ func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
 	case opPing:
 		r.hub.reply(req.st, nil)
 		return nil
+	case opMAMQuery:
+		r.hub.wg.Add(1)
+		go r.hub.runQuery(req.st, *req.mam)
+		return nil
 	}
 	return xmpp.NewError(xmpp.ServiceUnavailable, "")
 }
@@ -292,6 +306,10 @@ func (r *room) groupchat(req request, sender xmpp.JID) error {
 	m := xmpp.NewStanzaElement(xmpp.KindMessage, "groupchat", id, r.jid.WithResource(sender.String()), xmpp.JID{})
 	for _, c := range st.El.ChildElements() {
 		m.AddChild(c)
+	}
+	stripStanzaIDs(m)
+	if r.hub.archiver != nil {
+		return r.archiveGroupchat(st, m, sender)
 	}
 	out := xmpp.NewOutbound(m)
 	for _, a := range r.affs {

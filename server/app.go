@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,7 @@ import (
 type stores struct {
 	accounts account.Store
 	rooms    rooms.Store
+	archive  rooms.Archive // nil when MUC Light history is off
 	closers  []io.Closer
 }
 
@@ -43,6 +45,17 @@ type backend interface {
 	account.Store
 	rooms.Store
 	io.Closer
+}
+
+// archiveOf returns the room history kept in a backend's database.
+func archiveOf(b backend) rooms.Archive {
+	switch s := b.(type) {
+	case *boltstore.Store:
+		return s.Archive()
+	case *mongo.Store:
+		return s.Archive()
+	}
+	return nil
 }
 
 func openStores(cfg Config) (*stores, error) {
@@ -83,6 +96,14 @@ func openStores(cfg Config) (*stores, error) {
 		return nil, err
 	}
 	st.accounts, st.rooms = a, r
+	if cfg.Modules.MAM.MucLight {
+		ar, err := open(cfg.Modules.MAM.Backend)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		st.archive = archiveOf(ar)
+	}
 	return st, nil
 }
 
@@ -117,7 +138,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg))
-	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits})
+	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{
+		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg),
+	})
 	for svc, host := range a.hub.Services() {
 		a.ws.Router().RegisterService(host, svc, a.hub.DiscoNode(), a.hub)
 	}
@@ -244,5 +267,20 @@ func hostOfService(cfg Config) func(string) string {
 			return h
 		}
 		return d
+	}
+}
+
+// mamOptions configures room history from [modules.mod_mam].
+func mamOptions(cfg Config, st *stores, reg prometheus.Registerer) rooms.MAMOptions {
+	if st.archive == nil {
+		return rooms.MAMOptions{}
+	}
+	m := cfg.Modules.MAM
+	return rooms.MAMOptions{
+		Archive:         rooms.InstrumentArchive(st.archive, m.Backend, reg, hostOfService(cfg)),
+		DefaultPageSize: m.DefaultResultLimit,
+		MaxPageSize:     m.MaxResultLimit,
+		QueueLen:        m.QueueLen,
+		Retention:       time.Duration(m.RetentionDays) * 24 * time.Hour,
 	}
 }

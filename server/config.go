@@ -115,7 +115,7 @@ func defaultConfig() Config {
 			ConnectTimeout: duration{10 * time.Second},
 			OpTimeout:      duration{5 * time.Second},
 		}},
-		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits()},
+		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits(), MAM: defaultMAM()},
 	}
 }
 
@@ -220,6 +220,9 @@ func (c *Config) validate() error {
 	if ml := &c.Modules.MucLight; ml.Backend == "" {
 		ml.Backend = c.Storage.Backend
 	}
+	if err := c.Modules.MAM.validate(c.Modules.MucLight.Backend); err != nil {
+		return err
+	}
 	if c.usesBackend("mongodb") {
 		m := c.Storage.MongoDB
 		switch {
@@ -251,7 +254,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 func validBackend(b string) bool { return b == "embedded" || b == "mongodb" }
 
-// usesBackend reports whether accounts or rooms live in backend b.
+// usesBackend reports whether accounts, rooms or history live in backend b.
 func (c *Config) usesBackend(b string) bool {
-	return c.Storage.Backend == b || c.Modules.MucLight.Backend == b
+	return c.Storage.Backend == b || c.Modules.MucLight.Backend == b || (c.Modules.MAM.MucLight && c.Modules.MAM.Backend == b)
 }

@@ -14,6 +14,46 @@ import (
 type ModulesConfig struct {
 	MucLight  MucLightConfig  `toml:"mod_muc_light"`
 	MucLimits MucLimitsConfig `toml:"mod_muc_limits"`
+	MAM       MAMConfig       `toml:"mod_mam"`
+}
+
+// MAMConfig is [modules.mod_mam]: room history (XEP-0313) for MUC Light.
+type MAMConfig struct {
+	// MucLight archives MUC Light rooms (on by default: history exists
+	// only in the archive).
+	MucLight bool `toml:"muc_light"`
+	// Backend is the archive's store; empty: mod_muc_light.backend.
+	Backend            string `toml:"backend"`
+	DefaultResultLimit int    `toml:"default_result_limit"`
+	MaxResultLimit     int    `toml:"max_result_limit"`
+	// RetentionDays deletes older entries (0: keep forever).
+	RetentionDays int `toml:"retention_days"`
+	// QueueLen bounds the messages waiting for the archive writer.
+	QueueLen int `toml:"queue_len"`
+}
+
+func defaultMAM() MAMConfig {
+	return MAMConfig{MucLight: true, DefaultResultLimit: 50, MaxResultLimit: 50, QueueLen: 10000}
+}
+
+func (c *MAMConfig) validate(roomsBackend string) error {
+	const sec = "modules.mod_mam."
+	if c.Backend == "" {
+		c.Backend = roomsBackend
+	}
+	switch {
+	case !validBackend(c.Backend):
+		return fmt.Errorf(sec+"backend: %q is not supported (use \"embedded\" or \"mongodb\")", c.Backend)
+	case c.DefaultResultLimit < 1:
+		return errors.New(sec + "default_result_limit: must be at least 1")
+	case c.MaxResultLimit < c.DefaultResultLimit:
+		return errors.New(sec + "max_result_limit: must be at least default_result_limit")
+	case c.RetentionDays < 0:
+		return errors.New(sec + "retention_days: must not be negative")
+	case c.QueueLen < 1:
+		return errors.New(sec + "queue_len: must be at least 1")
+	}
+	return nil
 }
 
 // MucLimitsConfig is [modules.mod_muc_limits], with Prosody's option names.

@@ -1,0 +1,381 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// The archive bucket holds every room's history (XEP-0313), one entry per
+// message keyed room + "\x00" + archive id: a room's entries are contiguous
+// and, since ids sort by time, in time order, so a query walks one key
+// range. The value is JSON {t (unix microseconds), sender, stanza}.
+var bucketArchive = []byte("archive")
+
+// errInvalidArchive refuses an entry the archive's order depends on (a
+// malformed id, no room) or that would overwrite a stored one; it is a bug
+// in the caller.
+var errInvalidArchive = errors.New("boltstore: invalid archive entry")
+
+var _ rooms.Archive = (*Archive)(nil)
+
+// Archive is the store's room history, a rooms.Archive. It is a view of the
+// Store rather than the Store itself because rooms.Store and rooms.Archive
+// both name a RemoveDomain, with different arguments.
+type Archive struct{ s *Store }
+
+// Archive returns the store's room history; it shares the store's file and
+// is closed with it.
+func (s *Store) Archive() *Archive { return &Archive{s: s} }
+
+// archiveEntry is the stored form of a message; the room and id are in the
+// key.
+type archiveEntry struct {
+	T      int64  `json:"t"`
+	Sender string `json:"sender"`
+	Stanza []byte `json:"stanza"`
+}
+
+// Append implements rooms.Archive in one transaction: the caller batches so
+// that one fsync covers many messages. An id already stored in the room
+// (or twice in the batch) rolls the whole batch back.
+func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) error {
+	if len(msgs) == 0 {
+		return ctx.Err()
+	}
+	keys := make([][]byte, len(msgs))
+	vals := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		if m.Room.IsZero() || !validArchiveID(m.ID) {
+			return fmt.Errorf("boltstore: archive message %q of room %q: %w", m.ID, m.Room, errInvalidArchive)
+		}
+		keys[i] = archiveKey(m.Room, m.ID)
+		v, err := json.Marshal(archiveEntry{T: m.Time.UnixMicro(), Sender: m.Sender.Bare().String(), Stanza: m.Stanza})
+		if err != nil {
+			return fmt.Errorf("boltstore: encode archive message %s: %w", m.ID, err)
+		}
+		vals[i] = v
+	}
+	return a.s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketArchive)
+		for i, k := range keys {
+			if b.Get(k) != nil {
+				return fmt.Errorf("boltstore: archive message %s of %s already stored: %w", msgs[i].ID, msgs[i].Room.Bare(), errInvalidArchive)
+			}
+			if err := b.Put(k, vals[i]); err != nil {
+				return fmt.Errorf("boltstore: write archive message %s: %w", msgs[i].ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Query implements rooms.Archive. It walks the filters' key range once,
+// counting every match (Count, FirstIndex and Complete need them all) and
+// decoding only the page's; the With filter reads each candidate's sender.
+func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
+	var page rooms.ArchivePage
+	err := a.s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		page, err = queryArchive(tx.Bucket(bucketArchive), q)
+		return err
+	})
+	return page, err
+}
+
+func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
+	room := q.Room.Bare()
+	prefix := archiveKey(room, "")
+	lo, hi := filterRange(q).keys(prefix)
+	var with string
+	if !q.With.IsZero() {
+		with = q.With.Bare().String()
+	}
+	backward := q.Before != "" || q.Last
+
+	// before and after count the matches older and newer than the page.
+	var (
+		page          rooms.ArchivePage
+		before, after int
+	)
+	for k, v := range archiveRange(b, prefix, lo, hi, q.IDs, backward) {
+		id := k[len(prefix):]
+		if with != "" {
+			var e struct {
+				Sender string `json:"sender"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return rooms.ArchivePage{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
+			}
+			if e.Sender != with {
+				continue
+			}
+		}
+		switch {
+		case !backward && q.After != "" && string(id) <= q.After:
+			before++
+		case backward && q.Before != "" && string(id) >= q.Before:
+			after++
+		case len(page.Messages) < q.Max:
+			m, err := decodeArchived(room, id, v)
+			if err != nil {
+				return rooms.ArchivePage{}, err
+			}
+			page.Messages = append(page.Messages, m)
+		case backward:
+			before++
+		default:
+			after++
+		}
+	}
+	if backward {
+		slices.Reverse(page.Messages)
+		page.Complete = before == 0
+	} else {
+		page.Complete = after == 0
+	}
+	page.Count = before + len(page.Messages) + after
+	page.FirstIndex = before
+	return page, nil
+}
+
+// archiveRange yields a room's entries with keys in [lo, hi), oldest first
+// or, backward, newest first. With ids, only those entries are looked up.
+func archiveRange(b *bolt.Bucket, prefix, lo, hi []byte, ids []string, backward bool) iter.Seq2[[]byte, []byte] {
+	return func(yield func(k, v []byte) bool) {
+		if len(ids) > 0 {
+			var keys [][]byte
+			for _, id := range ids {
+				k := append(slices.Clip(prefix), id...)
+				if bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
+					keys = append(keys, k)
+				}
+			}
+			slices.SortFunc(keys, bytes.Compare)
+			keys = slices.CompactFunc(keys, bytes.Equal)
+			if backward {
+				slices.Reverse(keys)
+			}
+			for _, k := range keys {
+				if v := b.Get(k); v != nil && !yield(k, v) {
+					return
+				}
+			}
+			return
+		}
+		c := b.Cursor()
+		if !backward {
+			for k, v := c.Seek(lo); k != nil && bytes.Compare(k, hi) < 0; k, v = c.Next() {
+				if !yield(k, v) {
+					return
+				}
+			}
+			return
+		}
+		k, v := c.Seek(hi)
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && bytes.Compare(k, lo) >= 0; k, v = c.Prev() {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+func decodeArchived(room xmpp.JID, id, v []byte) (rooms.ArchivedMessage, error) {
+	var e archiveEntry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return rooms.ArchivedMessage{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
+	}
+	m := rooms.ArchivedMessage{Room: room, ID: string(id), Time: time.UnixMicro(e.T).UTC(), Stanza: e.Stanza}
+	if e.Sender != "" {
+		m.Sender = bareJID(e.Sender)
+	}
+	return m, nil
+}
+
+// RemoveRoom implements rooms.Archive in one transaction.
+func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
+	prefix := archiveKey(room.Bare(), "")
+	target := prefix[:len(prefix)-1]
+	return a.s.update(ctx, func(tx *bolt.Tx) error {
+		_, err := sweepArchive(tx.Bucket(bucketArchive), prefix, func(r, _ []byte) sweep {
+			if !bytes.Equal(r, target) {
+				return sweepStop
+			}
+			return sweepDelete
+		})
+		return err
+	})
+}
+
+// RemoveDomain implements rooms.Archive in one transaction. A service's
+// rooms are not contiguous (keys start with the room's local part), so it
+// visits every room, skipping over those of other services.
+func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
+	return a.s.update(ctx, func(tx *bolt.Tx) error {
+		_, err := sweepArchive(tx.Bucket(bucketArchive), nil, func(r, _ []byte) sweep {
+			if domainOf(string(r)) != service {
+				return sweepNextRoom
+			}
+			return sweepDelete
+		})
+		return err
+	})
+}
+
+// RemoveBefore implements rooms.Archive in one transaction. Within a room
+// entries are in time order, so it stops at a room's first entry to keep.
+func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
+	cut := []byte(rooms.ArchiveIDAt(ceilMicro(t)))
+	var n int
+	err := a.s.update(ctx, func(tx *bolt.Tx) error {
+		var err error
+		n, err = sweepArchive(tx.Bucket(bucketArchive), nil, func(_, id []byte) sweep {
+			if bytes.Compare(id, cut) >= 0 {
+				return sweepNextRoom
+			}
+			return sweepDelete
+		})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sweep says what sweepArchive does with an entry.
+type sweep int
+
+const (
+	sweepDelete   sweep = iota
+	sweepNextRoom       // keep it and skip the rest of its room
+	sweepStop
+)
+
+// sweepArchive walks the archive from start (the first key when nil),
+// asking decide about each entry, and returns how many it deleted.
+func sweepArchive(b *bolt.Bucket, start []byte, decide func(room, id []byte) sweep) (int, error) {
+	c := b.Cursor()
+	var k []byte
+	if start == nil {
+		k, _ = c.First()
+	} else {
+		k, _ = c.Seek(start)
+	}
+	n := 0
+	for k != nil {
+		room, id, ok := bytes.Cut(k, []byte{0})
+		if !ok {
+			k, _ = c.Next() // not an archive key; never written
+			continue
+		}
+		switch decide(room, id) {
+		case sweepStop:
+			return n, nil
+		case sweepNextRoom:
+			k, _ = c.Seek(append(slices.Clone(room), 1))
+		case sweepDelete:
+			key := slices.Clone(k)
+			if err := c.Delete(); err != nil {
+				return n, fmt.Errorf("boltstore: delete archive entry %q: %w", key, err)
+			}
+			n++
+			// Seeking the deleted key lands on its successor, which a Next
+			// after Delete does not reliably do.
+			k, _ = c.Seek(key)
+		}
+	}
+	return n, nil
+}
+
+// archiveKey is room + "\x00" + id; a NUL cannot occur in a JID, so one
+// room's prefix never matches another's.
+func archiveKey(room xmpp.JID, id string) []byte {
+	r := room.Bare().String()
+	k := make([]byte, 0, len(r)+1+len(id))
+	k = append(k, r...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// validArchiveID reports whether id has the form of rooms' archive ids: 20
+// lowercase hex digits, whose byte order is their time order.
+func validArchiveID(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// idRange is the window of ids a query's filters allow: from lo (exclusive
+// when loOpen; "" is unbounded) up to hi, exclusive ("" is unbounded).
+type idRange struct {
+	lo     string
+	loOpen bool
+	hi     string
+}
+
+// filterRange turns the time and id filters into one id window. The
+// bounds are inclusive times at microsecond precision, as the ids carry.
+func filterRange(q rooms.ArchiveQuery) idRange {
+	var r idRange
+	if !q.Start.IsZero() {
+		r.lo = rooms.ArchiveIDAt(ceilMicro(q.Start))
+	}
+	if q.AfterID != "" && q.AfterID >= r.lo {
+		r.lo, r.loOpen = q.AfterID, true
+	}
+	if !q.End.IsZero() {
+		r.hi = rooms.ArchiveIDAt(q.End.Truncate(time.Microsecond).Add(time.Microsecond))
+	}
+	if q.BeforeID != "" && (r.hi == "" || q.BeforeID < r.hi) {
+		r.hi = q.BeforeID
+	}
+	return r
+}
+
+// keys turns the window into a key range [lo, hi) of the room whose keys
+// start with prefix (room + "\x00").
+func (r idRange) keys(prefix []byte) (lo, hi []byte) {
+	lo = append(slices.Clip(prefix), r.lo...)
+	if r.loOpen {
+		lo = append(lo, 0) // the smallest key above r.lo
+	}
+	if r.hi != "" {
+		hi = append(slices.Clip(prefix), r.hi...)
+	} else {
+		hi = append(slices.Clip(prefix[:len(prefix)-1]), 1) // past every id
+	}
+	return lo, hi
+}
+
+// ceilMicro rounds t up to a whole microsecond: an id's time is at or
+// after t exactly when it is at or after ceilMicro(t).
+func ceilMicro(t time.Time) time.Time {
+	c := t.Truncate(time.Microsecond)
+	if c.Before(t) {
+		c = c.Add(time.Microsecond)
+	}
+	return c
+}

@@ -1,0 +1,380 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// The archive (XEP-0313 room history) is one collection, one document per
+// message. Messages are only ever inserted and deleted, never updated, so
+// the archive needs neither version conditions nor the writers' key locks.
+//
+// FerretDB v1 runs these queries by reading the whole collection and
+// filtering in Go (it pushes down only an equality on _id); its figures in
+// the benchmarks are FerretDB's, and a large archive wants MongoDB.
+
+const (
+	// insertChunk caps one InsertMany. FerretDB v1 inserts in batches of
+	// 100 and, past a batch with a failed write, goes on with the next even
+	// when the insert is ordered; in chunks no larger, a failed write stops
+	// the insert there on both servers, which Append's undo relies on.
+	insertChunk = 100
+	// undoTimeout bounds deleting what a failed Append wrote; it runs even
+	// when the caller's context has ended.
+	undoTimeout = 10 * time.Second
+)
+
+// errInvalidArchive refuses a message the archive's order depends on (a
+// malformed id, no room) or that is twice in one batch; it is a bug in the
+// caller.
+var errInvalidArchive = errors.New("mongo: invalid archive message")
+
+var _ rooms.Archive = (*Archive)(nil)
+
+// Archive is the store's room history, a rooms.Archive. It is a view of the
+// Store rather than the Store itself because rooms.Store and rooms.Archive
+// both name a RemoveDomain, with different arguments.
+type Archive struct{ s *Store }
+
+// Archive returns the store's room history; it shares the store's
+// connection and is closed with it.
+func (s *Store) Archive() *Archive { return &Archive{s: s} }
+
+// archiveDoc is the stored form of a message. _id is room + "/" + id: a bare
+// JID has no '/', so it is unique and a retried insert cannot duplicate a
+// message. service is the room's domain, for RemoveDomain. t is the time as
+// a date (milliseconds), for people and tools; the id carries microseconds.
+type archiveDoc struct {
+	Key     string    `bson:"_id"`
+	Room    string    `bson:"room"`
+	Service string    `bson:"service"`
+	ID      string    `bson:"id"`
+	T       time.Time `bson:"t"`
+	Sender  string    `bson:"sender"`
+	Stanza  []byte    `bson:"stanza"`
+}
+
+// projArchived fetches what a page returns; the room is the query's.
+var projArchived = bson.D{{Key: "_id", Value: 0}, {Key: "id", Value: 1}, {Key: "t", Value: 1}, {Key: "sender", Value: 1}, {Key: "stanza", Value: 1}}
+
+// Append implements rooms.Archive with ordered inserts. Without
+// transactions a failed insert may leave part of the batch stored, so
+// Append then deletes what it wrote: on a write error, the messages before
+// it (the one refused, a duplicate, belongs to an earlier Append); on any
+// other error, where what landed is unknown, the whole batch up to the
+// failed chunk. If that undo fails too, both errors are returned and part of
+// the batch may remain.
+func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) error {
+	if len(msgs) == 0 {
+		return ctx.Err()
+	}
+	docs := make([]archiveDoc, len(msgs))
+	seen := make(map[string]bool, len(msgs))
+	for i, m := range msgs {
+		room := m.Room.Bare()
+		if room.IsZero() || !validArchiveID(m.ID) {
+			return fmt.Errorf("mongo: archive message %q of room %q: %w", m.ID, room, errInvalidArchive)
+		}
+		key := room.String() + "/" + m.ID
+		if seen[key] {
+			return fmt.Errorf("mongo: archive message %s of %s twice in a batch: %w", m.ID, room, errInvalidArchive)
+		}
+		seen[key] = true
+		docs[i] = archiveDoc{Key: key, Room: room.String(), Service: room.Domain, ID: m.ID, T: m.Time, Sender: m.Sender.Bare().String(), Stanza: m.Stanza}
+	}
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(docs); start += insertChunk {
+		chunk := docs[start:min(start+insertChunk, len(docs))]
+		_, err := a.s.archive.InsertMany(ctx, chunk)
+		if err == nil {
+			continue
+		}
+		err = fmt.Errorf("mongo: append %d archive messages: %w", len(docs), err)
+		written := start + len(chunk)
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+			first := slices.MinFunc(bwe.WriteErrors, func(x, y mongo.BulkWriteError) int { return x.Index - y.Index })
+			written = start + first.Index
+		}
+		if uerr := a.undo(ctx, docs[:written]); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// undo deletes the documents of a failed Append.
+func (a *Archive) undo(ctx context.Context, docs []archiveDoc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(docs))
+	for i, d := range docs {
+		keys[i] = d.Key
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	if _, err := a.s.archive.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}); err != nil {
+		return fmt.Errorf("mongo: undo a failed archive append (up to %d messages may remain): %w", len(docs), err)
+	}
+	return nil
+}
+
+// Query implements rooms.Archive with up to three indexed operations: the
+// count of matches, the count on the paging side of the After or Before
+// bound (which places the page), and the page itself. A message appended
+// in between can make the counters disagree by that message.
+func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return rooms.ArchivePage{}, err
+	}
+	room := q.Room.Bare()
+	r := filterRange(q)
+	page := rooms.ArchivePage{Complete: true}
+	if r.empty() {
+		return page, nil
+	}
+	count, err := a.count(ctx, q, r)
+	if err != nil {
+		return rooms.ArchivePage{}, err
+	}
+	if count == 0 {
+		return page, nil
+	}
+	page.Count = count
+
+	// pr is the window left after the paging bound; rest counts it.
+	backward := q.Before != "" || q.Last
+	pr, rest := r, count
+	switch {
+	case backward && q.Before != "":
+		pr = r.below(q.Before)
+	case !backward && q.After != "":
+		pr = r.above(q.After)
+	}
+	if pr != r {
+		rest = 0
+		if !pr.empty() {
+			if rest, err = a.count(ctx, q, pr); err != nil {
+				return rooms.ArchivePage{}, err
+			}
+		}
+	}
+	if q.Max > 0 && rest > 0 {
+		if page.Messages, err = a.find(ctx, room, q, pr, backward); err != nil {
+			return rooms.ArchivePage{}, err
+		}
+	}
+	n := len(page.Messages)
+	if backward {
+		page.FirstIndex = max(rest-n, 0)
+		page.Complete = page.FirstIndex == 0
+	} else {
+		page.FirstIndex = max(count-rest, 0)
+		page.Complete = rest <= n
+	}
+	return page, nil
+}
+
+func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r idRange) (int, error) {
+	n, err := a.s.archive.CountDocuments(ctx, archiveFilter(q, r))
+	if err != nil {
+		return 0, fmt.Errorf("mongo: count archive of %s: %w", q.Room.Bare(), err)
+	}
+	return int(n), nil
+}
+
+// find returns the first Max matches in r, or the last Max when backward,
+// oldest first.
+func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery, r idRange, backward bool) ([]rooms.ArchivedMessage, error) {
+	dir := 1
+	if backward {
+		dir = -1
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "id", Value: dir}}).SetLimit(int64(q.Max)).SetProjection(projArchived)
+	cur, err := a.s.archive.Find(ctx, archiveFilter(q, r), opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: query archive of %s: %w", room, err)
+	}
+	var docs []archiveDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: query archive of %s: %w", room, err)
+	}
+	if backward {
+		slices.Reverse(docs)
+	}
+	out := make([]rooms.ArchivedMessage, len(docs))
+	for i, d := range docs {
+		// The driver copies binary values out of its buffers, so the
+		// stanza is the caller's own.
+		out[i] = rooms.ArchivedMessage{Room: room, ID: d.ID, Time: archiveTime(d.ID, d.T), Stanza: d.Stanza}
+		if d.Sender != "" {
+			if out[i].Sender, err = parseJID(d.Sender); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// archiveFilter selects the room's messages in r that match q's other
+// filters; the service leads, as in the index.
+func archiveFilter(q rooms.ArchiveQuery, r idRange) bson.D {
+	room := q.Room.Bare()
+	f := bson.D{{Key: "service", Value: room.Domain}, {Key: "room", Value: room.String()}}
+	var id bson.D
+	if r.lo != "" {
+		op := "$gte"
+		if r.loOpen {
+			op = "$gt"
+		}
+		id = append(id, bson.E{Key: op, Value: r.lo})
+	}
+	if r.hi != "" {
+		id = append(id, bson.E{Key: "$lt", Value: r.hi})
+	}
+	if len(q.IDs) > 0 {
+		id = append(id, bson.E{Key: "$in", Value: q.IDs})
+	}
+	if len(id) > 0 {
+		f = append(f, bson.E{Key: "id", Value: id})
+	}
+	if !q.With.IsZero() {
+		f = append(f, bson.E{Key: "sender", Value: q.With.Bare().String()})
+	}
+	return f
+}
+
+// archiveTime is a message's time: the id's, which has the microseconds a
+// date lost, unless the stored date says otherwise.
+func archiveTime(id string, t time.Time) time.Time {
+	if at, ok := rooms.ArchiveIDTime(id); ok && at.Truncate(time.Millisecond).Equal(t) {
+		return at
+	}
+	return t.UTC()
+}
+
+// RemoveRoom implements rooms.Archive.
+func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
+	room = room.Bare()
+	return a.deleteMany(ctx, "room "+room.String(), bson.D{{Key: "service", Value: room.Domain}, {Key: "room", Value: room.String()}})
+}
+
+// RemoveDomain implements rooms.Archive.
+func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
+	return a.deleteMany(ctx, "service "+service, bson.D{{Key: "service", Value: service}})
+}
+
+// RemoveBefore implements rooms.Archive on the ids, whose time is exact,
+// rather than the dates, which lost the microseconds.
+func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return 0, err
+	}
+	cut := rooms.ArchiveIDAt(ceilMicro(t))
+	res, err := a.s.archive.DeleteMany(ctx, bson.D{{Key: "id", Value: bson.D{{Key: "$lt", Value: cut}}}})
+	if err != nil {
+		return 0, fmt.Errorf("mongo: delete archive before %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	return int(res.DeletedCount), nil
+}
+
+func (a *Archive) deleteMany(ctx context.Context, what string, filter bson.D) error {
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	if _, err := a.s.archive.DeleteMany(ctx, filter); err != nil {
+		return fmt.Errorf("mongo: delete archive of %s: %w", what, err)
+	}
+	return nil
+}
+
+// validArchiveID reports whether id has the form of rooms' archive ids: 20
+// lowercase hex digits, whose byte order is their time order.
+func validArchiveID(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// idRange is the window of ids a query allows: from lo (exclusive when
+// loOpen; "" is unbounded) up to hi, exclusive ("" is unbounded).
+type idRange struct {
+	lo     string
+	loOpen bool
+	hi     string
+}
+
+// filterRange turns the time and id filters into one id window. The
+// bounds are inclusive times at microsecond precision, as the ids carry.
+func filterRange(q rooms.ArchiveQuery) idRange {
+	var r idRange
+	if !q.Start.IsZero() {
+		r.lo = rooms.ArchiveIDAt(ceilMicro(q.Start))
+	}
+	if q.AfterID != "" {
+		r = r.above(q.AfterID)
+	}
+	if !q.End.IsZero() {
+		r.hi = rooms.ArchiveIDAt(q.End.Truncate(time.Microsecond).Add(time.Microsecond))
+	}
+	if q.BeforeID != "" {
+		r = r.below(q.BeforeID)
+	}
+	return r
+}
+
+// above narrows r to ids greater than x.
+func (r idRange) above(x string) idRange {
+	if x >= r.lo {
+		r.lo, r.loOpen = x, true
+	}
+	return r
+}
+
+// below narrows r to ids less than x.
+func (r idRange) below(x string) idRange {
+	if r.hi == "" || x < r.hi {
+		r.hi = x
+	}
+	return r
+}
+
+func (r idRange) empty() bool { return r.hi != "" && r.lo >= r.hi }
+
+// ceilMicro rounds t up to a whole microsecond: an id's time is at or
+// after t exactly when it is at or after ceilMicro(t).
+func ceilMicro(t time.Time) time.Time {
+	c := t.Truncate(time.Microsecond)
+	if c.Before(t) {
+		c = c.Add(time.Microsecond)
+	}
+	return c
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/wschat/xmppws/e2e/client"
+	"github.com/wschat/xmppws/mongo/mongotest"
+	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// TestMain lets the test binary play the server process for the crash
+// test: with XMPPWS_TEST_RUN_SERVER set it runs main's code with those
+// arguments instead of the tests.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("XMPPWS_TEST_RUN_SERVER"); args != "" {
+		os.Exit(run(strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// archivedIDs pages through a room's whole archive and returns the ids.
+func archivedIDs(ctx context.Context, t *testing.T, c *client.Client, room string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	after := ""
+	for {
+		set := "<set xmlns='http://jabber.org/protocol/rsm'><max>50</max>"
+		if after != "" {
+			set += "<after>" + after + "</after>"
+		}
+		q := mucQuery(rooms.NSMAM2, set+"</set>")
+		q.CreateAttr("queryid", "all")
+		res, err := c.IQ(ctx, client.IQ("set", room, q))
+		if err != nil {
+			t.Fatalf("archive query: %v", err)
+		}
+		// The results arrived before the iq result; collect them.
+		for {
+			el, err := c.Expect(shortPoll(ctx), func(el *etree.Element) bool {
+				return xmpp.Child(el, "result", rooms.NSMAM2) != nil
+			})
+			if err != nil {
+				break
+			}
+			ids[xmpp.Child(el, "result", rooms.NSMAM2).SelectAttrValue("id", "")] = true
+		}
+		fin := xmpp.Child(res, "fin", rooms.NSMAM2)
+		if fin.SelectAttrValue("complete", "") == "true" {
+			return ids
+		}
+		l := xmpp.Child(xmpp.Child(fin, "set", xmpp.NSRSM), "last", xmpp.NSRSM)
+		if l == nil {
+			return ids
+		}
+		after = l.Text()
+	}
+}
+
+// shortPoll is a context that is already done: Expect then returns only
+// what is queued.
+func shortPoll(ctx context.Context) context.Context {
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	return c
+}
+
+func stanzaID(el *etree.Element) string {
+	if s := xmpp.Child(el, "stanza-id", rooms.NSSID); s != nil {
+		return s.SelectAttrValue("id", "")
+	}
+	return ""
+}
+
+// TestHistorySurvivesRestart: messages archived by one server process are
+// there for the next, on both stores.
+func TestHistorySurvivesRestart(t *testing.T) {
+	for _, backend := range []string{"embedded", "mongodb"} {
+		t.Run(backend, func(t *testing.T) {
+			cfg := testConfig(t)
+			if backend == "mongodb" {
+				cfg = mongoConfig(t, mongotest.URI(t))
+			}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			a, err := start(cfg, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			userCmd(t, cfg, "pw\n", "add", "alice@localhost")
+			url := func() string { return "ws://" + a.Addr() + cfg.WebSocket.Path }
+			alice, err := client.Login(ctx, url(), xmpp.MustParseJID("alice@localhost/a"), "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			room := "kept@muclight.localhost"
+			if _, err := alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, ""))); err != nil {
+				t.Fatal(err)
+			}
+			sent := map[string]bool{}
+			for i := 0; i < 5; i++ {
+				alice.Send(ctx, client.Message(room, "groupchat", fmt.Sprint("before restart ", i)))
+				el, err := alice.Expect(ctx, func(el *etree.Element) bool { return stanzaID(el) != "" })
+				if err != nil {
+					t.Fatal(err)
+				}
+				sent[stanzaID(el)] = true
+			}
+			alice.Close(ctx)
+			if err := a.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if a, err = start(cfg, log); err != nil {
+				t.Fatal(err)
+			}
+			defer a.Shutdown(context.Background())
+			alice, err = client.Login(ctx, url(), xmpp.MustParseJID("alice@localhost/a"), "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer alice.CloseNow()
+			got := archivedIDs(ctx, t, alice, room)
+			for id := range sent {
+				if !got[id] {
+					t.Errorf("message %s lost across the restart (archive has %d entries)", id, len(got))
+				}
+			}
+		})
+	}
+}
+
+// serverProcess is the server running as a child process (the test binary
+// in server mode), so that it can be killed with SIGKILL.
+type serverProcess struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+var startedRE = regexp.MustCompile(`msg="server started" http=(\S+)`)
+
+func startProcess(t *testing.T, cfgPath string) *serverProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "XMPPWS_TEST_RUN_SERVER=-config\x1f"+cfgPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{cmd: cmd}
+	t.Cleanup(func() { p.kill() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case p.addr = <-addr:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server process did not start")
+	}
+	return p
+}
+
+func (p *serverProcess) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+}
+
+// TestCrashLosesNothingDelivered kills the server (SIGKILL) in the middle
+// of a stream of groupchat messages; after a restart every message that any
+// occupant had received is in the archive, because nothing is delivered
+// before its archive write is durable.
+func TestCrashLosesNothingDelivered(t *testing.T) {
+	for _, backend := range []string{"embedded", "mongodb"} {
+		t.Run(backend, func(t *testing.T) {
+			if testing.Short() {
+				t.Skip("starts server processes")
+			}
+			toml := fmt.Sprintf("[http]\naddress = \"127.0.0.1:0\"\n[storage]\ndata_dir = %q\n", t.TempDir())
+			if backend == "mongodb" {
+				mc := mongoConfig(t, mongotest.URI(t)).Storage.MongoDB
+				toml += fmt.Sprintf("backend = \"mongodb\"\n[storage.mongodb]\nuri = %q\ndatabase = %q\n", mc.URI, mc.Database)
+			}
+			cfgPath := filepath.Join(t.TempDir(), "server.toml")
+			os.WriteFile(cfgPath, []byte(toml), 0o600)
+			fileCfg, err := loadConfig(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range []string{"alice", "bob"} {
+				if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
+					t.Fatalf("add %s: %s", u, e)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			p := startProcess(t, cfgPath)
+			url := "ws://" + p.addr + "/xmpp-websocket"
+			alice, err := client.Login(ctx, url, xmpp.MustParseJID("alice@localhost/a"), "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer alice.CloseNow()
+			bob, err := client.Login(ctx, url, xmpp.MustParseJID("bob@localhost/b"), "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bob.CloseNow()
+			room := "crash@muclight.localhost"
+			if _, err := alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
+				t.Fatal(err)
+			}
+			// Stream messages; both occupants record every stanza-id they receive.
+			var mu sync.Mutex
+			received := map[string]bool{}
+			enough := make(chan struct{})
+			var once sync.Once
+			var wg sync.WaitGroup
+			for _, c := range []*client.Client{alice, bob} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						el, err := c.Next(ctx)
+						if err != nil {
+							return
+						}
+						if id := stanzaID(el); id != "" {
+							mu.Lock()
+							received[id] = true
+							if len(received) >= 200 {
+								once.Do(func() { close(enough) })
+							}
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			stop := make(chan struct{})
+			go func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if alice.Send(ctx, client.Message(room, "groupchat", fmt.Sprint("m", i))) != nil {
+						return
+					}
+				}
+			}()
+			select {
+			case <-enough:
+			case <-ctx.Done():
+				t.Fatal("messages did not flow")
+			}
+			p.kill() // SIGKILL mid-stream
+			close(stop)
+			wg.Wait()
+			alice.CloseNow()
+			bob.CloseNow()
+
+			p = startProcess(t, cfgPath)
+			bob, err = client.Login(ctx, "ws://"+p.addr+"/xmpp-websocket", xmpp.MustParseJID("bob@localhost/b2"), "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bob.CloseNow()
+			archived := archivedIDs(ctx, t, bob, room)
+			lost := 0
+			for id := range received {
+				if !archived[id] {
+					lost++
+				}
+			}
+			if lost > 0 {
+				t.Fatalf("%d of %d received messages are not in the archive after the crash", lost, len(received))
+			}
+			t.Logf("%d messages received before SIGKILL, all archived (archive holds %d)", len(received), len(archived))
+		})
+	}
+}
