@@ -26,7 +26,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.BadRequest, "invalid resource")))
 		return nil
 	}
-	s.jidStr = full.String()
+	s.jidStr, s.bareStr = full.String(), full.Bare().String()
 	s.jid.Store(&full)
 	s.bound.Store(true)
 	old := s.srv.router.register(s)

@@ -137,12 +137,13 @@ func (r *Router) sessionsOf(to xmpp.JID) []*session {
 // It never blocks; it reports whether any session took the stanza.
 func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
 	targets := r.sessionsOf(to)
-	if len(targets) == 0 {
-		return false
-	}
-	toStr := to.String()
 	ok := false
 	for _, s := range targets {
+		// 'to' is the session's bare or full JID, whose strings it keeps.
+		toStr := s.bareStr
+		if to.Resource != "" {
+			toStr = s.jidStr
+		}
 		if s.deliver(out, toStr) {
 			ok = true
 		}

@@ -62,9 +62,10 @@ type session struct {
 	sasl     saslState
 	user     xmpp.JID // authenticated bare JID
 
-	jid    atomic.Pointer[xmpp.JID] // full JID once bound
-	jidStr string                   // its string form, written once before registration
-	bound  atomic.Bool
+	jid     atomic.Pointer[xmpp.JID] // full JID once bound
+	jidStr  string                   // its string form, written once before registration
+	bareStr string                   // the bare JID's string form, likewise
+	bound   atomic.Bool
 
 	qmu      sync.Mutex
 	qcond    *sync.Cond
