@@ -26,7 +26,15 @@ function h(tag, props = {}, ...kids) {
 }
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayTimeFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** shortTime is the time of day for today, with the date for older messages. */
+function shortTime(t) {
+  const now = new Date();
+  if (t.toDateString() === now.toDateString()) return timeFmt.format(t);
+  return t.getFullYear() === now.getFullYear() ? dayTimeFmt.format(t) : dateTimeFmt.format(t);
+}
 
 function localPart(jid) {
   const at = jid.indexOf('@');
@@ -282,6 +290,7 @@ async function startChat(client) {
     if (jid === ui.current) renderRoomHead();
   });
   muc.on('message', onMessage);
+  muc.on('history', onHistory);
   muc.on('gone', onGone);
   muc.on('error', onMessageError);
   client.on('online', ({ resumed }) => {
@@ -303,7 +312,8 @@ async function startChat(client) {
 
 async function refreshAll() {
   await ui.muc.loadRooms();
-  if (ui.current && ui.muc.rooms.has(ui.current)) await ui.muc.info(ui.current);
+  // The open room reads what it missed while the connection was down.
+  if (ui.current && ui.muc.rooms.has(ui.current)) await Promise.all([ui.muc.info(ui.current), syncHistory(ui.current)]);
 }
 
 async function signOut({ quiet = false } = {}) {
@@ -333,7 +343,7 @@ function renderRoomList() {
   if (!muc) return;
   const rooms = muc.sortedRooms();
   els.roomList.replaceChildren(...rooms.map((r) => {
-    const last = r.messages.findLast((m) => !m.failed);
+    const last = r.messages.findLast((m) => !m.failed && !m.system);
     const preview = last ? `${last.own ? 'You' : localPart(last.from)}: ${last.body}` : r.subject;
     return h('li', {},
       h('button', {
@@ -368,6 +378,7 @@ els.roomsMore.addEventListener('click', async () => {
 
 function showRoom(jid) {
   ui.current = jid;
+  if (ui.muc) ui.muc.active = jid;
   els.roomPlaceholder.hidden = !!jid;
   els.roomBody.hidden = !jid;
   els.chat.dataset.view = jid ? 'room' : 'list';
@@ -385,12 +396,23 @@ async function openRoom(jid) {
   r.unread = 0;
   renderRoomList();
   renderRoomHead();
-  renderMessages();
+  renderMessages('bottom');
   els.composerInput.focus();
+  const history = syncHistory(jid);
   try {
     await muc.info(jid);
   } catch (e) {
     showError(e, { context: `Reading “${r.name}” failed.` });
+  }
+  await history;
+}
+
+/** syncHistory loads a room's latest history (or what it missed); a failure shows at the top of the conversation. */
+async function syncHistory(jid) {
+  try {
+    await ui.muc?.sync(jid);
+  } catch (e) {
+    console.warn('loading the history failed', e);
   }
 }
 
@@ -426,15 +448,49 @@ function follows(prev, m) {
   return !!prev && prev.from === m.from && m.time - prev.time < GROUP_MS;
 }
 
+/**
+ * systemText describes an archived affiliation change. The archive keeps
+ * only the new affiliations, so the wording stays true to that: a member
+ * in the same change as a new owner may have been the owner before.
+ */
+function systemText(m, creation) {
+  const me = ui.muc?.me;
+  const who = (jid) => (jid === me ? 'you' : jid);
+  const list = (jids) => (jids.length > 1 ? `${jids.slice(0, -1).join(', ')} and ${jids.at(-1)}` : jids[0] ?? '');
+  const cap = (s) => (s === 'you' || s.startsWith('you ') ? `Y${s.slice(1)}` : s); // addresses keep their case
+  if (creation) {
+    const owner = m.items.find((i) => i.affiliation === 'owner');
+    const others = m.items.filter((i) => i !== owner).map((i) => who(i.jid));
+    if (!owner) return `Room created with ${list(others)}`;
+    return others.length ? `${cap(who(owner.jid))} created the room with ${list(others)}` : `${cap(who(owner.jid))} created the room`;
+  }
+  const newOwner = m.items.some((i) => i.affiliation === 'owner');
+  const rank = { owner: 0, member: 1, none: 2 };
+  return [...m.items].sort((a, b) => (rank[a.affiliation] ?? 3) - (rank[b.affiliation] ?? 3)).map((i) => {
+    const w = who(i.jid);
+    if (i.affiliation === 'none') return `${w} left`;
+    if (i.affiliation === 'owner') return `${w} ${w === 'you' ? 'are' : 'is'} now the owner`;
+    if (newOwner) return `${w} ${w === 'you' ? 'are' : 'is'} now a member`;
+    return `${w} joined`;
+  }).map((t, i) => (i === 0 ? cap(t) : t)).join(', ');
+}
+
+function systemItem(m, creation) {
+  return h('li', { class: 'system', dataset: { testid: 'system-line', sid: m.sid } },
+    h('span', { class: 'system-text' }, systemText(m, creation)),
+    ' ',
+    h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, shortTime(m.time)));
+}
+
 function messageItem(m, prev) {
   const f = m.failed;
-  return h('li', { class: `message${m.own ? ' own' : ''}${f ? ' failed' : ''}${follows(prev, m) ? ' cont' : ''}`, dataset: { testid: f ? 'message-failed' : 'message', from: m.from, id: m.id } },
+  return h('li', { class: `message${m.own ? ' own' : ''}${f ? ' failed' : ''}${follows(prev, m) ? ' cont' : ''}`, dataset: { testid: f ? 'message-failed' : 'message', from: m.from, id: m.id, ...(m.sid ? { sid: m.sid } : {}) } },
     avatar(m.from),
     h('div', { class: 'bubble' },
       h('p', { class: 'meta' },
         h('span', { class: 'sender', dataset: { testid: 'message-sender' }, title: m.from }, m.own ? 'You' : localPart(m.from)),
         ' ',
-        h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, timeFmt.format(m.time))),
+        h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, shortTime(m.time))),
       h('p', { class: 'body', dataset: { testid: 'message-body' } }, m.body),
       f ? h('p', { class: 'failed-note' },
         h('span', { class: 'failed-why', title: f.text }, `Not delivered: ${f.condition}`),
@@ -477,7 +533,7 @@ function dropFailed(room, match) {
   if (!r) return [];
   const gone = r.messages.filter((x) => x.failed && match(x));
   r.messages = r.messages.filter((x) => !(x.failed && match(x)));
-  if (room === ui.current) renderMessages();
+  if (room === ui.current) renderMessages('follow');
   return gone;
 }
 
@@ -494,27 +550,180 @@ function editFailed(room, m) {
   els.composerInput.focus();
 }
 
-function renderMessages() {
-  const r = ui.muc?.rooms.get(ui.current);
-  els.messages.replaceChildren(...(r?.messages ?? []).map((m, i, all) => messageItem(m, all[i - 1])));
-  if (r && r.messages.length === 0) {
-    els.messages.append(h('li', { class: 'hint-item' }, 'No messages yet. Messages sent while you are signed in appear here.'));
+// ------------------------------------------------------------------ history
+
+/**
+ * The edge at the top of the conversation: a button that loads older
+ * messages (pressed by itself when it scrolls into view), the loading
+ * state, the beginning of the conversation, or why history failed.
+ */
+const edge = {
+  item: h('li', { class: 'history-edge', dataset: { testid: 'history-edge' } }),
+  text: h('span', { class: 'history-text', dataset: { testid: 'history-text' } }),
+  older: h('button', { type: 'button', class: 'small', dataset: { testid: 'load-older' }, onclick: () => loadOlder() }, 'Load older messages'),
+  retry: h('button', { type: 'button', class: 'small', dataset: { testid: 'history-retry' }, onclick: () => retryHistory() }, 'Try again'),
+};
+edge.item.append(edge.text, edge.older, edge.retry);
+
+// The next page loads when the edge comes within 200 px of the top of the visible conversation.
+const EDGE_MARGIN = 200;
+const edgeObserver = new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting)) loadOlder({ auto: true });
+}, { root: els.messages, rootMargin: `${EDGE_MARGIN}px 0px 0px 0px` });
+edgeObserver.observe(edge.item);
+
+function edgeVisible() {
+  if (!edge.item.isConnected || edge.item.hidden || els.messages.clientHeight === 0) return false;
+  return edge.item.getBoundingClientRect().bottom >= els.messages.getBoundingClientRect().top - EDGE_MARGIN;
+}
+
+/** historyState names what the top of the open room's conversation shows. */
+function historyState(hist) {
+  if (!hist || hist.unavailable) return 'none';
+  if (hist.error && !hist.loadingOlder && !hist.loadingLatest) return 'error';
+  if (!hist.loaded) return 'loading';
+  if (hist.complete) return 'start';
+  return hist.loadingOlder ? 'loading-older' : 'more';
+}
+
+/** renderEdge shows the history state of the open room at the top of the conversation. */
+function renderEdge() {
+  const hist = ui.muc?.rooms.get(ui.current)?.history;
+  const state = historyState(hist);
+  edge.item.dataset.state = state;
+  edge.item.hidden = state === 'none';
+  const e = hist?.error;
+  const texts = {
+    error: e ? `The history could not be loaded: ${e.condition}${e.text ? ` (${e.text})` : ''}` : '',
+    loading: 'Loading history…',
+    start: 'Beginning of the conversation',
+    'loading-older': 'Loading older messages…',
+  };
+  edge.text.textContent = texts[state] ?? '';
+  edge.text.hidden = !edge.text.textContent;
+  const focused = document.activeElement;
+  edge.older.hidden = state !== 'more';
+  edge.retry.hidden = state !== 'error';
+  // A pressed button that goes away hands the focus to the conversation, not to the page.
+  if ((focused === edge.older || focused === edge.retry) && focused.hidden) els.messages.focus();
+  settleBusy();
+}
+
+/**
+ * settleBusy keeps the log marked busy while history loads and for one
+ * frame after a redraw, so that assistive technology does not read a
+ * loaded page out as new messages.
+ */
+function settleBusy() {
+  const loading = () => edge.item.dataset.state === 'loading' || edge.item.dataset.state === 'loading-older';
+  if (loading()) {
+    els.messages.setAttribute('aria-busy', 'true');
+    return;
   }
-  els.messages.scrollTop = els.messages.scrollHeight;
+  requestAnimationFrame(() => {
+    if (!loading()) els.messages.removeAttribute('aria-busy');
+  });
+}
+
+/** loadOlder reads the page before the oldest message of the open room; auto: the edge scrolled into view. */
+async function loadOlder({ auto = false } = {}) {
+  const jid = ui.current;
+  const hist = ui.muc?.rooms.get(jid)?.history;
+  if (historyState(hist) !== 'more' && !(!auto && historyState(hist) === 'error' && hist.loaded)) return;
+  let added = 0;
+  try {
+    added = await ui.muc.loadOlder(jid);
+  } catch (e) {
+    console.warn('loading older messages failed', e);
+    return;
+  }
+  if (jid !== ui.current) return;
+  if (hist.complete) announce('Beginning of the conversation');
+  else if (added) announce(`${added} older ${added === 1 ? 'message' : 'messages'} loaded`);
+}
+
+function retryHistory() {
+  const hist = ui.muc?.rooms.get(ui.current)?.history;
+  if (!hist) return;
+  if (hist.loaded && hist.synced) loadOlder();
+  else syncHistory(ui.current);
+}
+
+function onHistory(jid, { kind }) {
+  if (jid !== ui.current) {
+    if (kind !== 'state') renderRoomList();
+    return;
+  }
+  if (kind === 'state') {
+    renderEdge();
+    return;
+  }
+  // Older messages go on top without moving what is on screen; newer ones
+  // follow the bottom when the reader is there.
+  renderMessages(kind === 'older' ? 'keep' : 'follow');
+  renderRoomList();
+  // The edge still in view (a short page): go on until the conversation fills the screen.
+  if (edgeVisible()) loadOlder({ auto: true });
+}
+
+// ------------------------------------------------------------------ messages
+
+function nearBottom() {
+  return els.messages.scrollHeight - els.messages.scrollTop - els.messages.clientHeight < 80;
+}
+
+/**
+ * renderMessages draws the open room's conversation. scroll: 'bottom' goes
+ * to the newest message; 'keep' keeps what is on screen where it is (older
+ * messages were added above); 'follow' stays at the bottom if the reader
+ * was there, else keeps the place.
+ */
+function renderMessages(scroll = 'bottom') {
+  const list = els.messages;
+  const r = ui.muc?.rooms.get(ui.current);
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  const stick = scroll === 'bottom' || (scroll === 'follow' && nearBottom());
+  const msgs = r?.messages ?? [];
+  const items = [];
+  let prev;
+  for (const [i, m] of msgs.entries()) {
+    if (m.system) {
+      // The archive's first entry is the room's creation.
+      const creation = i === 0 && r.history.complete && m.items.every((x) => x.affiliation !== 'none');
+      items.push(systemItem(m, creation));
+      prev = undefined;
+    } else {
+      items.push(messageItem(m, prev));
+      prev = m;
+    }
+  }
+  list.setAttribute('aria-busy', 'true'); // a redraw, not new messages
+  list.replaceChildren(edge.item, ...items);
+  renderEdge();
+  if (r && msgs.length === 0 && (r.history.loaded || r.history.unavailable)) {
+    list.append(h('li', { class: 'hint-item' }, r.history.unavailable
+      ? 'No messages yet. Messages sent while you are signed in appear here.'
+      : 'No messages yet.'));
+  }
+  if (stick) list.scrollTop = list.scrollHeight;
+  else list.scrollTop = list.scrollHeight - fromBottom;
 }
 
 function appendMessage(m) {
-  const stick = els.messages.scrollHeight - els.messages.scrollTop - els.messages.clientHeight < 80;
+  const stick = nearBottom();
   els.messages.querySelector('.hint-item')?.remove();
   const list = ui.muc.rooms.get(ui.current)?.messages ?? [];
-  els.messages.append(messageItem(m, list[list.indexOf(m) - 1]));
+  const prev = list[list.indexOf(m) - 1];
+  els.messages.append(messageItem(m, prev?.system ? undefined : prev));
   if (stick || m.own) els.messages.scrollTop = els.messages.scrollHeight;
 }
 
-function onMessage(jid, m) {
+function onMessage(jid, m, index) {
   const r = ui.muc.rooms.get(jid);
   if (jid === ui.current) {
-    appendMessage(m);
+    // One that slots in before others (it trails a page read meanwhile) redraws the list.
+    if (r && index === r.messages.length - 1) appendMessage(m);
+    else renderMessages('follow');
   } else if (r) {
     r.unread++;
     if (!m.own) announce(`New message in ${r.name} from ${localPart(m.from)}`);

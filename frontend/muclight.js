@@ -1,9 +1,12 @@
 // muclight.js: MUC Light (urn:xmpp:muclight:0) group chat on top of xmpp.js.
 //
 // MucLight keeps the client's view of its rooms: the list (disco#items,
-// paged with RSM), each room's configuration, occupants and the messages
-// received while the page is open, and updates it from the notifications
-// the rooms send. It emits events; it never touches the DOM.
+// paged with RSM), each room's configuration, occupants and messages, and
+// updates it from the notifications the rooms send. Messages come live and
+// from the room's archive (XEP-0313): the latest page when a room opens,
+// older pages on request, and the gap after a reconnect; the archive id
+// (XEP-0359 stanza-id) keeps every message once. It emits events; it never
+// touches the DOM.
 
 import { NS, JID, Emitter, XmppError, el, child, children, childText, randomId } from './xmpp.js';
 
@@ -20,8 +23,45 @@ export const NSL = {
   blocking: `${BASE}#blocking`,
 };
 
+/** Room history namespaces: archive queries, forwarded results, archive ids. */
+export const NSM = {
+  mam: 'urn:xmpp:mam:2',
+  forward: 'urn:xmpp:forward:0',
+  sid: 'urn:xmpp:sid:0',
+};
+
 const RESERVED = new Set(['version', 'prev-version']);
+// A room not on screen keeps this many messages; the open room keeps every
+// page the user scrolled back to.
 const MAX_MESSAGES = 500;
+// Catching up after a reconnect reads at most this many pages forward; a
+// longer gap starts over from the latest page (older ones load on scroll).
+const CATCHUP_PAGE = 50;
+const CATCHUP_PAGES = 4;
+
+/**
+ * History is where a room's messages stand against its archive:
+ *   loaded      the latest page was read (the messages reach the present)
+ *   synced      nothing was missed since: false after a dropped connection
+ *               or a room event, until a catch-up reads the gap
+ *   contiguous  the newest archive id up to which nothing is missing
+ *   oldest      the oldest archive id loaded; older pages page from it
+ *   complete    the oldest entry of the archive is loaded
+ *   unavailable the server keeps no history
+ *   error       the last failed load (XmppError), shown with a retry
+ */
+class History {
+  loaded = false;
+  synced = false;
+  contiguous = '';
+  oldest = '';
+  complete = false;
+  loadingLatest = false;
+  loadingOlder = false;
+  unavailable = false;
+  error = null;
+  again = false; // a sync was asked for while one ran
+}
 
 /**
  * Room is what the client knows about one room: config holds every
@@ -35,7 +75,13 @@ export class Room {
     this.version = '';
     this.occupants = new Map();
     this.loaded = false; // occupants and config came from an #info answer
+    // Oldest first: {id, sid, from, body, time, own} for a message,
+    // {sid, time, system: 'affiliations', items: [{jid, affiliation}]} for an
+    // archived room event, and {failed, ...} for one the server refused
+    // (those have no sid and stay where they happened).
     this.messages = [];
+    this.sids = new Set(); // archive ids in messages
+    this.history = new History();
     this.unread = 0;
     this.listName = ''; // the name disco#items gave, until #info says more
   }
@@ -53,15 +99,21 @@ export class Room {
  * MucLight is the room service of one connected client. Events:
  *   'rooms' ()                            the room list changed (added, removed, renamed, paged)
  *   'room' (jid)                          a room's configuration or occupants changed
- *   'message' (jid, message)              a groupchat message arrived: {id, from, body, time, own}
+ *   'message' (jid, message, index)       a live groupchat message arrived at messages[index]: {id, sid, from, body, time, own}
+ *   'history' (jid, {kind, added})        history loaded ('latest', 'older', 'catchup') or its state changed ('state')
  *   'gone' (jid, reason, name)            the user is no longer in the room: 'left', 'removed', 'destroyed'
  *   'error' ({room, error, body, id})     a message to a room was refused
  */
 export class MucLight extends Emitter {
-  constructor(client, { pageSize = 10 } = {}) {
+  constructor(client, { pageSize = 10, historyPage = 30 } = {}) {
     super();
     this.client = client;
     this.pageSize = pageSize;
+    this.historyPage = historyPage;
+    this.mam = true; // the service announces urn:xmpp:mam:2 (until disco says otherwise)
+    this.active = ''; // the room on screen: it keeps all its pages and catches up at once
+    this.queries = new Map(); // MAM queryid → {room, items}
+    this.syncs = new Map(); // room JID → running sync()
     this.service = '';
     this.rooms = new Map();
     this.count = 0; // the total the server reported
@@ -71,6 +123,10 @@ export class MucLight extends Emitter {
     this.creating = new Map(); // create iq id → room JID from its notification
     this.infoLoads = new Map(); // room JID → pending #info promise
     client.on('stanza', (st) => this.#onStanza(st));
+    client.on('status', (state) => {
+      // Whatever the rooms send while the connection is down is missed.
+      if (state !== 'online') for (const r of this.rooms.values()) r.history.synced = false;
+    });
   }
 
   get me() {
@@ -89,6 +145,7 @@ export class MucLight extends Emitter {
         const feats = children(child(info, 'query', NS.discoInfo), 'feature').map((f) => f.getAttribute('var'));
         if (feats.includes(NSL.base)) {
           this.service = j;
+          this.mam = feats.includes(NSM.mam);
           break;
         }
       }
@@ -256,6 +313,252 @@ export class MucLight extends Emitter {
     return this.client.iq('set', this.service, el('query', { xmlns: NSL.blocking }, kids));
   }
 
+  // ------------------------------------------------------------ history
+
+  /**
+   * sync brings a room's messages up to the present from its archive: the
+   * latest page the first time, the gap since the last known message after
+   * a dropped connection or a room event. Concurrent calls share one run.
+   */
+  sync(jid) {
+    const r = this.rooms.get(jid);
+    if (!r || r.history.unavailable) return Promise.resolve();
+    if (!this.mam) {
+      r.history.unavailable = true;
+      this.emit('history', jid, { kind: 'state', added: 0 });
+      return Promise.resolve();
+    }
+    const running = this.syncs.get(jid);
+    if (running) {
+      r.history.again = true;
+      return running;
+    }
+    const p = (async () => {
+      do {
+        r.history.again = false;
+        await this.#syncOnce(jid, r);
+      } while (r.history.again && this.rooms.get(jid) === r);
+    })();
+    this.syncs.set(jid, p);
+    p.finally(() => this.syncs.delete(jid)).catch(() => {});
+    return p;
+  }
+
+  async #syncOnce(jid, r) {
+    const h = r.history;
+    if (h.loaded && h.synced) return;
+    h.error = null;
+    try {
+      if (!h.loaded) {
+        h.loadingLatest = true;
+        this.emit('history', jid, { kind: 'state', added: 0 });
+        const page = await this.#query(jid, { before: '', max: this.historyPage });
+        if (this.rooms.get(jid) !== r) return;
+        const first = page.items[0]?.sid;
+        // What came live before may not join up with the page: the page
+        // is the window now, and older messages load again on scroll.
+        if (first) this.#dropOlderThan(r, first);
+        const added = this.#merge(r, page.items);
+        h.loaded = true;
+        h.synced = true;
+        h.complete = page.complete || page.items.length === 0;
+        h.oldest = first ?? '';
+        h.contiguous = this.#newestSid(r);
+        h.loadingLatest = false;
+        this.emit('history', jid, { kind: 'latest', added });
+        return;
+      }
+      h.loadingLatest = true;
+      let added = 0;
+      const restart = () => {
+        this.#dropOlderThan(r, '\uffff');
+        Object.assign(h, { loaded: false, synced: false, contiguous: '', oldest: '', complete: false });
+        h.again = true;
+        this.emit('history', jid, { kind: 'catchup', added });
+      };
+      for (let n = 0; ; n++) {
+        // Too much was missed to read forward: start again from the latest page.
+        if (n === CATCHUP_PAGES) return restart();
+        let page;
+        try {
+          page = await this.#query(jid, { after: h.contiguous, max: CATCHUP_PAGE });
+        } catch (e) {
+          // The last message known is no longer in the archive (retention).
+          if (e.condition === 'item-not-found' && h.contiguous) return restart();
+          throw e;
+        }
+        if (this.rooms.get(jid) !== r) return;
+        added += this.#merge(r, page.items);
+        if (page.items.length) h.contiguous = page.items.at(-1).sid;
+        if (!h.oldest && page.items.length) h.oldest = page.items[0].sid;
+        if (page.complete || page.items.length === 0) break;
+      }
+      h.synced = true;
+      const newest = this.#newestSid(r);
+      if (newest > h.contiguous) h.contiguous = newest;
+      h.loadingLatest = false;
+      this.emit('history', jid, { kind: 'catchup', added });
+    } catch (e) {
+      h.loadingLatest = false;
+      if (!h.loaded && this.#noHistory(e)) h.unavailable = true;
+      else h.error = e;
+      this.emit('history', jid, { kind: 'state', added: 0 });
+      if (!h.unavailable) throw e;
+    }
+  }
+
+  /**
+   * loadOlder reads the page before the oldest message loaded and resolves
+   * with how many messages it added (0 at the beginning of the archive).
+   */
+  async loadOlder(jid) {
+    const r = this.rooms.get(jid);
+    const h = r?.history;
+    if (!h || !h.loaded || h.complete || h.loadingOlder || h.unavailable) return 0;
+    if (!h.oldest) {
+      h.complete = true;
+      this.emit('history', jid, { kind: 'state', added: 0 });
+      return 0;
+    }
+    h.loadingOlder = true;
+    h.error = null;
+    this.emit('history', jid, { kind: 'state', added: 0 });
+    let added = 0;
+    try {
+      const page = await this.#query(jid, { before: h.oldest, max: this.historyPage });
+      if (this.rooms.get(jid) !== r) return 0;
+      added = this.#merge(r, page.items);
+      if (page.items.length) h.oldest = page.items[0].sid;
+      h.complete = page.complete || page.items.length === 0;
+      return added;
+    } catch (e) {
+      // The oldest message loaded has expired from the archive, and with it
+      // everything older: this is the beginning now.
+      if (e.condition === 'item-not-found' && this.rooms.get(jid) === r && r.occupants.has(this.me)) {
+        h.complete = true;
+        return 0;
+      }
+      h.error = e;
+      throw e;
+    } finally {
+      h.loadingOlder = false;
+      this.emit('history', jid, { kind: 'older', added });
+    }
+  }
+
+  #noHistory(e) {
+    return e.condition === 'feature-not-implemented' || (e.condition === 'service-unavailable' && !e.text);
+  }
+
+  /**
+   * #query runs one archive query against a room and resolves with its
+   * entries (oldest first) and the paging answer. Results are collected by
+   * queryid, so queries to several rooms at once do not mix.
+   */
+  async #query(jid, { before, after, max }) {
+    const queryid = randomId();
+    const q = { room: jid, items: [] };
+    this.queries.set(queryid, q);
+    try {
+      const set = el('set', { xmlns: NS.rsm },
+        el('max', {}, String(max)),
+        before !== undefined ? el('before', {}, before) : null,
+        after ? el('after', {}, after) : null);
+      const res = await this.client.iq('set', jid, el('query', { xmlns: NSM.mam, queryid }, set));
+      const fin = child(res, 'fin', NSM.mam);
+      if (!fin) throw new XmppError('bad-format', 'the room answered the history query without <fin/>', 'cancel');
+      const items = q.items.sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
+      return { items, complete: fin.getAttribute('complete') === 'true' };
+    } finally {
+      this.queries.delete(queryid);
+    }
+  }
+
+  // #onResult takes one archived entry of a running query.
+  #onResult(st, from, result) {
+    const q = this.queries.get(result.getAttribute('queryid') ?? '');
+    if (!q || from.toString() !== q.room) return;
+    const sid = result.getAttribute('id') ?? '';
+    const fwd = child(result, 'forwarded', NSM.forward);
+    const m = child(fwd, 'message', NS.client);
+    if (!sid || !m) return;
+    const stamp = child(fwd, 'delay', NS.delay)?.getAttribute('stamp');
+    let sender;
+    try {
+      sender = JID.parse(m.getAttribute('from') ?? '');
+    } catch {
+      return;
+    }
+    if (sender.bare() !== q.room) return;
+    const time = stamp ? new Date(stamp) : new Date();
+    if (!sender.resource) {
+      const x = child(m, 'x', NSL.affiliations);
+      if (!x) return;
+      const items = children(x, 'user').map((u) => ({ jid: u.textContent.trim(), affiliation: u.getAttribute('affiliation') }));
+      if (items.length) q.items.push({ sid, time, system: 'affiliations', items });
+      return;
+    }
+    const msg = this.#message(m, sender, time);
+    if (msg) {
+      msg.sid = sid;
+      q.items.push(msg);
+    }
+  }
+
+  // #message reads a groupchat message from room/occupant; null without a body.
+  #message(st, from, time) {
+    const body = child(st, 'body', NS.client)?.textContent ?? '';
+    if (!body) return null;
+    return { id: st.getAttribute('id') ?? '', sid: '', from: from.resource, body, time, own: from.resource === this.me };
+  }
+
+  /**
+   * #merge adds archived entries (sorted by archive id) that are not known
+   * yet, each in archive order, and returns how many it added.
+   */
+  #merge(r, items) {
+    const fresh = items.filter((m) => m.sid && !r.sids.has(m.sid));
+    if (fresh.length === 0) return 0;
+    for (const m of fresh) r.sids.add(m.sid);
+    const firstKnown = r.messages.find((m) => m.sid)?.sid;
+    if (!firstKnown || fresh.at(-1).sid < firstKnown) {
+      // Older than everything (a page scrolled back to, or the first one): at the front.
+      r.messages.unshift(...fresh);
+      return fresh.length;
+    }
+    for (const m of fresh) {
+      let i = r.messages.length;
+      while (i > 0 && (!r.messages[i - 1].sid || r.messages[i - 1].sid > m.sid)) i--;
+      r.messages.splice(i, 0, m);
+    }
+    return fresh.length;
+  }
+
+  // #dropOlderThan forgets the archived messages before sid (refused ones stay).
+  #dropOlderThan(r, sid) {
+    r.messages = r.messages.filter((m) => {
+      if (!m.sid || m.sid >= sid) return true;
+      r.sids.delete(m.sid);
+      return false;
+    });
+  }
+
+  #newestSid(r) {
+    return r.messages.findLast((m) => m.sid)?.sid ?? '';
+  }
+
+  // #trim keeps a room that is not on screen to MAX_MESSAGES.
+  #trim(jid, r) {
+    if (jid === this.active || r.messages.length <= MAX_MESSAGES) return;
+    const gone = r.messages.splice(0, r.messages.length - MAX_MESSAGES);
+    for (const m of gone) if (m.sid) r.sids.delete(m.sid);
+    const first = r.messages.find((m) => m.sid)?.sid;
+    if (first) {
+      r.history.oldest = first;
+      r.history.complete = false;
+    }
+  }
+
   // ------------------------------------------------------------ incoming
 
   #onStanza(st) {
@@ -268,6 +571,11 @@ export class MucLight extends Emitter {
       return;
     }
     if (from.domain !== this.service) return;
+    const result = child(st, 'result', NSM.mam);
+    if (result) {
+      this.#onResult(st, from, result);
+      return;
+    }
     const type = st.getAttribute('type');
     if (type === 'error') {
       const body = child(st, 'body', NS.client);
@@ -280,25 +588,39 @@ export class MucLight extends Emitter {
       this.#notification(jid, st);
       return;
     }
-    const body = child(st, 'body', NS.client)?.textContent ?? '';
-    if (!body) return;
     const stamp = child(st, 'delay', NS.delay)?.getAttribute('stamp');
-    const msg = {
-      id: st.getAttribute('id') ?? '',
-      from: from.resource,
-      body,
-      time: stamp ? new Date(stamp) : new Date(),
-      own: from.resource === this.me,
-    };
+    const msg = this.#message(st, from, stamp ? new Date(stamp) : new Date());
+    if (!msg) return;
+    // Only the room's own stanza-id is its archive id (it strips others).
+    msg.sid = children(st, 'stanza-id', NSM.sid).find((s) => s.getAttribute('by') === jid)?.getAttribute('id') ?? '';
     const known = this.rooms.has(jid);
     const r = this.#room(jid);
-    r.messages.push(msg);
-    if (r.messages.length > MAX_MESSAGES) r.messages.splice(0, r.messages.length - MAX_MESSAGES);
+    if (msg.sid && r.sids.has(msg.sid)) return; // the archive gave it already
+    let index = r.messages.length;
+    if (msg.sid) {
+      r.sids.add(msg.sid);
+      // Live messages come in archive order, but one may trail a page that
+      // was read meanwhile; refused messages (no sid) stay put.
+      while (index > 0 && r.messages[index - 1].sid > msg.sid) index--;
+      if (r.history.synced && msg.sid > r.history.contiguous) r.history.contiguous = msg.sid;
+    }
+    r.messages.splice(index, 0, msg);
+    this.#trim(jid, r);
     if (!known) {
       this.emit('rooms');
       this.info(jid).catch(() => {});
     }
-    this.emit('message', jid, msg);
+    this.emit('message', jid, msg, r.messages.indexOf(msg));
+  }
+
+  // #roomEvent marks a loaded room as behind its archive, which holds the
+  // event (with its archive id) before the notification goes out; the room
+  // on screen reads it at once.
+  #roomEvent(jid) {
+    const r = this.rooms.get(jid);
+    if (!r || !r.history.loaded) return;
+    r.history.synced = false;
+    if (jid === this.active) this.sync(jid).catch(() => {});
   }
 
   #notification(jid, st) {
@@ -339,6 +661,7 @@ export class MucLight extends Emitter {
     if (r.loaded && r.version && r.version !== prev) {
       // We missed a change: read the whole room again.
       this.info(jid, { force: true }).catch(() => {});
+      this.#roomEvent(jid);
       return;
     }
     for (const i of items) {
@@ -347,6 +670,7 @@ export class MucLight extends Emitter {
     }
     r.version = version;
     this.emit('room', jid);
+    this.#roomEvent(jid);
   }
 
   #configNotification(jid, x) {

@@ -156,10 +156,7 @@ func stripStanzaIDs(e *etree.Element) {
 func (r *room) archiveGroupchat(st *xmpp.Stanza, m *etree.Element, sender xmpp.JID) error {
 	h := r.hub
 	id, t := h.ids.next(h.now())
-	sid := m.CreateElement("stanza-id")
-	sid.CreateAttr("xmlns", NSSID)
-	sid.CreateAttr("by", r.jid.String())
-	sid.CreateAttr("id", id)
+	withStanzaID(m, r.jid, id)
 	out := xmpp.NewOutbound(m)
 	r.seq++
 	seq := r.seq
@@ -205,22 +202,39 @@ func (r *room) deliverCommitted() {
 }
 
 // archiveNotice archives a room event (creation, affiliation change) as
-// the message occupants receive, without prev-version. It runs in the
-// actor, before the notifications go out; such events are rare.
-func (r *room) archiveNotice(version string, items []AffItem) {
+// the message occupants receive, with the request's id, without
+// prev-version, and returns its archive id for the live copies' stanza-id
+// ("" when nothing was archived). It runs in the actor, before the
+// notifications go out; such events are rare.
+func (r *room) archiveNotice(reqID, version string, items []AffItem) string {
 	h := r.hub
 	if h.archiver == nil || h.opts.LegacyMode {
-		return
+		return ""
 	}
 	id, t := h.ids.next(h.now())
-	m := notification(r.jid, id, affsPayload("", version, items))
+	m := notification(r.jid, reqID, affsPayload("", version, items))
+	withStanzaID(m, r.jid, id)
 	ctx, cancel := r.storeCtx()
 	defer cancel()
 	err := h.archive.Append(ctx, []ArchivedMessage{{Room: r.jid, ID: id, Time: t, Stanza: xmpp.Marshal(m)}})
 	if err != nil {
 		h.log.Error("archiving a room event failed", "room", r.jid.String(), "err", err)
 		h.m.internalErrors.Inc()
+		return ""
 	}
+	return id
+}
+
+// withStanzaID adds the room's XEP-0359 stanza-id to a message (nothing
+// when id is empty) and returns it.
+func withStanzaID(m *etree.Element, room xmpp.JID, id string) *etree.Element {
+	if id != "" {
+		sid := m.CreateElement("stanza-id")
+		sid.CreateAttr("xmlns", NSSID)
+		sid.CreateAttr("by", room.String())
+		sid.CreateAttr("id", id)
+	}
+	return m
 }
 
 // removeArchive deletes a destroyed room's history.
@@ -346,6 +360,21 @@ func (h *Hub) runQuery(st *xmpp.Stanza, mq mamQuery) {
 	defer h.wg.Done()
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
+	// XEP-0313 §6.1: paging from an id the archive does not hold is
+	// item-not-found, not an empty page a client would take for the end.
+	for _, cursor := range []string{mq.q.After, mq.q.Before} {
+		if cursor == "" {
+			continue
+		}
+		p, err := h.archive.Query(ctx, ArchiveQuery{Room: mq.q.Room, IDs: []string{cursor}, Max: 1})
+		if err == nil && p.Count == 0 {
+			err = xmpp.NewError(xmpp.ItemNotFound, "no archived message has the id "+cursor)
+		}
+		if err != nil {
+			h.replyError(st, err)
+			return
+		}
+	}
 	page, err := h.archive.Query(ctx, mq.q)
 	if err != nil {
 		h.replyError(st, err)

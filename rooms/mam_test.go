@@ -165,6 +165,10 @@ func TestMAMPaging(t *testing.T) {
 	if strings.Join(back, ",") != strings.Join(all, ",") {
 		t.Errorf("backward and forward paging disagree")
 	}
+	// Paging from an id the archive does not hold is item-not-found.
+	for _, cursor := range []string{"<after>00000000000000000000</after>", "<before>zzzz</before>"} {
+		expectError(t, carol.iq("set", room, query(rooms.NSMAM2, fmt.Sprintf(rsm, cursor))), "item-not-found")
+	}
 	// flip-page reverses a page.
 	p := carol.mam(room, fmt.Sprintf(rsm, "<max>3</max>")+"<flip-page/>")
 	if strings.Join(p.ids, ",") != strings.Join([]string{all[2], all[1], all[0]}, ",") {
@@ -204,6 +208,9 @@ func TestMAMWhatIsArchived(t *testing.T) {
 	msg := p.results[1]
 	if msg.SelectAttrValue("from", "") != room+"/bob@localhost" || msg.SelectAttrValue("id", "") != "m-hello" || msg.SelectAttr("to") != nil {
 		t.Errorf("message entry %s", xmpp.String(msg))
+	}
+	if sid := xmpp.Child(p.results[2], "stanza-id", rooms.NSSID); sid == nil || sid.SelectAttrValue("id", "") != p.ids[2] {
+		t.Errorf("archived affiliation change lacks its stanza-id: %s", xmpp.String(p.results[2]))
 	}
 	change := xmpp.Child(p.results[2], "x", rooms.NSAffiliations)
 	if change == nil || affsOf(change) != "kate@localhost=member" {

@@ -71,9 +71,9 @@ func (r *room) create(req request) error {
 		r.legacyCreated(req, affs)
 		return nil
 	}
-	r.archiveNotice(version, usersOf(affs))
+	sid := r.archiveNotice(st.ID, version, usersOf(affs))
 	for _, a := range affs {
-		h.deliver(a.User, notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})))
+		h.deliver(a.User, withStanzaID(notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})), r.jid, sid))
 	}
 	if req.generated {
 		h.replyFrom(st, st.To)
@@ -316,17 +316,18 @@ func (r *room) announce(id string, res AffResult) {
 		return
 	}
 	changed := affDiff(res.Old, res.New)
+	sid := ""
 	if len(res.New) == 0 {
 		r.removeArchive() // the last occupant left: the room is gone
 	} else {
-		r.archiveNotice(res.NewVersion, changed)
+		sid = r.archiveNotice(id, res.NewVersion, changed)
 	}
-	stay := xmpp.NewOutbound(notification(r.jid, id, affsPayload(res.OldVersion, res.NewVersion, changed)))
+	stay := xmpp.NewOutbound(withStanzaID(notification(r.jid, id, affsPayload(res.OldVersion, res.NewVersion, changed)), r.jid, sid))
 	for _, a := range res.New {
 		if affOf(res.Old, a.User) != None {
 			h.out.Deliver(a.User, stay)
 		} else {
-			h.deliver(a.User, notification(r.jid, id, affsPayload("", res.NewVersion, []AffItem{{User: a.User, Aff: a.Aff}})))
+			h.deliver(a.User, withStanzaID(notification(r.jid, id, affsPayload("", res.NewVersion, []AffItem{{User: a.User, Aff: a.Aff}})), r.jid, sid))
 		}
 	}
 	for _, a := range res.Old {

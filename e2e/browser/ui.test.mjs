@@ -25,6 +25,7 @@ const repo = path.resolve(here, '..', '..');
 const screenshotPath = path.join(repo, 'frontend', 'screenshot.png');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT = 15_000; // per element or event
+const HISTORY_ROOM = 'history@muclight.localhost'; // created with a known name: the limiter spares it
 const run = promisify(execFile);
 
 const users = {
@@ -85,6 +86,10 @@ async function writeConfig(address, dataDir) {
     '# Present with its defaults (0.5 events/s, burst 6): a room takes 3 quick events.',
     '[modules.mod_muc_limits]',
     '',
+    '# Except the room the history test floods with more than two pages of messages.',
+    `[modules.mod_muc_limits.rooms.${JSON.stringify(HISTORY_ROOM)}]`,
+    'muc_event_rate = 1000.0',
+    '',
   ].join('\n'));
 }
 
@@ -127,6 +132,18 @@ before(async () => {
   for (const name of ['alice', 'bob']) {
     const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 }, colorScheme: 'light', reducedMotion: 'reduce' });
     ctx.setDefaultTimeout(WAIT);
+    // Lets a step cut the page's connection: going offline leaves open WebSockets alone.
+    await ctx.addInitScript(() => {
+      const Native = window.WebSocket;
+      const sockets = [];
+      window.WebSocket = class extends Native {
+        constructor(...args) {
+          super(...args);
+          sockets.push(this);
+        }
+      };
+      Object.defineProperty(window, 'dropConnectionsForTest', { value: () => sockets.splice(0).forEach((ws) => ws.close(4000, 'cut by the test')) });
+    });
     const page = await ctx.newPage();
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
     // Console errors include Content-Security-Policy violations. The one
@@ -172,6 +189,32 @@ async function sendMessage(page, body) {
 
 function exactTitle(page, name) {
   return byTest(page, 'room-title').filter({ hasText: new RegExp(`^${escapeRe(name)}$`) });
+}
+
+/** bodies counts the messages (delivered, not refused) with exactly this text. */
+function bodies(page, body) {
+  return page.locator('[data-testid=message] [data-testid=message-body]').filter({ hasText: new RegExp(`^${escapeRe(body)}$`) });
+}
+
+/**
+ * rawSession runs fn in the page with a second connection of user's (its
+ * own resource), made with the page's own xmpp.js: for what the web client
+ * has no button for, such as naming a room or sending fast.
+ */
+async function rawSession(page, user, fn, arg) {
+  // One expression, so that fn travels as source: evaluate cannot pass a
+  // function, and the page's Content-Security-Policy forbids eval.
+  return page.evaluate(`(async () => {
+    const xmpp = await import('/xmpp.js');
+    const c = new xmpp.Client();
+    const user = ${JSON.stringify(user)};
+    await c.connect({ url: await xmpp.discoverWebSocketURL(), jid: user.jid + '/raw-' + xmpp.randomId(4), password: user.password });
+    try {
+      return await (${fn.toString()})(c, xmpp, ${JSON.stringify(arg)});
+    } finally {
+      await c.close();
+    }
+  })()`);
 }
 
 function escapeRe(s) {
@@ -347,4 +390,276 @@ test('two people chat in a MUC Light room through the web client', async (t) => 
   await step('no script errors or policy violations on either page', () => {
     assert.deepEqual(pageErrors, []);
   });
+});
+
+// ---------------------------------------------------------------- history
+
+test('room history: offline members, reloads and paging', async (t) => {
+  const { alice, bob } = pages;
+  let failed = '';
+  const step = (name, fn) => t.test(name, { skip: failed ? `"${failed}" failed` : false }, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      failed = name;
+      await dumpDiagnostics(name);
+      throw e;
+    }
+  });
+  const said = ['Anyone at the hut tonight?', 'The key is under the mat.'];
+  const reply = 'Found it, thanks!';
+
+  await step('bob signs out; alice makes a room with him and writes', async () => {
+    await byTest(bob, 'signout').click();
+    await byTest(bob, 'signin').waitFor();
+    await byTest(alice, 'new-room').click();
+    await byTest(alice, 'create-name').fill('Hut');
+    await byTest(alice, 'create-members').fill('bob@localhost');
+    await byTest(alice, 'create-name').press('Enter');
+    await exactTitle(alice, 'Hut').waitFor();
+    // The archive's first entry is the creation.
+    await alice.locator('[data-testid=system-line]', { hasText: /^You created the room with bob@localhost / }).waitFor();
+    await byTest(alice, 'history-edge').filter({ hasText: 'Beginning of the conversation' }).waitFor();
+    for (const body of said) {
+      await sendMessage(alice, body);
+      await message(alice, 'alice@localhost', body).waitFor();
+    }
+  });
+
+  await step('bob signs in, opens the room and reads what was said while he was away', async () => {
+    await signIn(bob, users.bob);
+    await roomItem(bob, 'Hut').click();
+    await exactTitle(bob, 'Hut').waitFor();
+    for (const body of said) await message(bob, 'alice@localhost', body).waitFor();
+    await bob.locator('[data-testid=system-line]', { hasText: /^alice@localhost created the room with you / }).waitFor();
+    await byTest(bob, 'history-edge').filter({ hasText: 'Beginning of the conversation' }).waitFor();
+    // Archived messages show their sender and the time the archive gave them.
+    const m = message(bob, 'alice@localhost', said[0]);
+    assert.equal(await m.locator('[data-testid=message-sender]').textContent(), 'alice');
+    const when = Date.parse(await m.locator('time').getAttribute('datetime'));
+    assert.ok(Math.abs(Date.now() - when) < 5 * 60_000, `archived time ${new Date(when).toISOString()}`);
+    await sendMessage(bob, reply);
+    await message(alice, 'bob@localhost', reply).waitFor();
+    await message(bob, 'bob@localhost', reply).waitFor();
+    for (const body of [...said, reply]) assert.equal(await bodies(bob, body).count(), 1, `"${body}" once on bob's page`);
+  });
+
+  await step('after a reload alice sees the conversation again, each message once', async () => {
+    await alice.reload();
+    await signIn(alice, users.alice);
+    await roomItem(alice, 'Hut').click();
+    await exactTitle(alice, 'Hut').waitFor();
+    await message(alice, 'alice@localhost', said[0]).waitFor();
+    await message(alice, 'alice@localhost', said[1]).waitFor();
+    await message(alice, 'bob@localhost', reply).waitFor();
+    await byTest(alice, 'history-edge').filter({ hasText: 'Beginning of the conversation' }).waitFor();
+    for (const body of [...said, reply]) assert.equal(await bodies(alice, body).count(), 1, `"${body}" once on alice's page`);
+    assert.equal(await alice.locator('[data-testid=system-line]').count(), 1);
+    // Her own archived messages are hers.
+    assert.equal(await message(alice, 'alice@localhost', said[0]).locator('[data-testid=message-sender]').textContent(), 'You');
+  });
+
+  const total = 65;
+  const numbered = Array.from({ length: total }, (_, i) => `History ${String(i + 1).padStart(2, '0')}`);
+
+  await step(`bob floods a room with ${total} messages; alice sees the latest page`, async () => {
+    await rawSession(bob, users.bob, async (c, { el, NS, child }, { room, bodies }) => {
+      const ML = 'urn:xmpp:muclight:0';
+      await c.iq('set', room, el('query', { xmlns: `${ML}#create` },
+        el('configuration', {}, el('roomname', {}, 'History')),
+        el('occupants', {}, el('user', { affiliation: 'member' }, 'alice@localhost'))));
+      const echoed = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the room did not echo the last message')), 15_000);
+        c.on('stanza', (st) => {
+          if (st.localName !== 'message') return;
+          if (st.getAttribute('type') === 'error') reject(new Error(new XMLSerializer().serializeToString(st)));
+          if (child(st, 'body')?.textContent === bodies.at(-1)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      for (const body of bodies) c.send(el('message', { xmlns: NS.client, type: 'groupchat', to: room }, el('body', {}, body)));
+      await echoed;
+    }, { room: HISTORY_ROOM, bodies: numbered });
+
+    await roomItem(alice, 'History').click();
+    await exactTitle(alice, 'History').waitFor();
+    await message(alice, 'bob@localhost', numbered.at(-1)).waitFor();
+    await byTest(alice, 'load-older').waitFor();
+    // The latest page (30), with what came live before it let go.
+    await message(alice, 'bob@localhost', numbered[total - 30]).waitFor();
+    assert.equal(await bodies(alice, numbered[total - 31]).count(), 0, 'only the latest page is shown');
+    assert.equal(await alice.locator('[data-testid=message]').count(), 30);
+  });
+
+  await step('scrolling up loads the older pages in place, back to the first message', async () => {
+    const list = byTest(alice, 'message-list');
+    // Where the oldest message shown sits when the reader reaches the top...
+    const top = numbered[total - 30];
+    const before = await list.evaluate((l, top) => {
+      l.scrollTop = 0;
+      const m = [...l.querySelectorAll('[data-testid=message-body]')].find((b) => b.textContent === top);
+      return m.getBoundingClientRect().top - l.getBoundingClientRect().top;
+    }, top);
+    // ...is where it stays once the page before it is in.
+    await message(alice, 'bob@localhost', numbered[total - 31]).waitFor();
+    await byTest(alice, 'load-older').waitFor();
+    const after = await list.evaluate((l, top) => {
+      const m = [...l.querySelectorAll('[data-testid=message-body]')].find((b) => b.textContent === top);
+      return m.getBoundingClientRect().top - l.getBoundingClientRect().top;
+    }, top);
+    assert.ok(Math.abs(after - before) < 2, `the message at the top moved from ${before} to ${after} px`);
+    assert.equal(await alice.locator('[data-testid=message]').count(), 60);
+
+    await list.evaluate((l) => { l.scrollTop = 0; });
+    await byTest(alice, 'history-edge').filter({ hasText: 'Beginning of the conversation' }).waitFor();
+    await message(alice, 'bob@localhost', numbered[0]).waitFor();
+    await alice.locator('[data-testid=system-line]', { hasText: /^bob@localhost created the room with you / }).waitFor();
+    assert.equal(await byTest(alice, 'load-older').isVisible(), false);
+    assert.equal(await alice.locator('[data-testid=message]').count(), total);
+    for (const body of numbered) assert.equal(await bodies(alice, body).count(), 1, `"${body}" once`);
+    await list.evaluate((l) => { l.scrollTop = 0; });
+    await message(alice, 'bob@localhost', numbered[0]).locator('[data-testid=message-body]').waitFor({ state: 'visible' });
+  });
+
+  await step('what was said while alice was cut off appears when she is back', async () => {
+    // Offline, so that the reconnection waits until bob has written.
+    await alice.context().setOffline(true);
+    await alice.evaluate(() => window.dropConnectionsForTest());
+    await alice.locator('[data-testid=status][data-state=reconnecting]').waitFor();
+    const missed = ['Missed 1', 'Missed 2', 'Missed 3'];
+    await rawSession(bob, users.bob, async (c, { el, NS, child }, { room, bodies }) => {
+      const echoed = new Promise((resolve) => c.on('stanza', (st) => {
+        if (child(st, 'body')?.textContent === bodies.at(-1)) resolve();
+      }));
+      for (const body of bodies) c.send(el('message', { xmlns: NS.client, type: 'groupchat', to: room }, el('body', {}, body)));
+      await echoed;
+    }, { room: HISTORY_ROOM, bodies: missed });
+    assert.notEqual(await byTest(alice, 'status').getAttribute('data-state'), 'online', 'alice stayed cut off');
+    await alice.context().setOffline(false);
+    await byTest(alice, 'retry-now').click().catch(() => {}); // skip the backoff when it is still showing
+    await alice.locator('[data-testid=status][data-state=online]').waitFor({ timeout: 45_000 });
+    for (const body of missed) await message(alice, 'bob@localhost', body).waitFor();
+    const shown = await alice.locator('[data-testid=message] [data-testid=message-body]').allTextContents();
+    assert.deepEqual(shown.slice(-missed.length), missed, 'the missed messages come last, in order');
+    assert.equal(shown.length, total + missed.length, 'nothing twice');
+  });
+
+  await step("two rooms' history loads at once without mixing", async () => {
+    // The page's own MucLight on a second connection of alice's.
+    const got = await rawSession(alice, users.alice, async (c, xmpp, { history }) => {
+      const { MucLight } = await import('/muclight.js');
+      const muc = new MucLight(c);
+      await muc.discover();
+      await muc.loadRooms();
+      const hut = muc.sortedRooms().find((r) => r.name === 'Hut').jid;
+      await Promise.all([muc.sync(hut), muc.sync(history)]);
+      const texts = (jid) => muc.rooms.get(jid).messages.map((m) => m.body ?? `[${m.system}]`);
+      return { hut: texts(hut), history: texts(history) };
+    }, { history: HISTORY_ROOM });
+    assert.deepEqual(got.hut, ['[affiliations]', ...said, reply]);
+    assert.equal(got.history.length, 30);
+    assert.ok(got.history.every((b) => /^(History|Missed) \d+$/.test(b)), JSON.stringify(got.history));
+  });
+
+  await step('a live message after paging lands once, at the bottom', async () => {
+    await rawSession(bob, users.bob, async (c, { el, NS, child }, { room, body }) => {
+      const echoed = new Promise((resolve) => c.on('stanza', (st) => {
+        if (child(st, 'body')?.textContent === body) resolve();
+      }));
+      c.send(el('message', { xmlns: NS.client, type: 'groupchat', to: room }, el('body', {}, body)));
+      await echoed;
+    }, { room: HISTORY_ROOM, body: 'History 66' });
+    await message(alice, 'bob@localhost', 'History 66').waitFor();
+    const last = await alice.locator('[data-testid=message] [data-testid=message-body]').last().textContent();
+    assert.equal(last, 'History 66');
+    assert.equal(await bodies(alice, 'History 66').count(), 1);
+  });
+
+  await step('no script errors or policy violations on either page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
+
+// The races between live messages and archive pages are hard to provoke
+// against a real server: here the page's own MucLight talks to a scripted
+// connection instead.
+test('history and live messages merge by archive id', async () => {
+  const page = pages.bob;
+  const got = await page.evaluate(async () => {
+    const { Emitter, parse } = await import('/xmpp.js');
+    const { MucLight, Room } = await import('/muclight.js');
+    const room = 'r@muclight.localhost';
+    const sid = (n) => `00000000000000${String(n).padStart(2, '0')}aaaa`;
+    const msg = (n, extra = '') => `<message xmlns="jabber:client" type="groupchat" from="${room}/bob@localhost"${extra}><body>m${n}</body><stanza-id xmlns="urn:xmpp:sid:0" by="${room}" id="${sid(n)}"/></message>`;
+    class Fake extends Emitter {
+      jid = { bare: () => 'alice@localhost', domain: 'localhost' };
+      archive = [];
+      queries = [];
+      fail = null;
+      async iq(type, to, q) {
+        const set = q.children[0].children;
+        const arg = (name) => set.find((c) => c.name === name)?.children[0];
+        const max = Number(arg('max'));
+        const before = set.some((c) => c.name === 'before') ? arg('before') ?? '' : undefined;
+        const after = arg('after');
+        this.queries.push(before !== undefined ? `before:${before}` : `after:${after ?? ''}`);
+        if (this.fail) {
+          const f = this.fail;
+          this.fail = null;
+          throw Object.assign(new Error(f), { condition: f, text: '' });
+        }
+        let ids = this.archive.filter((n) => (after ? sid(n) > after : true) && (before ? sid(n) < before : true));
+        const all = ids.length;
+        ids = before !== undefined ? ids.slice(-max) : ids.slice(0, max);
+        for (const n of ids) {
+          this.emit('stanza', parse(`<message xmlns="jabber:client" from="${room}"><result xmlns="urn:xmpp:mam:2" queryid="${q.attrs.queryid}" id="${sid(n)}"><forwarded xmlns="urn:xmpp:forward:0"><delay xmlns="urn:xmpp:delay" stamp="2026-01-01T00:00:${String(n).padStart(2, '0')}Z"/>${msg(n)}</forwarded></result></message>`));
+        }
+        return parse(`<iq xmlns="jabber:client" type="result"><fin xmlns="urn:xmpp:mam:2" complete="${ids.length === all}"/></iq>`);
+      }
+    }
+    const c = new Fake();
+    const muc = new MucLight(c, { historyPage: 3 });
+    muc.service = 'muclight.localhost';
+    muc.rooms.set(room, new Room(room));
+    muc.active = room;
+    const live = (n) => c.emit('stanza', parse(msg(n, ' to="alice@localhost"')));
+    const bodies = () => muc.rooms.get(room).messages.map((m) => m.body).join(',');
+    const out = {};
+
+    c.archive = [1, 2, 3, 4, 6];
+    live(1); // came live before the room was opened, not joined up with the page
+    await muc.sync(room);
+    out.latest = bodies();
+    live(5); // committed before 6, delivered after the page that holds 6
+    live(6); // the archive gave it already
+    out.live = bodies();
+
+    c.emit('status', 'reconnecting');
+    c.archive.push(7, 8, 9);
+    live(9); // live again before the catch-up ran
+    await muc.sync(room);
+    out.catchup = bodies();
+
+    await muc.loadOlder(room);
+    out.older = bodies();
+    out.complete = muc.rooms.get(room).history.complete;
+
+    c.emit('status', 'reconnecting');
+    c.archive.push(10);
+    c.fail = 'item-not-found'; // the cursor expired: start over from the latest page
+    await muc.sync(room);
+    out.restart = bodies();
+    out.queries = c.queries;
+    return out;
+  });
+  assert.equal(got.latest, 'm3,m4,m6');
+  assert.equal(got.live, 'm3,m4,m5,m6');
+  assert.equal(got.catchup, 'm3,m4,m5,m6,m7,m8,m9');
+  assert.equal(got.older, 'm1,m2,m3,m4,m5,m6,m7,m8,m9');
+  assert.equal(got.complete, true);
+  assert.equal(got.restart, 'm8,m9,m10');
+  const sid = (n) => `00000000000000${String(n).padStart(2, '0')}aaaa`;
+  assert.deepEqual(got.queries, ['before:', `after:${sid(6)}`, `before:${sid(3)}`, `after:${sid(9)}`, 'before:']);
 });
