@@ -56,7 +56,7 @@ func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) erro
 	keys := make([][]byte, len(msgs))
 	vals := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		if m.Room.IsZero() || !validArchiveID(m.ID) {
+		if m.Room.IsZero() || !rooms.ValidArchiveID(m.ID) {
 			return fmt.Errorf("boltstore: archive message %q of room %q: %w", m.ID, m.Room, errInvalidArchive)
 		}
 		keys[i] = archiveKey(m.Room, m.ID)
@@ -96,7 +96,7 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
 	room := q.Room.Bare()
 	prefix := archiveKey(room, "")
-	lo, hi := filterRange(q).keys(prefix)
+	lo, hi := rangeKeys(rooms.QueryIDRange(q), prefix)
 	var with string
 	if !q.With.IsZero() {
 		with = q.With.Bare().String()
@@ -241,7 +241,7 @@ func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 // RemoveBefore implements rooms.Archive in one transaction. Within a room
 // entries are in time order, so it stops at a room's first entry to keep.
 func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
-	cut := []byte(rooms.ArchiveIDAt(ceilMicro(t)))
+	cut := []byte(rooms.ArchiveIDFrom(t))
 	var n int
 	err := a.s.update(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -314,68 +314,17 @@ func archiveKey(room xmpp.JID, id string) []byte {
 	return append(k, id...)
 }
 
-// validArchiveID reports whether id has the form of rooms' archive ids: 20
-// lowercase hex digits, whose byte order is their time order.
-func validArchiveID(id string) bool {
-	if len(id) != 20 {
-		return false
+// rangeKeys turns an id window into a key range [lo, hi) of the room whose
+// keys start with prefix (room + "\x00").
+func rangeKeys(r rooms.ArchiveIDRange, prefix []byte) (lo, hi []byte) {
+	lo = append(slices.Clip(prefix), r.Lo...)
+	if r.LoOpen {
+		lo = append(lo, 0) // the smallest key above r.Lo
 	}
-	for i := range len(id) {
-		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// idRange is the window of ids a query's filters allow: from lo (exclusive
-// when loOpen; "" is unbounded) up to hi, exclusive ("" is unbounded).
-type idRange struct {
-	lo     string
-	loOpen bool
-	hi     string
-}
-
-// filterRange turns the time and id filters into one id window. The
-// bounds are inclusive times at microsecond precision, as the ids carry.
-func filterRange(q rooms.ArchiveQuery) idRange {
-	var r idRange
-	if !q.Start.IsZero() {
-		r.lo = rooms.ArchiveIDAt(ceilMicro(q.Start))
-	}
-	if q.AfterID != "" && q.AfterID >= r.lo {
-		r.lo, r.loOpen = q.AfterID, true
-	}
-	if !q.End.IsZero() {
-		r.hi = rooms.ArchiveIDAt(q.End.Truncate(time.Microsecond).Add(time.Microsecond))
-	}
-	if q.BeforeID != "" && (r.hi == "" || q.BeforeID < r.hi) {
-		r.hi = q.BeforeID
-	}
-	return r
-}
-
-// keys turns the window into a key range [lo, hi) of the room whose keys
-// start with prefix (room + "\x00").
-func (r idRange) keys(prefix []byte) (lo, hi []byte) {
-	lo = append(slices.Clip(prefix), r.lo...)
-	if r.loOpen {
-		lo = append(lo, 0) // the smallest key above r.lo
-	}
-	if r.hi != "" {
-		hi = append(slices.Clip(prefix), r.hi...)
+	if r.Hi != "" {
+		hi = append(slices.Clip(prefix), r.Hi...)
 	} else {
 		hi = append(slices.Clip(prefix[:len(prefix)-1]), 1) // past every id
 	}
 	return lo, hi
-}
-
-// ceilMicro rounds t up to a whole microsecond: an id's time is at or
-// after t exactly when it is at or after ceilMicro(t).
-func ceilMicro(t time.Time) time.Time {
-	c := t.Truncate(time.Microsecond)
-	if c.Before(t) {
-		c = c.Add(time.Microsecond)
-	}
-	return c
 }

@@ -16,18 +16,7 @@ import (
 )
 
 func TestArchiveContract(t *testing.T) {
-	roomstest.RunArchive(t, func(t *testing.T) rooms.Archive {
-		s, err := Open(t.TempDir(), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Errorf("close: %v", err)
-			}
-		})
-		return s.Archive()
-	})
+	roomstest.RunArchive(t, func(t *testing.T) rooms.Archive { return openTemp(t).Archive() })
 }
 
 // TestArchivePersists checks that the archive survives closing and
@@ -35,10 +24,7 @@ func TestArchiveContract(t *testing.T) {
 func TestArchivePersists(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	coven := xmpp.MustParseJID("coven@muc.a.test")
 	other := xmpp.MustParseJID("other@muc.a.test")
 	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -65,10 +51,7 @@ func TestArchivePersists(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven, Max: 10})
 	if err != nil {
@@ -88,11 +71,7 @@ func TestArchivePersists(t *testing.T) {
 // TestArchiveEntryLayout pins the stored key and value, which operators'
 // tools (bbolt's CLI) and any migration read.
 func TestArchiveEntryLayout(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	m := rooms.ArchivedMessage{
 		Room:   xmpp.MustParseJID("coven@muc.a.test"),
 		ID:     "000612981d875000beef",
@@ -105,7 +84,7 @@ func TestArchiveEntryLayout(t *testing.T) {
 	}
 	wantKey := "coven@muc.a.test\x00000612981d875000beef"
 	wantVal := `{"t":1709294400000000,"sender":"alice@a.test","stanza":"PG1lc3NhZ2UvPg=="}`
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		got := tx.Bucket(bucketArchive).Get([]byte(wantKey))
 		if string(got) != wantVal {
 			t.Errorf("entry %q = %s, want %s", wantKey, got, wantVal)

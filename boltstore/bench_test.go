@@ -1,107 +1,17 @@
 package boltstore
 
 import (
-	"context"
-	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/xmpp"
+	"github.com/wschat/xmppws/rooms/roomstest"
 )
 
-// These mirror the MongoDB backend's benchmarks of the same names, so the
-// two backends can be compared with benchstat.
+// The benchmarks are roomstest's, run under the same names by the MongoDB
+// backend, so the two backends can be compared with benchstat.
 
-const benchService = "muc.a.test"
+func benchStore(b *testing.B) rooms.Store { return openTemp(b) }
 
-func benchUser(i int) xmpp.JID { return xmpp.JID{Local: fmt.Sprintf("user%03d", i), Domain: "a.test"} }
-
-func benchRoom(i int) xmpp.JID {
-	return xmpp.JID{Local: fmt.Sprintf("room%06d", i), Domain: benchService}
-}
-
-func benchConfig() rooms.Config {
-	return rooms.Config{"roomname": "Bench room", "subject": "benchmarks", "description": "a room to measure"}
-}
-
-func benchStore(b *testing.B) *Store {
-	s, err := Open(b.TempDir(), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	return s
-}
-
-func BenchmarkCreateRoom(b *testing.B) {
-	s := benchStore(b)
-	ctx := context.Background()
-	affs := []rooms.Aff{{User: benchUser(0), Aff: rooms.Owner, Since: 1}, {User: benchUser(1), Aff: rooms.Member, Since: 2}}
-	cfg := benchConfig()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1"); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-// BenchmarkModifyAffUsers adds one user to a room of 50 and removes them
-// again: two changes per iteration.
-func BenchmarkModifyAffUsers(b *testing.B) {
-	s := benchStore(b)
-	ctx := context.Background()
-	room := benchRoom(0)
-	affs := make([]rooms.Aff, 50)
-	for i := range affs {
-		affs[i] = rooms.Aff{User: benchUser(i), Aff: rooms.Member, Since: int64(i)}
-	}
-	affs[0].Aff = rooms.Owner
-	if err := s.CreateRoom(ctx, room, benchConfig(), affs, "v0"); err != nil {
-		b.Fatal(err)
-	}
-	newcomer := benchUser(999)
-	add := func(cur []rooms.Aff) ([]rooms.Aff, error) {
-		return append(cur, rooms.Aff{User: newcomer, Aff: rooms.Member, Since: 1000}), nil
-	}
-	remove := func(cur []rooms.Aff) ([]rooms.Aff, error) {
-		return slices.DeleteFunc(cur, func(a rooms.Aff) bool { return a.User == newcomer }), nil
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.ModifyAffUsers(ctx, room, add, fmt.Sprintf("a%d", i)); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.ModifyAffUsers(ctx, room, remove, fmt.Sprintf("r%d", i)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-// BenchmarkGetUserRooms lists the 20 rooms a user occupies.
-func BenchmarkGetUserRooms(b *testing.B) {
-	s := benchStore(b)
-	ctx := context.Background()
-	user := benchUser(0)
-	for i := range 20 {
-		affs := []rooms.Aff{{User: user, Aff: rooms.Owner, Since: 1}}
-		for j := 1; j < 5; j++ {
-			affs = append(affs, rooms.Aff{User: benchUser(i*5 + j), Aff: rooms.Member, Since: int64(j)})
-		}
-		if err := s.CreateRoom(ctx, benchRoom(i), benchConfig(), affs, "v1"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		infos, err := s.GetUserRooms(ctx, user, benchService)
-		if err != nil || len(infos) != 20 {
-			b.Fatalf("GetUserRooms = %d rooms, %v", len(infos), err)
-		}
-	}
-}
+func BenchmarkCreateRoom(b *testing.B)     { roomstest.BenchCreateRoom(b, benchStore) }
+func BenchmarkModifyAffUsers(b *testing.B) { roomstest.BenchModifyAffUsers(b, benchStore) }
+func BenchmarkGetUserRooms(b *testing.B)   { roomstest.BenchGetUserRooms(b, benchStore) }

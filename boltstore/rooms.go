@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,36 +35,24 @@ var errInvalidAffs = errors.New("boltstore: invalid affiliation list")
 var _ rooms.Store = (*Store)(nil)
 
 // roomDoc is the stored form of a room; affs are kept sorted by user JID.
+// A blocking list is stored as a JSON list of rooms.BlockRecord.
 type roomDoc struct {
-	Config  rooms.Config `json:"config"`
-	Affs    []affDoc     `json:"affs"`
-	Version string       `json:"version"`
-}
-
-// affDoc is one stored occupant; JIDs are stored as their canonical text.
-type affDoc struct {
-	JID   string            `json:"jid"`
-	Aff   rooms.Affiliation `json:"aff"`
-	Since int64             `json:"since"`
-}
-
-// blockDoc is one stored blocking item; comparable, so it can key a set.
-type blockDoc struct {
-	Kind rooms.BlockKind `json:"kind"`
-	JID  string          `json:"jid"`
+	Config  rooms.Config      `json:"config"`
+	Affs    []rooms.AffRecord `json:"affs"`
+	Version string            `json:"version"`
 }
 
 // CreateRoom implements rooms.Store.
 func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
 	key := roomKey(room)
-	sorted := sortAffs(affs)
+	sorted := rooms.SortAffs(affs)
 	if len(sorted) == 0 {
 		return fmt.Errorf("boltstore: create room %s with no occupants: %w", room, errInvalidAffs)
 	}
-	if err := checkAffs(sorted); err != nil {
+	if err := rooms.CheckAffs(sorted, errInvalidAffs); err != nil {
 		return fmt.Errorf("boltstore: create room %s: %w", room, err)
 	}
-	doc := roomDoc{Config: maps.Clone(cfg), Affs: toDocs(sorted), Version: version}
+	doc := roomDoc{Config: maps.Clone(cfg), Affs: rooms.AffRecords(sorted), Version: version}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRooms)
 		if b.Get(key) != nil {
@@ -139,34 +126,19 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 // unless ctx ended.
 func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
 	user = user.Bare()
-	var list []string
+	var list []xmpp.JID
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		list = userRooms(tx, user, service)
+		for _, r := range userRooms(tx, user, service) {
+			list = append(list, bareJID(r))
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	var (
-		out  []rooms.UserRemoval
-		errs []error
-	)
-	for _, r := range list {
-		room := bareJID(r)
-		res, changed, err := s.modifyAffs(ctx, room, leave(user), version())
-		switch {
-		case errors.Is(err, rooms.ErrRoomNotFound):
-			continue
-		case err != nil:
-			errs = append(errs, fmt.Errorf("boltstore: remove %s from %s: %w", user, r, err))
-			if ctx.Err() != nil {
-				return out, errors.Join(errs...)
-			}
-			continue
-		case !changed:
-			continue
-		}
-		out = append(out, rooms.UserRemoval{Room: room, Result: res, Destroyed: len(res.New) == 0})
+	out, errs, stopped := rooms.LeaveRooms(ctx, "boltstore", user, list, leave, version, s.modifyAffs)
+	if stopped {
+		return out, errors.Join(errs...)
 	}
 	key := []byte(user.String())
 	err = s.update(ctx, func(tx *bolt.Tx) error {
@@ -268,7 +240,7 @@ func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Conf
 
 // GetBlocking implements rooms.Store; items come sorted by kind, then JID.
 func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockItem, error) {
-	var items []blockDoc
+	var items []rooms.BlockRecord
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		items, err = loadBlocking(tx, []byte(user.Bare().String()))
@@ -293,23 +265,11 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 		if err != nil {
 			return err
 		}
-		set := make(map[blockDoc]struct{}, len(items)+len(deny))
-		for _, it := range items {
-			set[it] = struct{}{}
-		}
-		for _, it := range deny {
-			set[blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()}] = struct{}{}
-		}
-		for _, it := range allow {
-			delete(set, blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()})
-		}
+		next := rooms.ApplyBlocking(items, deny, allow)
 		b := tx.Bucket(bucketBlocking)
-		if len(set) == 0 {
+		if len(next) == 0 {
 			return b.Delete(key)
 		}
-		next := slices.SortedFunc(maps.Keys(set), func(a, b blockDoc) int {
-			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.JID, b.JID))
-		})
 		if err := putJSON(b, key, next); err != nil {
 			return fmt.Errorf("boltstore: write blocking list of %s: %w", key, err)
 		}
@@ -353,12 +313,12 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		if err != nil {
 			return err
 		}
-		next = sortAffs(next)
-		if err := checkAffs(next); err != nil {
+		next = rooms.SortAffs(next)
+		if err := rooms.CheckAffs(next, errInvalidAffs); err != nil {
 			return fmt.Errorf("boltstore: modify affiliations of %s: %w", key, err)
 		}
-		if sameAffs(cur, next) {
-			res = rooms.AffResult{Old: cur, New: slices.Clone(cur), OldVersion: doc.Version, NewVersion: doc.Version}
+		if rooms.SameAffs(cur, next) {
+			res = rooms.UnchangedAffs(cur, doc.Version)
 			return nil
 		}
 		res = rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
@@ -368,7 +328,7 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 			return deleteRoom(tx, key, doc)
 		}
 		prev := doc.Affs
-		doc.Affs = toDocs(next)
+		doc.Affs = rooms.AffRecords(next)
 		doc.Version = version
 		if err := putJSON(tx.Bucket(bucketRooms), key, doc); err != nil {
 			return fmt.Errorf("boltstore: write room %s: %w", key, err)
@@ -404,7 +364,7 @@ func deleteRoom(tx *bolt.Tx, key []byte, doc roomDoc) error {
 
 // indexOccupants brings the user_rooms index of room from the occupants in
 // prev to those in next.
-func indexOccupants(tx *bolt.Tx, room []byte, prev, next []affDoc) error {
+func indexOccupants(tx *bolt.Tx, room []byte, prev, next []rooms.AffRecord) error {
 	b := tx.Bucket(bucketUserRooms)
 	keep := make(map[string]bool, len(next))
 	for _, a := range next {
@@ -441,12 +401,12 @@ func userRooms(tx *bolt.Tx, user xmpp.JID, service string) []string {
 	return out
 }
 
-func loadBlocking(tx *bolt.Tx, key []byte) ([]blockDoc, error) {
+func loadBlocking(tx *bolt.Tx, key []byte) ([]rooms.BlockRecord, error) {
 	v := tx.Bucket(bucketBlocking).Get(key)
 	if v == nil {
 		return nil, nil
 	}
-	var items []blockDoc
+	var items []rooms.BlockRecord
 	if err := json.Unmarshal(v, &items); err != nil {
 		return nil, fmt.Errorf("boltstore: decode blocking list of %s: %w", key, err)
 	}
@@ -490,51 +450,4 @@ func (d roomDoc) affs() []rooms.Aff {
 		out[i] = rooms.Aff{User: bareJID(a.JID), Aff: a.Aff, Since: a.Since}
 	}
 	return out
-}
-
-func toDocs(affs []rooms.Aff) []affDoc {
-	out := make([]affDoc, len(affs))
-	for i, a := range affs {
-		out[i] = affDoc{JID: a.User.String(), Aff: a.Aff, Since: a.Since}
-	}
-	return out
-}
-
-// sortAffs returns a bare-JID copy of affs sorted by user JID, the stored
-// order.
-func sortAffs(affs []rooms.Aff) []rooms.Aff {
-	out := make([]rooms.Aff, len(affs))
-	for i, a := range affs {
-		a.User = a.User.Bare()
-		out[i] = a
-	}
-	slices.SortStableFunc(out, func(a, b rooms.Aff) int {
-		return strings.Compare(a.User.String(), b.User.String())
-	})
-	return out
-}
-
-// checkAffs enforces what a stored list must be: each user once, each as
-// owner or member. sorted must be sorted by user.
-func checkAffs(sorted []rooms.Aff) error {
-	for i, a := range sorted {
-		if a.User.IsZero() {
-			return fmt.Errorf("empty user JID: %w", errInvalidAffs)
-		}
-		if a.Aff != rooms.Owner && a.Aff != rooms.Member {
-			return fmt.Errorf("%s has affiliation %q: %w", a.User, a.Aff, errInvalidAffs)
-		}
-		if i > 0 && sorted[i-1].User == a.User {
-			return fmt.Errorf("%s listed twice: %w", a.User, errInvalidAffs)
-		}
-	}
-	return nil
-}
-
-// sameAffs reports whether two sorted lists hold the same (user, affiliation)
-// pairs; Since does not count, as the AffChange contract says.
-func sameAffs(a, b []rooms.Aff) bool {
-	return slices.EqualFunc(a, b, func(x, y rooms.Aff) bool {
-		return x.User == y.User && x.Aff == y.Aff
-	})
 }

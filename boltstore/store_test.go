@@ -10,13 +10,32 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
-func TestAccounts(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
+// openTemp opens a store in a fresh directory, closed when the test ends.
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s := openDir(t, t.TempDir())
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+// openDir opens the store in dir; the caller closes it.
+func openDir(t testing.TB, dir string) *Store {
+	t.Helper()
 	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestAccounts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openDir(t, dir)
 	alice := xmpp.MustParseJID("alice@a.test")
 	rec, _ := account.New(alice, "pw")
 	if err := s.CreateAccount(ctx, rec); err != nil {
@@ -55,10 +74,7 @@ func TestAccounts(t *testing.T) {
 		t.Errorf("second open: %v, want ErrLocked", err)
 	}
 	s.Close()
-	s, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	if l, _ := s.Accounts(ctx, ""); len(l) != 2 {
 		t.Errorf("after reopen: %v", l)

@@ -82,7 +82,7 @@ func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) erro
 	seen := make(map[string]bool, len(msgs))
 	for i, m := range msgs {
 		room := m.Room.Bare()
-		if room.IsZero() || !validArchiveID(m.ID) {
+		if room.IsZero() || !rooms.ValidArchiveID(m.ID) {
 			return fmt.Errorf("mongo: archive message %q of room %q: %w", m.ID, room, errInvalidArchive)
 		}
 		key := room.String() + "/" + m.ID
@@ -146,9 +146,9 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 		return rooms.ArchivePage{}, err
 	}
 	room := q.Room.Bare()
-	r := filterRange(q)
+	r := rooms.QueryIDRange(q)
 	page := rooms.ArchivePage{Complete: true}
-	if r.empty() {
+	if r.Empty() {
 		return page, nil
 	}
 	count, err := a.count(ctx, q, r)
@@ -165,13 +165,13 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 	pr, rest := r, count
 	switch {
 	case backward && q.Before != "":
-		pr = r.below(q.Before)
+		pr = r.Below(q.Before)
 	case !backward && q.After != "":
-		pr = r.above(q.After)
+		pr = r.Above(q.After)
 	}
 	if pr != r {
 		rest = 0
-		if !pr.empty() {
+		if !pr.Empty() {
 			if rest, err = a.count(ctx, q, pr); err != nil {
 				return rooms.ArchivePage{}, err
 			}
@@ -193,7 +193,7 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 	return page, nil
 }
 
-func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r idRange) (int, error) {
+func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r rooms.ArchiveIDRange) (int, error) {
 	n, err := a.s.archive.CountDocuments(ctx, archiveFilter(q, r))
 	if err != nil {
 		return 0, fmt.Errorf("mongo: count archive of %s: %w", q.Room.Bare(), err)
@@ -203,7 +203,7 @@ func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r idRange) (i
 
 // find returns the first Max matches in r, or the last Max when backward,
 // oldest first.
-func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery, r idRange, backward bool) ([]rooms.ArchivedMessage, error) {
+func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery, r rooms.ArchiveIDRange, backward bool) ([]rooms.ArchivedMessage, error) {
 	dir := 1
 	if backward {
 		dir = -1
@@ -236,19 +236,19 @@ func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery,
 
 // archiveFilter selects the room's messages in r that match q's other
 // filters; the service leads, as in the index.
-func archiveFilter(q rooms.ArchiveQuery, r idRange) bson.D {
+func archiveFilter(q rooms.ArchiveQuery, r rooms.ArchiveIDRange) bson.D {
 	room := q.Room.Bare()
 	f := bson.D{{Key: "service", Value: room.Domain}, {Key: "room", Value: room.String()}}
 	var id bson.D
-	if r.lo != "" {
+	if r.Lo != "" {
 		op := "$gte"
-		if r.loOpen {
+		if r.LoOpen {
 			op = "$gt"
 		}
-		id = append(id, bson.E{Key: op, Value: r.lo})
+		id = append(id, bson.E{Key: op, Value: r.Lo})
 	}
-	if r.hi != "" {
-		id = append(id, bson.E{Key: "$lt", Value: r.hi})
+	if r.Hi != "" {
+		id = append(id, bson.E{Key: "$lt", Value: r.Hi})
 	}
 	if len(q.IDs) > 0 {
 		id = append(id, bson.E{Key: "$in", Value: q.IDs})
@@ -290,7 +290,7 @@ func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cut := rooms.ArchiveIDAt(ceilMicro(t))
+	cut := rooms.ArchiveIDFrom(t)
 	res, err := a.s.archive.DeleteMany(ctx, bson.D{{Key: "id", Value: bson.D{{Key: "$lt", Value: cut}}}})
 	if err != nil {
 		return 0, fmt.Errorf("mongo: delete archive before %s: %w", t.Format(time.RFC3339Nano), err)
@@ -308,73 +308,4 @@ func (a *Archive) deleteMany(ctx context.Context, what string, filter bson.D) er
 		return fmt.Errorf("mongo: delete archive of %s: %w", what, err)
 	}
 	return nil
-}
-
-// validArchiveID reports whether id has the form of rooms' archive ids: 20
-// lowercase hex digits, whose byte order is their time order.
-func validArchiveID(id string) bool {
-	if len(id) != 20 {
-		return false
-	}
-	for i := range len(id) {
-		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// idRange is the window of ids a query allows: from lo (exclusive when
-// loOpen; "" is unbounded) up to hi, exclusive ("" is unbounded).
-type idRange struct {
-	lo     string
-	loOpen bool
-	hi     string
-}
-
-// filterRange turns the time and id filters into one id window. The
-// bounds are inclusive times at microsecond precision, as the ids carry.
-func filterRange(q rooms.ArchiveQuery) idRange {
-	var r idRange
-	if !q.Start.IsZero() {
-		r.lo = rooms.ArchiveIDAt(ceilMicro(q.Start))
-	}
-	if q.AfterID != "" {
-		r = r.above(q.AfterID)
-	}
-	if !q.End.IsZero() {
-		r.hi = rooms.ArchiveIDAt(q.End.Truncate(time.Microsecond).Add(time.Microsecond))
-	}
-	if q.BeforeID != "" {
-		r = r.below(q.BeforeID)
-	}
-	return r
-}
-
-// above narrows r to ids greater than x.
-func (r idRange) above(x string) idRange {
-	if x >= r.lo {
-		r.lo, r.loOpen = x, true
-	}
-	return r
-}
-
-// below narrows r to ids less than x.
-func (r idRange) below(x string) idRange {
-	if r.hi == "" || x < r.hi {
-		r.hi = x
-	}
-	return r
-}
-
-func (r idRange) empty() bool { return r.hi != "" && r.lo >= r.hi }
-
-// ceilMicro rounds t up to a whole microsecond: an id's time is at or
-// after t exactly when it is at or after ceilMicro(t).
-func ceilMicro(t time.Time) time.Time {
-	c := t.Truncate(time.Microsecond)
-	if c.Before(t) {
-		c = c.Add(time.Microsecond)
-	}
-	return c
 }

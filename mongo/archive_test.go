@@ -2,9 +2,7 @@ package mongo
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -48,13 +46,7 @@ func sameArchived(a, b rooms.ArchivedMessage) bool {
 // TestArchivePersists checks that the archive survives the store closing
 // and, with the embedded FerretDB, the server restarting on the same data.
 func TestArchivePersists(t *testing.T) {
-	uri := os.Getenv("MONGODB_URI")
-	var ferret *mongotest.Ferret
-	if uri == "" {
-		ferret = mongotest.Start(t, t.TempDir(), "127.0.0.1:0")
-		t.Cleanup(ferret.Stop)
-		uri = ferret.URI()
-	}
+	uri, restart := restartable(t)
 	ctx := testContext(t)
 	name := dbName(t)
 	s := connect(t, uri, name)
@@ -65,16 +57,9 @@ func TestArchivePersists(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ferret != nil {
-		ferret.Restart()
-	}
+	restart()
 
-	s = open(t, uri, name)
-	t.Cleanup(func() {
-		if err := s.client.Database(name).Drop(context.Background()); err != nil {
-			t.Errorf("drop: %v", err)
-		}
-	})
+	s = openDropped(t, uri, name)
 	p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven, Max: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package mongo
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -19,16 +17,10 @@ import (
 // theirs (RemoveDomain deletes by it), items sorted by kind then JID, and rev
 // a counter that the conditional writes of SetBlocking compare.
 type blockingDoc struct {
-	ID     string     `bson:"_id"`
-	Domain string     `bson:"domain"`
-	Items  []blockDoc `bson:"items"`
-	Rev    int64      `bson:"rev"`
-}
-
-// blockDoc is one stored item; comparable, so it can key a set.
-type blockDoc struct {
-	Kind rooms.BlockKind `bson:"kind"`
-	JID  string          `bson:"jid"`
+	ID     string              `bson:"_id"`
+	Domain string              `bson:"domain"`
+	Items  []rooms.BlockRecord `bson:"items"`
+	Rev    int64               `bson:"rev"`
 }
 
 // GetBlocking implements rooms.Store; items come sorted by kind, then JID.
@@ -75,7 +67,7 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 		if err != nil {
 			return err
 		}
-		next := applyBlocking(doc.Items, deny, allow)
+		next := rooms.ApplyBlocking(doc.Items, deny, allow)
 		cond := bson.D{{Key: "_id", Value: key}, {Key: "rev", Value: doc.Rev}}
 		switch {
 		case slices.Equal(doc.Items, next):
@@ -112,24 +104,6 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 		}
 	}
 	return fmt.Errorf("mongo: blocking list of %s after %d tries: %w", key, maxTries, errContention)
-}
-
-// applyBlocking returns the sorted list that results from adding deny to
-// items and then removing allow.
-func applyBlocking(items []blockDoc, deny, allow []rooms.BlockItem) []blockDoc {
-	set := make(map[blockDoc]struct{}, len(items)+len(deny))
-	for _, it := range items {
-		set[it] = struct{}{}
-	}
-	for _, it := range deny {
-		set[blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()}] = struct{}{}
-	}
-	for _, it := range allow {
-		delete(set, blockDoc{Kind: it.Kind, JID: it.JID.Bare().String()})
-	}
-	return slices.SortedFunc(maps.Keys(set), func(a, b blockDoc) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.JID, b.JID))
-	})
 }
 
 // loadBlocking reads a user's list; found is false when they have none.

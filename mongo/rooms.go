@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -34,18 +33,11 @@ var (
 // domain (the MUC service), config keyed by the schema's internal keys, and
 // affiliations kept sorted by user JID.
 type roomDoc struct {
-	ID      string       `bson:"_id"`
-	Service string       `bson:"service"`
-	Config  rooms.Config `bson:"config"`
-	Affs    []affDoc     `bson:"affiliations"`
-	Version string       `bson:"version"`
-}
-
-// affDoc is one stored occupant; JIDs are stored as their canonical text.
-type affDoc struct {
-	JID   string            `bson:"jid"`
-	Aff   rooms.Affiliation `bson:"aff"`
-	Since int64             `bson:"since"`
+	ID      string            `bson:"_id"`
+	Service string            `bson:"service"`
+	Config  rooms.Config      `bson:"config"`
+	Affs    []rooms.AffRecord `bson:"affiliations"`
+	Version string            `bson:"version"`
 }
 
 // Projections: reads fetch only the fields they return.
@@ -59,14 +51,14 @@ var (
 // CreateRoom implements rooms.Store.
 func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
 	key := roomKey(room)
-	sorted := sortAffs(affs)
+	sorted := rooms.SortAffs(affs)
 	if len(sorted) == 0 {
 		return fmt.Errorf("mongo: create room %s with no occupants: %w", key, errInvalidAffs)
 	}
-	if err := checkAffs(sorted); err != nil {
+	if err := rooms.CheckAffs(sorted, errInvalidAffs); err != nil {
 		return fmt.Errorf("mongo: create room %s: %w", key, err)
 	}
-	doc := roomDoc{ID: key, Service: room.Domain, Config: cloneConfig(cfg), Affs: toDocs(sorted), Version: version}
+	doc := roomDoc{ID: key, Service: room.Domain, Config: cloneConfig(cfg), Affs: rooms.AffRecords(sorted), Version: version}
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -169,25 +161,9 @@ func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, l
 	if err != nil {
 		return nil, err
 	}
-	var (
-		out  []rooms.UserRemoval
-		errs []error
-	)
-	for _, room := range list {
-		res, changed, err := s.modifyAffs(ctx, room, leave(user), version())
-		switch {
-		case errors.Is(err, rooms.ErrRoomNotFound):
-			continue
-		case err != nil:
-			errs = append(errs, fmt.Errorf("mongo: remove %s from %s: %w", user, room, err))
-			if ctx.Err() != nil {
-				return out, errors.Join(errs...)
-			}
-			continue
-		case !changed:
-			continue
-		}
-		out = append(out, rooms.UserRemoval{Room: room, Result: res, Destroyed: len(res.New) == 0})
+	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, s.modifyAffs)
+	if stopped {
+		return out, errors.Join(errs...)
 	}
 	if err := s.deleteBlocking(ctx, user); err != nil {
 		errs = append(errs, err)
@@ -346,12 +322,12 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		if err != nil {
 			return rooms.AffResult{}, false, err
 		}
-		next = sortAffs(next)
-		if err := checkAffs(next); err != nil {
+		next = rooms.SortAffs(next)
+		if err := rooms.CheckAffs(next, errInvalidAffs); err != nil {
 			return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s: %w", key, err)
 		}
-		if sameAffs(cur, next) {
-			return rooms.AffResult{Old: cur, New: slices.Clone(cur), OldVersion: doc.Version, NewVersion: doc.Version}, false, nil
+		if rooms.SameAffs(cur, next) {
+			return rooms.UnchangedAffs(cur, doc.Version), false, nil
 		}
 		cond := bson.D{{Key: "_id", Value: key}, {Key: "version", Value: doc.Version}}
 		if len(next) == 0 {
@@ -365,7 +341,7 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 			continue
 		}
 		update := bson.D{{Key: "$set", Value: bson.D{
-			{Key: "affiliations", Value: toDocs(next)},
+			{Key: "affiliations", Value: rooms.AffRecords(next)},
 			{Key: "version", Value: version},
 		}}}
 		res, err := s.rooms.UpdateOne(ctx, cond, update)
@@ -435,51 +411,4 @@ func (d roomDoc) affs() ([]rooms.Aff, error) {
 		out[i] = rooms.Aff{User: user, Aff: a.Aff, Since: a.Since}
 	}
 	return out, nil
-}
-
-func toDocs(affs []rooms.Aff) []affDoc {
-	out := make([]affDoc, len(affs))
-	for i, a := range affs {
-		out[i] = affDoc{JID: a.User.String(), Aff: a.Aff, Since: a.Since}
-	}
-	return out
-}
-
-// sortAffs returns a bare-JID copy of affs sorted by user JID, the stored
-// order.
-func sortAffs(affs []rooms.Aff) []rooms.Aff {
-	out := make([]rooms.Aff, len(affs))
-	for i, a := range affs {
-		a.User = a.User.Bare()
-		out[i] = a
-	}
-	slices.SortStableFunc(out, func(a, b rooms.Aff) int {
-		return strings.Compare(a.User.String(), b.User.String())
-	})
-	return out
-}
-
-// checkAffs enforces what a stored list must be: each user once, each as
-// owner or member. sorted must be sorted by user.
-func checkAffs(sorted []rooms.Aff) error {
-	for i, a := range sorted {
-		if a.User.IsZero() {
-			return fmt.Errorf("empty user JID: %w", errInvalidAffs)
-		}
-		if a.Aff != rooms.Owner && a.Aff != rooms.Member {
-			return fmt.Errorf("%s has affiliation %q: %w", a.User, a.Aff, errInvalidAffs)
-		}
-		if i > 0 && sorted[i-1].User == a.User {
-			return fmt.Errorf("%s listed twice: %w", a.User, errInvalidAffs)
-		}
-	}
-	return nil
-}
-
-// sameAffs reports whether two sorted lists hold the same (user, affiliation)
-// pairs; Since does not count, as the AffChange contract says.
-func sameAffs(a, b []rooms.Aff) bool {
-	return slices.EqualFunc(a, b, func(x, y rooms.Aff) bool {
-		return x.User == y.User && x.Aff == y.Aff
-	})
 }

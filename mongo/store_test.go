@@ -59,7 +59,13 @@ func dbName(t testing.TB) string {
 // and closed when the test ends.
 func openTemp(t testing.TB, uri string) *Store {
 	t.Helper()
-	name := dbName(t)
+	return openDropped(t, uri, dbName(t))
+}
+
+// openDropped opens a store on database name, dropped and closed when the
+// test ends.
+func openDropped(t testing.TB, uri, name string) *Store {
+	t.Helper()
 	s := open(t, uri, name)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -95,6 +101,19 @@ func connect(t testing.TB, uri, name string) *Store {
 	return s
 }
 
+// restartable returns the URI of a server whose data outlives a restart,
+// and restart, which restarts it: an embedded FerretDB of the test's own or,
+// when MONGODB_URI is set, that server, which restart leaves running.
+func restartable(t *testing.T) (uri string, restart func()) {
+	t.Helper()
+	if uri := os.Getenv("MONGODB_URI"); uri != "" {
+		return uri, func() {}
+	}
+	f := mongotest.Start(t, t.TempDir(), "127.0.0.1:0")
+	t.Cleanup(f.Stop)
+	return f.URI(), f.Restart
+}
+
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -123,13 +142,7 @@ func addUser(user xmpp.JID, a rooms.Affiliation, since int64) rooms.AffChange {
 // store closing and, with the embedded FerretDB, the server restarting on
 // the same data.
 func TestPersist(t *testing.T) {
-	uri := os.Getenv("MONGODB_URI")
-	var ferret *mongotest.Ferret
-	if uri == "" {
-		ferret = mongotest.Start(t, t.TempDir(), "127.0.0.1:0")
-		t.Cleanup(ferret.Stop)
-		uri = ferret.URI()
-	}
+	uri, restart := restartable(t)
 	ctx := testContext(t)
 	name := dbName(t)
 	s := connect(t, uri, name)
@@ -151,16 +164,9 @@ func TestPersist(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ferret != nil {
-		ferret.Restart()
-	}
+	restart()
 
-	s = open(t, uri, name) // the same database again
-	t.Cleanup(func() {
-		if err := s.client.Database(name).Drop(context.Background()); err != nil {
-			t.Errorf("drop: %v", err)
-		}
-	})
+	s = openDropped(t, uri, name) // the same database again
 	if got, err := s.Account(ctx, alice); err != nil || !got.Verify("alice", "pw") {
 		t.Errorf("Account after reopen = %+v, %v", got, err)
 	}
@@ -284,52 +290,8 @@ func slicesDelete(cur []rooms.Aff, user xmpp.JID) []rooms.Aff {
 // TestRoomInvariants checks that lists that would break the store's
 // invariants are refused and leave the room as it was.
 func TestRoomInvariants(t *testing.T) {
-	s := openTemp(t, mongotest.URI(t))
-	ctx := testContext(t)
-	owner := rooms.Aff{User: alice, Aff: rooms.Owner, Since: 1}
-
-	creates := []struct {
-		name string
-		affs []rooms.Aff
-	}{
-		{"no occupants", nil},
-		{"duplicate user", []rooms.Aff{owner, {User: alice, Aff: rooms.Member}}},
-		{"affiliation none", []rooms.Aff{{User: alice, Aff: rooms.None}}},
-		{"empty JID", []rooms.Aff{owner, {Aff: rooms.Member}}},
-	}
-	for _, tc := range creates {
-		t.Run("create/"+tc.name, func(t *testing.T) {
-			if err := s.CreateRoom(ctx, coven, nil, tc.affs, "v1"); !errors.Is(err, errInvalidAffs) {
-				t.Errorf("CreateRoom: %v, want errInvalidAffs", err)
-			}
-			if ok, _ := s.RoomExists(ctx, coven); ok {
-				t.Error("room was created")
-			}
-		})
-	}
-
-	if err := s.CreateRoom(ctx, coven, nil, []rooms.Aff{owner}, "v1"); err != nil {
-		t.Fatal(err)
-	}
-	changes := []struct {
-		name string
-		next []rooms.Aff
-	}{
-		{"duplicate user", []rooms.Aff{owner, {User: alice, Aff: rooms.Member}}},
-		{"affiliation none", []rooms.Aff{owner, {User: bob, Aff: rooms.None}}},
-	}
-	for _, tc := range changes {
-		t.Run("modify/"+tc.name, func(t *testing.T) {
-			change := func([]rooms.Aff) ([]rooms.Aff, error) { return tc.next, nil }
-			if _, err := s.ModifyAffUsers(ctx, coven, change, "v2"); !errors.Is(err, errInvalidAffs) {
-				t.Errorf("ModifyAffUsers: %v, want errInvalidAffs", err)
-			}
-			got, v, err := s.GetAffUsers(ctx, coven)
-			if err != nil || len(got) != 1 || got[0] != owner || v != "v1" {
-				t.Errorf("room after refusal = %+v at %q, %v", got, v, err)
-			}
-		})
-	}
+	uri := mongotest.URI(t)
+	roomstest.RunInvariants(t, func(t *testing.T) rooms.Store { return openTemp(t, uri) }, errInvalidAffs)
 }
 
 // TestDocumentLayout pins the stored documents to the layout that

@@ -4,7 +4,9 @@
 //
 // The suite tests only what the rooms.Store comments promise; it must never
 // import a backend, nor assert a backend's internals (how often an AffChange
-// is called, how documents are laid out).
+// is called, how documents are laid out). Beside it, the backends share
+// RunInvariants (the stored lists they refuse) and the Bench functions,
+// the bodies of their benchmarks.
 package roomstest
 
 import (
