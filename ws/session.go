@@ -436,7 +436,7 @@ func (s *session) write(b []byte, kind string) error {
 
 func (s *session) onWriteTimeout() {
 	s.srv.m.queueKills.Inc()
-	s.log.Info("closing session: write timed out", "jid", s.jidString())
+	s.log.Info("closing session: write timed out")
 	s.cancel()
 }
 
@@ -477,7 +477,7 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		s.qmu.Unlock()
 		if se != nil {
 			s.srv.m.streamErrors.WithLabelValues(string(se.Condition)).Inc()
-			s.log.Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason, "jid", s.jidString())
+			s.log.Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
 		}
 		if s.ctx.Err() != nil {
 			s.conn.CloseNow()
@@ -516,18 +516,9 @@ func (s *session) cleanup() {
 
 func (s *session) logEnd(err error) {
 	if s.ctx.Err() != nil || websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) {
-		s.log.Debug("connection closed", "jid", s.jidString(), "err", err)
+		s.log.Debug("connection closed", "err", err)
 		return
 	}
-	s.log.Info("connection lost", "jid", s.jidString(), "err", err)
+	s.log.Info("connection lost", "err", err)
 }
 
-func (s *session) jidString() string {
-	if j := s.jid.Load(); j != nil {
-		return j.String()
-	}
-	if !s.user.IsZero() {
-		return s.user.String()
-	}
-	return ""
-}

@@ -111,6 +111,7 @@ type Client struct {
 	closedNormally bool
 	jid            xmpp.JID
 	streamID       string
+	raw            atomic.Pointer[func([]byte) bool] // SetRawHandler
 }
 
 // Dial opens a WebSocket to url offering the "xmpp" subprotocol (or
@@ -177,6 +178,9 @@ func (c *Client) read() {
 			// close handshake already closed it.
 			c.conn.CloseNow()
 			return
+		}
+		if h := c.raw.Load(); h != nil && typ == websocket.MessageText && (*h)(b) {
+			continue // consumed unparsed by the raw handler
 		}
 		f := &frame{}
 		if typ != websocket.MessageText {
@@ -432,3 +436,16 @@ func (c *Client) nextID() string {
 }
 
 func isClose(e *etree.Element) bool { return xmpp.Is(e, "close", xmpp.NSFraming) }
+
+// SetRawHandler installs f to see every text frame before it is parsed; a
+// frame for which f returns true is consumed and never queued. It exists
+// for the load tool, which recognises its own messages in the raw bytes and
+// would otherwise spend most of its CPU building trees for them. f runs on
+// the reader goroutine and must not block; nil removes it.
+func (c *Client) SetRawHandler(f func([]byte) bool) {
+	if f == nil {
+		c.raw.Store(nil)
+		return
+	}
+	c.raw.Store(&f)
+}

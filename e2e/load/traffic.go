@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -380,6 +381,8 @@ func (e *engine) senderOfID(id string) (int, bool) {
 // phase: it counts deliveries, records their latency, releases its
 // sender's window when its own messages come back, and tallies errors.
 func (e *engine) receive(ctx context.Context, s *session) {
+	s.c.SetRawHandler(func(b []byte) bool { return e.onRaw(s, b) })
+	defer s.c.SetRawHandler(nil)
 	for {
 		el, err := s.c.Next(ctx)
 		if err != nil {
@@ -438,16 +441,45 @@ func (e *engine) onMessage(s *session, el *etree.Element, typ string, at time.Du
 			break
 		}
 	}
+	e.onBody(s, body, at) // false: notifications, subjects, other traffic
+}
+
+// onRaw handles the tool's own groupchat deliveries straight from the
+// bytes: the server writes them as <message … type='groupchat' …><body>…
+// with a body of plain ASCII (see appendMessage). Anything else goes on to
+// the parser and receive.
+func (e *engine) onRaw(s *session, b []byte) bool {
+	if !bytes.HasPrefix(b, []byte("<message ")) {
+		return false
+	}
+	head, _, ok := bytes.Cut(b, []byte(">"))
+	if !ok || !bytes.Contains(head, []byte("type='groupchat'")) {
+		return false
+	}
+	_, rest, ok := bytes.Cut(b, []byte("<body>"))
+	if !ok {
+		return false
+	}
+	body, _, ok := bytes.Cut(rest, []byte("</body>"))
+	if !ok || bytes.IndexByte(body, '&') >= 0 {
+		return false
+	}
+	return e.onBody(s, string(body), time.Since(e.t0))
+}
+
+// onBody counts one delivery of a body of this run; false when the body
+// is not one.
+func (e *engine) onBody(s *session, body string, at time.Duration) bool {
 	st, ok := e.parseBody(body)
 	if !ok {
-		return // notifications, subjects, other traffic
+		return false
 	}
 	if st.sender == s.idx {
 		e.release(s)
 	}
 	e.deliveredAll.Add(1)
 	if !st.measured {
-		return
+		return true
 	}
 	e.delivered.Add(1)
 	e.hist.Record(at - st.at)
@@ -457,6 +489,7 @@ func (e *engine) onMessage(s *session, el *etree.Element, typ string, at time.Du
 			break
 		}
 	}
+	return true
 }
 
 // release frees one slot of s's window: one of its messages came back.
