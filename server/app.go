@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,6 +152,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.NewServeMux()
+	opsMux := mux // where /metrics (and pprof) live
 	mux.Handle(cfg.WebSocket.Path, a.ws)
 	mux.Handle("GET /.well-known/host-meta", a.ws.HostMeta(false))
 	mux.Handle("GET /.well-known/host-meta.json", a.ws.HostMeta(true))
@@ -158,6 +160,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		mux.Handle("GET /metrics", metricsHandler)
 	} else {
 		mm := http.NewServeMux()
+		opsMux = mm
 		mm.Handle("GET /metrics", metricsHandler)
 		mln, err := net.Listen("tcp", cfg.HTTP.MetricsAddress)
 		if err != nil {
@@ -165,6 +168,11 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		}
 		a.metrics = &http.Server{Handler: mm, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go a.serve(a.metrics, mln, "", "")
+	}
+	if cfg.HTTP.Pprof {
+		opsMux.HandleFunc("/debug/pprof/", pprof.Index)
+		opsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		opsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.Handle("/", frontend.Handler()) // the demo web client; GET and HEAD only
 

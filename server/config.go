@@ -47,6 +47,9 @@ type HTTPConfig struct {
 	// PublicURL is the WebSocket URL that host-meta announces; empty derives
 	// it from the request.
 	PublicURL string `toml:"public_url"`
+	// Pprof serves net/http/pprof under /debug/pprof/ next to /metrics, for
+	// profiling a running server; keep it on a private metrics_address.
+	Pprof bool `toml:"pprof"`
 }
 
 // WebSocketConfig tunes the RFC 7395 endpoint.

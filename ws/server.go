@@ -96,12 +96,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		opts.OriginPatterns = s.cfg.AllowedOrigins
 	}
-	conn, err := websocket.Accept(w, r, opts)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(cw, r, opts)
 	if err != nil {
 		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	sess := newSession(s, conn, r)
+	sess.cork = cw.conn
 	if !s.track(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return

@@ -50,6 +50,7 @@ func (f *frame) appendTo(dst []byte) []byte {
 type session struct {
 	srv    *Server
 	conn   *websocket.Conn
+	cork   *corkConn // batches the writer's frames into one system call
 	log    *slog.Logger
 	ctx    context.Context // cancelled when the session ends: aborts writes
 	cancel context.CancelFunc
@@ -387,32 +388,59 @@ func (s *session) writeLoop() {
 		batch := s.queue
 		s.queue = s.spare[:0]
 		s.qmu.Unlock()
+		corked := len(batch) > 1 && s.cork != nil
+		if corked {
+			s.cork.Cork()
+		}
+		var err error
 		for i := range batch {
 			if s.stopping.Load() {
 				break
 			}
 			*bp = batch[i].appendTo((*bp)[:0])
-			if err := s.write(*bp, batch[i].kind); err != nil {
-				s.qmu.Lock()
-				s.writing = false
-				s.closing = true
-				s.queue, s.spare = nil, nil
-				s.qcond.Broadcast()
-				s.qmu.Unlock()
-				s.cancel()
-				return
+			if err = s.write(*bp, batch[i].kind); err != nil {
+				break
 			}
 			batch[i] = frame{}
 		}
+		if corked {
+			if uerr := s.uncork(); err == nil {
+				err = uerr
+			}
+		}
+		if err != nil {
+			s.qmu.Lock()
+			s.writing = false
+			s.closing = true
+			s.queue, s.spare = nil, nil
+			s.qcond.Broadcast()
+			s.qmu.Unlock()
+			s.cancel()
+			return
+		}
+		clear(batch)
 		s.qmu.Lock()
 		s.spare = batch[:0]
 		s.qmu.Unlock()
 	}
 }
 
-// write sends one message under the write watchdog: a write that takes
-// longer than WriteTimeout cancels the session, which closes the connection.
+// write sends one message under the write watchdog.
 func (s *session) write(b []byte, kind string) error {
+	err := s.guarded(func() error { return s.conn.Write(s.ctx, websocket.MessageText, b) })
+	if err == nil {
+		s.srv.m.outCounter(kind).Inc()
+	}
+	return err
+}
+
+// uncork sends the frames buffered by the cork under the write watchdog.
+func (s *session) uncork() error { return s.guarded(s.cork.Uncork) }
+
+// guarded runs a write under the watchdog: one that takes longer than
+// WriteTimeout cancels the session, which closes the connection and so
+// unblocks the write.
+func (s *session) guarded(write func() error) error {
 	if wt := s.srv.cfg.WriteTimeout; wt > 0 {
 		s.timers.mu.Lock()
 		if s.timers.write == nil {
@@ -427,11 +455,7 @@ func (s *session) write(b []byte, kind string) error {
 			s.timers.mu.Unlock()
 		}()
 	}
-	err := s.conn.Write(s.ctx, websocket.MessageText, b)
-	if err == nil {
-		s.srv.m.outCounter(kind).Inc()
-	}
-	return err
+	return write()
 }
 
 func (s *session) onWriteTimeout() {
@@ -521,4 +545,3 @@ func (s *session) logEnd(err error) {
 	}
 	s.log.Info("connection lost", "err", err)
 }
-
