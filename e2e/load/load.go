@@ -152,16 +152,20 @@ func (e *engine) execute(ctx context.Context) error {
 		}
 		e.say("users: %d created, %d existed", e.sum.UsersCreated, e.sum.UsersExisting)
 	}
+	t := time.Now()
 	if n := e.login(ctx); n == 0 {
 		return fmt.Errorf("load: no session could be established%s", tally(e.sessFail.snapshot()))
 	}
+	e.sum.LoginSeconds = time.Since(t).Seconds()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("load: interrupted while logging in: %w", err)
 	}
 	e.discoverService(ctx)
+	t = time.Now()
 	if n := e.setupRooms(ctx); n == 0 {
 		return fmt.Errorf("load: no room could be set up%s", tally(e.roomFail.snapshot()))
 	}
+	e.sum.RoomSetupSeconds = time.Since(t).Seconds()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("load: interrupted while setting up rooms: %w", err)
 	}

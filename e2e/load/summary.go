@@ -35,6 +35,11 @@ type Summary struct {
 	// the server's <close/> and WebSocket status 1000.
 	SessionsClosed int `json:"sessions_closed"`
 
+	// LoginSeconds and RoomSetupSeconds time the setup phases: opening
+	// and authenticating every session, and creating (or joining) every room.
+	LoginSeconds     float64 `json:"login_seconds"`
+	RoomSetupSeconds float64 `json:"room_setup_seconds"`
+
 	Rooms        int            `json:"rooms"`
 	RoomsReady   int            `json:"rooms_ready"`
 	RoomFailures map[string]int `json:"room_failures,omitempty"`
@@ -137,10 +142,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if s.UsersCreated+s.UsersExisting > 0 {
 		row("users created", "%d (%d existed)", s.UsersCreated, s.UsersExisting)
 	}
-	row("sessions established", "%d of %d", s.SessionsEstablished, s.Users)
+	row("sessions established", "%d of %d%s", s.SessionsEstablished, s.Users, rate(s.SessionsEstablished, s.LoginSeconds, "sessions"))
 	row("sessions failed", "%d%s", s.SessionsFailed, tally(s.SessionFailures))
 	row("sessions closed cleanly", "%d", s.SessionsClosed)
-	row("rooms ready", "%d of %d%s", s.RoomsReady, s.Rooms, tally(s.RoomFailures))
+	row("rooms ready", "%d of %d%s%s", s.RoomsReady, s.Rooms, rate(s.RoomsReady, s.RoomSetupSeconds, "rooms"), tally(s.RoomFailures))
 	row("room occupants", "%d", s.Occupants)
 	if s.WarmupSeconds > 0 {
 		row("warm-up", "%.3f s, %d messages", s.WarmupSeconds, s.WarmupSent)
@@ -250,4 +255,12 @@ func (c *counter) snapshot() map[string]int {
 		return nil
 	}
 	return maps.Clone(c.m)
+}
+
+// rate renders " (in 1.234 s, 81/s rooms)" for a timed setup phase.
+func rate(n int, seconds float64, what string) string {
+	if seconds <= 0 || n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (in %.3f s, %.0f %s/s)", seconds, float64(n)/seconds, what)
 }
