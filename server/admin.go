@@ -140,6 +140,10 @@ type adminServer struct {
 }
 
 func listenAdmin(dir string, a *admin, log *slog.Logger) (*adminServer, error) {
+	// With the MongoDB backend nothing else creates the data directory.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
 	path := filepath.Join(dir, AdminSocketName)
 	// A socket left by a crashed server would make Listen fail; the store's
 	// file lock, already held by us, proves no other server is using it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,7 +27,7 @@ func mongoConfig(t *testing.T, uri string) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.HTTP.Address = "127.0.0.1:0"
-	cfg.Storage.DataDir = t.TempDir()
+	cfg.Storage.DataDir = filepath.Join(t.TempDir(), "not-yet") // the server creates it
 	cfg.Storage.Backend = "mongodb"
 	cfg.Storage.MongoDB.URI = uri
 	cfg.Storage.MongoDB.Database = fmt.Sprintf("srv%d_%d", os.Getpid(), dbSeq.Add(1))
