@@ -108,8 +108,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	defer s.untrack(sess)
-	sess.run()
+	// The connection is hijacked: net/http is done with it, so the session
+	// runs on a goroutine of its own and the handler returns, freeing the
+	// HTTP server's per-connection goroutine and state for the session's
+	// lifetime.
+	go func() {
+		defer s.untrack(sess)
+		sess.run()
+	}()
 }
 
 func offersSubprotocol(r *http.Request) bool {

@@ -388,7 +388,7 @@ func (s *session) writeLoop() {
 		batch := s.queue
 		s.queue = s.spare[:0]
 		s.qmu.Unlock()
-		corked := len(batch) > 1 && s.cork != nil
+		corked := s.cork != nil
 		if corked {
 			s.cork.Cork()
 		}
