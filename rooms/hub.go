@@ -324,13 +324,19 @@ func randomHex(n int) string {
 }
 
 // discoInfo is the identity and features of the service and of every room.
-func (h *Hub) discoInfo() *etree.Element {
+func (h *Hub) discoInfo() *etree.Element { return h.conferenceInfo("MUC Light", NS) }
+
+// conferenceInfo is a disco#info answer for a text conference named name
+// with the given features, plus the history features when history is on.
+func (h *Hub) conferenceInfo(name string, features ...string) *etree.Element {
 	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
 	id := q.CreateElement("identity")
 	id.CreateAttr("category", "conference")
 	id.CreateAttr("type", "text")
-	id.CreateAttr("name", "MUC Light")
-	q.CreateElement("feature").CreateAttr("var", NS)
+	id.CreateAttr("name", name)
+	for _, f := range features {
+		q.CreateElement("feature").CreateAttr("var", f)
+	}
 	h.addMAMFeatures(q)
 	return q
 }

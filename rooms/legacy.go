@@ -156,14 +156,7 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 }
 
 func (h *Hub) legacyServiceInfo() *etree.Element {
-	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
-	id := q.CreateElement("identity")
-	id.CreateAttr("category", "conference")
-	id.CreateAttr("type", "text")
-	id.CreateAttr("name", "MUC Light (legacy)")
-	q.CreateElement("feature").CreateAttr("var", NSMUC)
-	h.addMAMFeatures(q)
-	return q
+	return h.conferenceInfo("MUC Light (legacy)", NSMUC)
 }
 
 // legacyOwner maps muc#owner: the configuration form, and destroy.

@@ -169,14 +169,6 @@ func (r *room) legacyAffList(aff Affiliation) *etree.Element {
 
 // legacyRoomInfo is the room's disco#info for XEP-0045 clients.
 func (r *room) legacyRoomInfo() *etree.Element {
-	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
-	id := q.CreateElement("identity")
-	id.CreateAttr("category", "conference")
-	id.CreateAttr("type", "text")
-	id.CreateAttr("name", r.hub.opts.Schema.roomName(r.jid, r.cfg))
-	for _, f := range []string{NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous", "muc_unsecured"} {
-		q.CreateElement("feature").CreateAttr("var", f)
-	}
-	r.hub.addMAMFeatures(q)
-	return q
+	return r.hub.conferenceInfo(r.hub.opts.Schema.roomName(r.jid, r.cfg),
+		NSMUC, "muc_persistent", "muc_membersonly", "muc_nonanonymous", "muc_unsecured")
 }
