@@ -18,6 +18,7 @@ type metrics struct {
 	queueKills   prometheus.Counter
 
 	outMessage, outPresence, outIQ, outOther prometheus.Counter
+	inMessage, inPresence, inIQ              prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,20 +52,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.outPresence = m.stanzasOut.WithLabelValues("presence")
 	m.outIQ = m.stanzasOut.WithLabelValues("iq")
 	m.outOther = m.stanzasOut.WithLabelValues("other")
+	m.inMessage = m.stanzasIn.WithLabelValues("message")
+	m.inPresence = m.stanzasIn.WithLabelValues("presence")
+	m.inIQ = m.stanzasIn.WithLabelValues("iq")
 	if reg != nil {
 		reg.MustRegister(m.connections, m.sessions, m.accepted, m.auth, m.stanzasIn, m.stanzasOut, m.streamErrors, m.queueKills)
 	}
 	return m
 }
 
-// kindLabel maps an element name to the bounded label set.
-func kindLabel(name string) string {
-	switch name {
-	case "message", "presence", "iq":
-		return name
-	}
-	return "other"
-}
 
 // outCounter returns the pre-resolved counter for an element written out,
 // so the write path does no label lookup for the common kinds.
@@ -78,4 +74,15 @@ func (m *metrics) outCounter(kind string) prometheus.Counter {
 		return m.outIQ
 	}
 	return m.outOther
+}
+
+// inCounter is outCounter for received stanzas (always one of the three).
+func (m *metrics) inCounter(kind string) prometheus.Counter {
+	switch kind {
+	case "message":
+		return m.inMessage
+	case "presence":
+		return m.inPresence
+	}
+	return m.inIQ
 }

@@ -213,7 +213,7 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		// everything downstream finds children by their real namespace.
 		el.CreateAttr("xmlns", xmpp.NSClient)
 	}
-	s.srv.m.stanzasIn.WithLabelValues(el.Tag).Inc()
+	s.srv.m.inCounter(el.Tag).Inc()
 	st, toErr, fromErr := xmpp.NewStanza(el)
 	if fromErr != nil || !s.fromAllowed(st.From) {
 		return &xmpp.StreamError{Condition: xmpp.InvalidFrom}
