@@ -61,7 +61,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-
 // outCounter returns the pre-resolved counter for an element written out,
 // so the write path does no label lookup for the common kinds.
 func (m *metrics) outCounter(kind string) prometheus.Counter {
