@@ -47,13 +47,20 @@ func (s *Store) Account(ctx context.Context, jid xmpp.JID) (account.Record, erro
 	return doc.Record, nil
 }
 
-// CreateAccount implements account.Store.
-func (s *Store) CreateAccount(ctx context.Context, r account.Record) error {
+// accountWrite prepares a write of r: its document and the operation's
+// bounded context. cancel is always safe to call.
+func (s *Store) accountWrite(ctx context.Context, r account.Record) (context.Context, context.CancelFunc, accountDoc, error) {
 	doc, err := newAccountDoc(r)
 	if err != nil {
-		return err
+		return ctx, func() {}, doc, err
 	}
 	ctx, cancel, err := s.op(ctx)
+	return ctx, cancel, doc, err
+}
+
+// CreateAccount implements account.Store.
+func (s *Store) CreateAccount(ctx context.Context, r account.Record) error {
+	ctx, cancel, doc, err := s.accountWrite(ctx, r)
 	defer cancel()
 	if err != nil {
 		return err
@@ -70,11 +77,7 @@ func (s *Store) CreateAccount(ctx context.Context, r account.Record) error {
 
 // SetAccount implements account.Store.
 func (s *Store) SetAccount(ctx context.Context, r account.Record) error {
-	doc, err := newAccountDoc(r)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, err := s.op(ctx)
+	ctx, cancel, doc, err := s.accountWrite(ctx, r)
 	defer cancel()
 	if err != nil {
 		return err

@@ -18,12 +18,7 @@ type StreamError struct {
 }
 
 // Error describes the stream error for test failure messages.
-func (e *StreamError) Error() string {
-	if e.Text != "" {
-		return "client: stream error " + e.Condition + ": " + e.Text
-	}
-	return "client: stream error " + e.Condition
-}
+func (e *StreamError) Error() string { return describe("client: stream error ", e.Condition, e.Text) }
 
 // StanzaError is an <error/> inside a stanza of type 'error', returned by IQ
 // and Bind so tests can assert on the type and condition (RFC 6120 §8.3).
@@ -37,11 +32,7 @@ type StanzaError struct {
 
 // Error describes the stanza error for test failure messages.
 func (e *StanzaError) Error() string {
-	s := "client: stanza error " + e.Type + "/" + e.Condition
-	if e.Text != "" {
-		s += ": " + e.Text
-	}
-	return s
+	return describe("client: stanza error ", e.Type+"/"+e.Condition, e.Text)
 }
 
 // AuthError is a SASL <failure/> (RFC 6120 §6.5), so tests can tell a wrong
@@ -52,11 +43,14 @@ type AuthError struct {
 }
 
 // Error describes the SASL failure for test failure messages.
-func (e *AuthError) Error() string {
-	if e.Text != "" {
-		return "client: SASL failure " + e.Condition + ": " + e.Text
+func (e *AuthError) Error() string { return describe("client: SASL failure ", e.Condition, e.Text) }
+
+// describe renders "what condition: text", leaving out an empty text.
+func describe(what, condition, text string) string {
+	if text != "" {
+		return what + condition + ": " + text
 	}
-	return "client: SASL failure " + e.Condition
+	return what + condition
 }
 
 // ParseError stands in the receive queue for a message that was not one
