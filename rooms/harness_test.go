@@ -205,15 +205,7 @@ func (u *user) iq(typ, to string, payload *etree.Element) *etree.Element {
 var idSeq atomic.Int64
 
 // query builds <query xmlns=ns> with children given as raw XML.
-func query(ns, inner string) *etree.Element {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromString("<query xmlns='" + ns + "'>" + inner + "</query>"); err != nil {
-		panic(err)
-	}
-	q := doc.Root()
-	doc.RemoveChild(q)
-	return q
-}
+var query = client.Query
 
 // expectResult checks el is an iq result, from 'from', answering id.
 func expectResult(t *testing.T, el *etree.Element, from string) {

@@ -16,15 +16,7 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
-func mucQuery(ns, inner string) *etree.Element {
-	doc := etree.NewDocument()
-	if err := doc.ReadFromString("<query xmlns='" + ns + "'>" + inner + "</query>"); err != nil {
-		panic(err)
-	}
-	q := doc.Root()
-	doc.RemoveChild(q)
-	return q
-}
+var mucQuery = client.Query
 
 // exerciseStore drives every store function through the protocol and the
 // admin commands of a running server.

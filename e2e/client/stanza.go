@@ -79,3 +79,16 @@ func (c *Client) Ping(ctx context.Context, to string) error {
 	_, err := c.IQ(ctx, IQ("get", to, xmpp.Elem("ping", xmpp.NSPing)))
 	return err
 }
+
+// Query builds <query xmlns=ns> with children given as raw XML, the payload
+// shape of most requests tests send. It panics on malformed inner XML, which
+// is a bug in the test.
+func Query(ns, inner string) *etree.Element {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString("<query xmlns='" + ns + "'>" + inner + "</query>"); err != nil {
+		panic(err)
+	}
+	q := doc.Root()
+	doc.RemoveChild(q)
+	return q
+}
