@@ -32,6 +32,10 @@ func (d *serialisingDeliverer) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
 	return true
 }
 
+func (d *serialisingDeliverer) DeliverPaced(_, to xmpp.JID, out *xmpp.Outbound) bool {
+	return d.Deliver(to, out)
+}
+
 // BenchmarkGroupchatFanout measures one groupchat message through the hub to
 // every occupant of a room: mailbox hand-off, occupancy check, one
 // serialisation, and per-recipient addressing. With cache_affs off the room

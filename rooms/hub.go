@@ -21,6 +21,12 @@ import (
 // sessions on other nodes.
 type Deliverer interface {
 	Deliver(to xmpp.JID, out *xmpp.Outbound) bool
+	// DeliverPaced is Deliver for a stanza that the session of cause (a
+	// full JID) made the server send, such as a groupchat fan-out: when a
+	// recipient's backlog is above its high-water mark, cause's session is
+	// slowed (it waits, bounded, before reading its next stanza) instead
+	// of anyone being dropped. It never blocks the caller.
+	DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool
 }
 
 // Hub is the MUC Light service of every served domain: it answers the

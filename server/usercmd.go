@@ -112,6 +112,7 @@ func offlineAdmin(cfg Config, req adminRequest) (adminResponse, error) {
 type nobody struct{}
 
 func (nobody) Deliver(xmpp.JID, *xmpp.Outbound) bool { return false }
+func (nobody) DeliverPaced(_, _ xmpp.JID, _ *xmpp.Outbound) bool { return false }
 
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

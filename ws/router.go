@@ -151,6 +151,13 @@ func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
 	return ok
 }
 
+// DeliverPaced is Deliver for a stanza that cause's session made the server
+// send (a room fan-out): a recipient above its high-water mark slows cause
+// rather than dropping anyone. See rooms.Deliverer.
+func (r *Router) DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool {
+	return r.Deliver(to, out)
+}
+
 // DeliverElement is Deliver for a one-off element (replies, notifications
 // to a single user).
 func (r *Router) DeliverElement(to xmpp.JID, e *etree.Element) bool {
