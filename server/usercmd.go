@@ -111,7 +111,7 @@ func offlineAdmin(cfg Config, req adminRequest) (adminResponse, error) {
 // nobody is the Deliverer of an offline hub.
 type nobody struct{}
 
-func (nobody) Deliver(xmpp.JID, *xmpp.Outbound) bool { return false }
+func (nobody) Deliver(xmpp.JID, *xmpp.Outbound) bool             { return false }
 func (nobody) DeliverPaced(_, _ xmpp.JID, _ *xmpp.Outbound) bool { return false }
 
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
