@@ -151,3 +151,20 @@ func (h *Hub) RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element,
 	}
 	return out, nil
 }
+
+// roomDiscoItems answers disco#items sent to a room: a MUC Light room has
+// no items of its own (its occupants are listed by #affiliations), so the
+// answer is an empty list, or item-not-found for a room that does not exist.
+func (h *Hub) roomDiscoItems(ctx context.Context, st *xmpp.Stanza) {
+	sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
+	defer cancel()
+	ok, err := h.store.RoomExists(sctx, st.To)
+	if err == nil && !ok {
+		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
+	}
+	if err != nil {
+		h.replyError(st, err)
+		return
+	}
+	h.reply(st, xmpp.Elem("query", xmpp.NSDiscoItems))
+}

@@ -31,10 +31,11 @@ const svc = "muclight.localhost"
 // env is a WebSocket endpoint with the MUC Light hub on a fresh embedded
 // store, served on 127.0.0.1:0, with users alice, bob, kate, mike and carol.
 type env struct {
-	t     *testing.T
-	url   string
-	store rooms.Store
-	hub   *rooms.Hub
+	t       *testing.T
+	url     string
+	store   rooms.Store
+	hub     *rooms.Hub
+	archive rooms.Archive // nil without history
 }
 
 type faultyStore struct {
@@ -72,6 +73,13 @@ func newEnvWith(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 
 func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string) *env {
 	t.Helper()
+	return newEnvArchive(t, tweak, wrap, ho, hosts, nil)
+}
+
+// newEnvArchive is newEnvFull with history in the embedded store seen
+// through wrapArchive (nil: as it is), for archives that stall or fail.
+func newEnvArchive(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
+	t.Helper()
 	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +110,9 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 	ho.Logger = log
 	if ho.MAM.DefaultPageSize > 0 && ho.MAM.Archive == nil {
 		ho.MAM.Archive = st.Archive() // history in the same embedded store
+		if wrapArchive != nil {
+			ho.MAM.Archive = wrapArchive(ho.MAM.Archive)
+		}
 	}
 	hub := rooms.NewHub(opts, hosts, rs, srv.Router(), ho)
 	for s, host := range hub.Services() {
@@ -127,7 +138,7 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 		hs.Close()
 		st.Close()
 	})
-	return &env{t: t, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", store: st, hub: hub}
+	return &env{t: t, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", store: st, hub: hub, archive: ho.MAM.Archive}
 }
 
 func tctx(t *testing.T) context.Context {

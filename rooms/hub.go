@@ -45,18 +45,31 @@ type Hub struct {
 	m        *hubMetrics
 	services map[string]string // service domain → served domain
 
-	// ctx ends every room actor at Close.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// stopping tells room actors to drain and end (Close); ctx ends the
+	// archive writer, retention and queries once they have.
+	stopping  chan struct{}
+	closeOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
 
-	mu    sync.RWMutex
-	rooms map[xmpp.JID]*room
-	wg    sync.WaitGroup
+	mu      sync.RWMutex
+	rooms   map[xmpp.JID]*room
+	closing bool           // under mu: no new actors
+	actors  sync.WaitGroup // room actors
+	wg      sync.WaitGroup // everything else
+
+	creates   *createLimiter
+	queries   *queryLimiter
+	userLocks *stripedLocks
 
 	// idleTimeout unloads a room actor with nothing to do.
-	idleTimeout time.Duration
-	now         func() time.Time
-	onUnload    func(xmpp.JID) // test hook
+	idleTimeout  time.Duration
+	storeTimeout time.Duration
+	mailboxSize  int
+	now          func() time.Time
+	onUnload     func(xmpp.JID)     // test hook
+	onHandle     func(*xmpp.Stanza) // test hook
+	onWait       func()             // test hook: a dispatch waits for a full mailbox
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -76,11 +89,21 @@ type HubOptions struct {
 	Now func() time.Time
 	// MAM is room history; a nil Archive turns it off.
 	MAM MAMOptions
+	// StoreTimeout bounds one store call of a room actor (the server passes
+	// storage.mongodb.op_timeout); zero: DefaultStoreTimeout.
+	StoreTimeout time.Duration
+	// MailboxSize bounds each room's queue of requests; zero:
+	// DefaultMailboxSize. Tests make it small to fill it.
+	MailboxSize int
 }
 
-// mailboxSize bounds a room's queue of requests; a full mailbox is answered
-// with resource-constraint rather than blocking the sender.
-const mailboxSize = 1024
+// DefaultStoreTimeout is the store bound when HubOptions leave it unset; it
+// matches the server's default op_timeout.
+const DefaultStoreTimeout = 5 * time.Second
+
+// DefaultMailboxSize bounds a room's queue of requests unless HubOptions
+// say otherwise; a sender finding it full waits (mailbox_wait) for room.
+const DefaultMailboxSize = 1024
 
 // NewHub builds the service for the given served domains.
 func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOptions) *Hub {
@@ -89,17 +112,27 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		opts:        opts,
-		limits:      ho.Limits,
-		store:       store,
-		out:         out,
-		log:         ho.Logger.With("module", "muc_light"),
-		services:    make(map[string]string, len(hosts)),
-		ctx:         ctx,
-		cancel:      cancel,
-		rooms:       make(map[xmpp.JID]*room),
-		idleTimeout: time.Minute,
-		now:         time.Now,
+		opts:         opts,
+		limits:       ho.Limits,
+		store:        store,
+		out:          out,
+		log:          ho.Logger.With("module", "muc_light"),
+		services:     make(map[string]string, len(hosts)),
+		stopping:     make(chan struct{}),
+		ctx:          ctx,
+		cancel:       cancel,
+		userLocks:    newStripedLocks(),
+		rooms:        make(map[xmpp.JID]*room),
+		idleTimeout:  time.Minute,
+		storeTimeout: DefaultStoreTimeout,
+		mailboxSize:  DefaultMailboxSize,
+		now:          time.Now,
+	}
+	if ho.StoreTimeout > 0 {
+		h.storeTimeout = ho.StoreTimeout
+	}
+	if ho.MailboxSize > 0 {
+		h.mailboxSize = ho.MailboxSize
 	}
 	if ho.IdleTimeout > 0 {
 		h.idleTimeout = ho.IdleTimeout
@@ -107,6 +140,11 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	if ho.Now != nil {
 		h.now = ho.Now
 	}
+	if h.opts.MailboxWait <= 0 { // options built by hand, not validated
+		h.opts.MailboxWait = DefaultOptions().MailboxWait
+	}
+	h.creates = newCreateLimiter(opts.CreateRate, opts.CreateBurst)
+	h.limits.Rooms = canonicalOverrides(h.limits.Rooms)
 	h.m = newHubMetrics(ho.Registerer, h)
 	for _, host := range hosts {
 		h.services[opts.ServiceDomain(host)] = host
@@ -123,6 +161,7 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		if h.mam.QueueLen <= 0 {
 			h.mam.QueueLen = 10000
 		}
+		h.queries = newQueryLimiter(h.mam.MaxQueries, h.mam.MaxQueriesPerRoom)
 		h.archive = ho.MAM.Archive
 		h.archiver = &archiver{a: h.archive, queue: make(chan archiveJob, h.mam.QueueLen), log: h.log}
 		h.wg.Add(1)
@@ -139,10 +178,20 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 // registration with the router.
 func (h *Hub) Services() map[string]string { return h.services }
 
-// Close stops every room actor and waits for them.
+// Close stops the hub: new requests are refused, every room actor first
+// handles what is in its mailbox and settles its messages waiting for the
+// archive (so an offline command's changes, archive removals included, are
+// done), then the archive writer and the queries stop.
 func (h *Hub) Close() {
-	h.cancel()
-	h.wg.Wait()
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closing = true
+		h.mu.Unlock()
+		close(h.stopping)
+		h.actors.Wait()
+		h.cancel()
+		h.wg.Wait()
+	})
 }
 
 // HandleStanza is the entry point for every stanza addressed to a service
@@ -168,7 +217,7 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 			h.replyError(st, badRequest("only groupchat messages to a room are accepted"))
 			return
 		}
-		h.dispatch(st.To, request{st: st, op: opGroupchat})
+		h.dispatch(ctx, st.To, request{st: st, op: opGroupchat})
 		return
 	}
 	payload := st.El.ChildElements()[0]
@@ -186,12 +235,14 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 			}
 		}
 		h.reply(st, h.discoInfo())
+	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get" && isRoom:
+		h.roomDiscoItems(ctx, st)
 	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
 		h.discoItems(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSBlocking:
 		h.blocking(ctx, st, payload)
 	case payload.Tag == "query" && (ns == NSMAM2 || ns == NSMAM1) && h.archive != nil && isRoom:
-		h.mamRequest(st, payload)
+		h.mamRequest(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSCreate && st.Type == "set":
 		room := st.To
 		if !isRoom {
@@ -203,7 +254,7 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 		req.st, req.op, req.generated = st, opCreate, !isRoom
-		h.dispatch(room, req)
+		h.dispatch(ctx, room, req)
 	case payload.Tag == "query" && isRoom && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
 		o, ok := roomOp(ns, st.Type)
 		if !ok {
@@ -216,7 +267,7 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 			return
 		}
 		req.st = st
-		h.dispatch(st.To, req)
+		h.dispatch(ctx, st.To, req)
 	case payload.Tag == "query" && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
 		h.replyError(st, badRequest("this request goes to a room, not to the service"))
 	default:
@@ -224,38 +275,78 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 	}
 }
 
-// dispatch queues a request for the room's actor, starting the actor if the
-// room has none. It never blocks.
-func (h *Hub) dispatch(room xmpp.JID, req request) {
-	h.mu.RLock()
-	r := h.rooms[room]
-	if r != nil {
-		ok := r.post(req)
-		h.mu.RUnlock()
-		if !ok {
+// dispatch hands a request to the room's actor, starting one when the room
+// exists (or the request creates it) and has none. It runs on the sender's
+// reader: when the mailbox is full the caller waits, up to mailbox_wait, so
+// that TCP pushes back on that sender alone; then the request is refused
+// with resource-constraint. Internal requests (no stanza) wait as long as
+// the hub runs. It reports whether the actor took the request; when it did
+// not, the sender has been answered.
+func (h *Hub) dispatch(ctx context.Context, room xmpp.JID, req request) bool {
+	for {
+		r, err := h.actorFor(ctx, room, req)
+		if err != nil {
+			h.replyError(req.st, err)
+			return false
+		}
+		switch r.post(ctx, req) {
+		case posted:
+			return true
+		case postClosed:
+			continue // the actor unloaded meanwhile: start a new one
+		case postTimeout:
 			h.busy(req)
-		}
-		return
-	}
-	h.mu.RUnlock()
-	h.mu.Lock()
-	r = h.rooms[room]
-	if r == nil {
-		if h.ctx.Err() != nil {
-			h.mu.Unlock()
+		default:
 			h.replyError(req.st, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
-			return
 		}
+		return false
+	}
+}
+
+// createsRoom reports whether a request may start an actor for a room the
+// store does not hold: a create, a legacy join (which creates), and the
+// internal notices about rooms that were just changed or removed.
+func createsRoom(req request) bool {
+	return req.op == opCreate || req.op == opJoin || req.op == opRemoved
+}
+
+// actorFor returns the room's loaded actor or starts one. A request for a
+// room that is neither loaded nor stored is answered item-not-found from
+// the store's answer alone, without an actor: strangers cost no state.
+func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, req request) (*room, error) {
+	h.mu.RLock()
+	r, closing := h.rooms[room], h.closing
+	h.mu.RUnlock()
+	if r != nil {
+		return r, nil
+	}
+	if closing {
+		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
+	}
+	if !createsRoom(req) {
+		sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
+		ok, err := h.store.RoomExists(sctx, room)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			h.m.strangers.Inc()
+			return nil, xmpp.NewError(xmpp.ItemNotFound, "no such room")
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
+	}
+	if r = h.rooms[room]; r == nil {
 		r = newRoom(h, room)
 		h.rooms[room] = r
-		h.wg.Add(1)
+		h.actors.Add(1)
 		go r.run()
 	}
-	ok := r.post(req)
-	h.mu.Unlock()
-	if !ok {
-		h.busy(req)
-	}
+	return r, nil
 }
 
 func (h *Hub) busy(req request) {
@@ -263,15 +354,21 @@ func (h *Hub) busy(req request) {
 	h.replyError(req.st, xmpp.NewError(xmpp.ResourceConstraint, "the room is busy, try again"))
 }
 
-// unload removes an idle actor; it fails when a request arrived meanwhile.
-// Requests are posted under the read lock, so none can slip in between the
-// check and the removal.
+// unload removes an idle actor; it fails when a request arrived or a sender
+// is about to post one. Senders post holding postMu's read lock and check
+// closed first, so none can slip a request in after the removal: a sender
+// that finds the actor closed starts a new one.
 func (h *Hub) unload(r *room) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	if !r.postMu.TryLock() {
+		return false
+	}
+	defer r.postMu.Unlock()
 	if len(r.mailbox) > 0 {
 		return false
 	}
+	r.closed = true
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.rooms[r.jid] == r {
 		delete(h.rooms, r.jid)
 	}
@@ -358,8 +455,11 @@ func (h *Hub) addMAMFeatures(q *etree.Element) {
 }
 
 // mamRequest answers the form request itself and passes a query to the
-// room's actor, which checks that the requester is an occupant.
-func (h *Hub) mamRequest(st *xmpp.Stanza, q *etree.Element) {
+// room's actor, which checks that the requester is an occupant. The query
+// first takes a place under max_mam_queries_per_room (refused when there is
+// none) and max_mam_queries (waited for, as the caller is the sender's
+// reader); the place is held until the query has answered.
+func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	if st.Type == "get" {
 		h.reply(st, mamForm(q.NamespaceURI()))
 		return
@@ -369,5 +469,13 @@ func (h *Hub) mamRequest(st *xmpp.Stanza, q *etree.Element) {
 		h.replyError(st, err)
 		return
 	}
-	h.dispatch(st.To.Bare(), request{st: st, op: opMAMQuery, mam: &mq})
+	release, err := h.queries.acquire(ctx, h, st.To.Bare())
+	if err != nil {
+		h.replyError(st, err)
+		return
+	}
+	mq.release = release
+	if !h.dispatch(ctx, st.To.Bare(), request{st: st, op: opMAMQuery, mam: &mq}) {
+		release()
+	}
 }

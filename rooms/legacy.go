@@ -60,15 +60,15 @@ func (h *Hub) handleLegacy(ctx context.Context, st *xmpp.Stanza) {
 	isRoom := st.To.Local != ""
 	switch st.Kind {
 	case xmpp.KindPresence:
-		h.legacyPresence(st, isRoom)
+		h.legacyPresence(ctx, st, isRoom)
 	case xmpp.KindMessage:
-		h.legacyMessage(st, isRoom)
+		h.legacyMessage(ctx, st, isRoom)
 	default:
 		h.legacyIQ(ctx, st, isRoom)
 	}
 }
 
-func (h *Hub) legacyPresence(st *xmpp.Stanza, isRoom bool) {
+func (h *Hub) legacyPresence(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	if !isRoom {
 		return // presence to the service itself means nothing
 	}
@@ -79,13 +79,13 @@ func (h *Hub) legacyPresence(st *xmpp.Stanza, isRoom bool) {
 	room := st.To.Bare()
 	switch st.Type {
 	case "":
-		h.dispatch(room, request{st: st, op: opJoin, legacy: true, nick: st.To.Resource})
+		h.dispatch(ctx, room, request{st: st, op: opJoin, legacy: true, nick: st.To.Resource})
 	case "unavailable":
-		h.dispatch(room, request{st: st, op: opLeave, legacy: true})
+		h.dispatch(ctx, room, request{st: st, op: opLeave, legacy: true})
 	}
 }
 
-func (h *Hub) legacyMessage(st *xmpp.Stanza, isRoom bool) {
+func (h *Hub) legacyMessage(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	switch {
 	case !isRoom:
 		h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, ""))
@@ -94,10 +94,10 @@ func (h *Hub) legacyMessage(st *xmpp.Stanza, isRoom bool) {
 	case st.Type == "groupchat":
 		subj := xmpp.Child(st.El, "subject", xmpp.NSClient)
 		if subj != nil && xmpp.Child(st.El, "body", xmpp.NSClient) == nil {
-			h.dispatch(st.To, request{st: st, op: opSetConfig, legacy: true, fields: []configField{{Name: "subject", Value: subj.Text()}}})
+			h.dispatch(ctx, st.To, request{st: st, op: opSetConfig, legacy: true, fields: []configField{{Name: "subject", Value: subj.Text()}}})
 			return
 		}
-		h.dispatch(st.To, request{st: st, op: opGroupchat, legacy: true})
+		h.dispatch(ctx, st.To, request{st: st, op: opGroupchat, legacy: true})
 	default:
 		// A mediated invitation is how XEP-0045 clients add members.
 		x := xmpp.Child(st.El, "x", NSMUCUser)
@@ -114,7 +114,7 @@ func (h *Hub) legacyMessage(st *xmpp.Stanza, isRoom bool) {
 			h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, ""))
 			return
 		}
-		h.dispatch(st.To, request{st: st, op: opSetAffs, legacy: true, items: items})
+		h.dispatch(ctx, st.To, request{st: st, op: opSetAffs, legacy: true, items: items})
 	}
 }
 
@@ -129,7 +129,7 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	}
 	switch {
 	case ns == xmpp.NSPing && isRoom:
-		h.dispatch(st.To.Bare(), request{st: st, op: opPing, legacy: true})
+		h.dispatch(ctx, st.To.Bare(), request{st: st, op: opPing, legacy: true})
 	case st.To.Resource != "":
 		notImplemented()
 	case payload.Tag == "query" && ns == xmpp.NSDiscoInfo && st.Type == "get":
@@ -137,7 +137,7 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 			h.reply(st, h.legacyServiceInfo())
 			return
 		}
-		h.dispatch(st.To, request{st: st, op: opGetInfo, legacy: true})
+		h.dispatch(ctx, st.To, request{st: st, op: opGetInfo, legacy: true})
 	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
 		if isRoom {
 			h.reply(st, xmpp.Elem("query", xmpp.NSDiscoItems)) // occupants are not listed
@@ -145,11 +145,11 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 		}
 		h.discoItems(ctx, st, payload)
 	case payload.Tag == "query" && (ns == NSMAM2 || ns == NSMAM1) && h.archive != nil && isRoom:
-		h.mamRequest(st, payload)
+		h.mamRequest(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSMUCOwner && isRoom:
-		h.legacyOwner(st, payload)
+		h.legacyOwner(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
-		h.legacyAdmin(st, payload)
+		h.legacyAdmin(ctx, st, payload)
 	default:
 		notImplemented()
 	}
@@ -160,13 +160,13 @@ func (h *Hub) legacyServiceInfo() *etree.Element {
 }
 
 // legacyOwner maps muc#owner: the configuration form, and destroy.
-func (h *Hub) legacyOwner(st *xmpp.Stanza, q *etree.Element) {
+func (h *Hub) legacyOwner(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	if st.Type == "get" {
-		h.dispatch(st.To, request{st: st, op: opGetConfig, legacy: true})
+		h.dispatch(ctx, st.To, request{st: st, op: opGetConfig, legacy: true})
 		return
 	}
 	if xmpp.Child(q, "destroy", NSMUCOwner) != nil {
-		h.dispatch(st.To, request{st: st, op: opDestroy, legacy: true})
+		h.dispatch(ctx, st.To, request{st: st, op: opDestroy, legacy: true})
 		return
 	}
 	x := xmpp.Child(q, "x", xmpp.NSDataForm)
@@ -196,15 +196,15 @@ func (h *Hub) legacyOwner(st *xmpp.Stanza, q *etree.Element) {
 		fields = append(fields, configField{Name: fieldOfFormVar(v), Value: strings.Join(vals, "\n")})
 	}
 	if len(fields) == 0 { // an instant room: accept the defaults
-		h.dispatch(st.To, request{st: st, op: opPing, legacy: true})
+		h.dispatch(ctx, st.To, request{st: st, op: opPing, legacy: true})
 		return
 	}
-	h.dispatch(st.To, request{st: st, op: opSetConfig, legacy: true, fields: fields})
+	h.dispatch(ctx, st.To, request{st: st, op: opSetConfig, legacy: true, fields: fields})
 }
 
 // legacyAdmin maps muc#admin: affiliation lists and changes. Role changes
 // (kick, voice) have no meaning without presence and are not implemented.
-func (h *Hub) legacyAdmin(st *xmpp.Stanza, q *etree.Element) {
+func (h *Hub) legacyAdmin(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	items := xmpp.Children(q, "item", NSMUCAdmin)
 	if len(items) == 0 {
 		h.replyError(st, badRequest("expected <item/>"))
@@ -216,7 +216,7 @@ func (h *Hub) legacyAdmin(st *xmpp.Stanza, q *etree.Element) {
 			h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, "only owner and member lists exist"))
 			return
 		}
-		h.dispatch(st.To, request{st: st, op: opGetAffs, legacy: true, nick: string(aff)})
+		h.dispatch(ctx, st.To, request{st: st, op: opGetAffs, legacy: true, nick: string(aff)})
 		return
 	}
 	var changes []AffItem
@@ -237,7 +237,7 @@ func (h *Hub) legacyAdmin(st *xmpp.Stanza, q *etree.Element) {
 		}
 		changes = append(changes, AffItem{User: u, Aff: aff})
 	}
-	h.dispatch(st.To, request{st: st, op: opSetAffs, legacy: true, items: changes})
+	h.dispatch(ctx, st.To, request{st: st, op: opSetAffs, legacy: true, items: changes})
 }
 
 // legacyPrivacy maps blocking onto the privacy list named after MUC Light's

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,14 @@ type MAMOptions struct {
 	// DefaultPageSize and MaxPageSize bound a query's page.
 	DefaultPageSize, MaxPageSize int
 	// QueueLen bounds the messages waiting for the archive writer; when it
-	// is full new messages are refused with resource-constraint.
+	// is full the room waits (mailbox_wait) for room in it, and only then
+	// refuses the message with resource-constraint.
 	QueueLen int
+	// MaxQueries bounds the archive queries running at once on this server
+	// (a query over it waits, mailbox_wait at most); MaxQueriesPerRoom
+	// those of one room (over it: resource-constraint). Zero: the
+	// defaults below.
+	MaxQueries, MaxQueriesPerRoom int
 	// Retention deletes entries older than this (0: keep forever).
 	Retention time.Duration
 }
@@ -42,6 +49,18 @@ type archiveJob struct {
 
 // maxBatch bounds one archive write.
 const maxBatch = 512
+
+// archiveWriteTimeout bounds one batch write of the archiver.
+const archiveWriteTimeout = 30 * time.Second
+
+// Default caps on concurrent archive queries, per server and per room: a
+// query pages at most max_result_limit messages, so 64 at once keep the
+// store busy without starving message writes, and 2 per room let a client
+// page while another catches up, but not a script fan out.
+const (
+	DefaultMaxQueries        = 64
+	DefaultMaxQueriesPerRoom = 2
+)
 
 // archiver writes queued messages in batches, one durable write per batch,
 // so fan-out waits for a shared disk sync, never one of its own.
@@ -89,7 +108,7 @@ func (ar *archiver) write(ctx context.Context, batch []archiveJob, msgs []Archiv
 	for _, j := range batch {
 		msgs = append(msgs, j.msg)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), archiveWriteTimeout)
 	err := ar.a.Append(wctx, msgs)
 	cancel()
 	if err != nil {
@@ -152,7 +171,10 @@ func stripStanzaIDs(e *etree.Element) {
 }
 
 // archiveGroupchat queues a built groupchat message for the archive; it is
-// delivered once the write is durable. A full queue refuses the message.
+// delivered once the write is durable. When the queue is full the actor
+// waits for room in it (delivering what gets committed meanwhile), so its
+// mailbox fills and the senders' readers wait in turn: the back pressure
+// reaches whoever floods. Only after mailbox_wait is the message refused.
 func (r *room) archiveGroupchat(st *xmpp.Stanza, m *etree.Element, sender xmpp.JID) error {
 	h := r.hub
 	id, t := h.ids.next(h.now())
@@ -167,19 +189,90 @@ func (r *room) archiveGroupchat(st *xmpp.Stanza, m *etree.Element, sender xmpp.J
 	select {
 	case h.archiver.queue <- job:
 	default:
-		r.seq--
-		h.m.archiveBusy.Inc()
-		return xmpp.NewError(xmpp.ResourceConstraint, "the room history is busy, try again")
+		if !r.waitArchive(job) {
+			r.seq--
+			h.m.archiveBusy.Inc()
+			return xmpp.NewError(xmpp.ResourceConstraint, "the room history is busy, try again")
+		}
 	}
 	r.pending = append(r.pending, pendingMsg{seq: seq, st: st, out: out, recipients: r.affs})
 	return nil
 }
 
+// waitArchive waits, bounded by mailbox_wait, for room in the archive
+// queue, fanning out the messages committed meanwhile.
+func (r *room) waitArchive(job archiveJob) bool {
+	h := r.hub
+	h.m.archiveWaits.Inc()
+	t := time.NewTimer(h.opts.MailboxWait)
+	defer t.Stop()
+	for {
+		select {
+		case h.archiver.queue <- job:
+			return true
+		case <-r.commits.poke:
+			r.deliverCommitted()
+		case <-t.C:
+			return false
+		case <-h.ctx.Done():
+			return false
+		}
+	}
+}
+
+// settle waits until every pending message has its archive verdict and was
+// delivered or refused. A room is destroyed only once settled, so the
+// destroy notice is the last thing occupants get and the archive removal
+// follows every write of the room. False when the archive did not answer
+// within its own write timeout (and the store's).
+func (r *room) settle() bool {
+	if len(r.pending) == 0 {
+		return true
+	}
+	t := time.NewTimer(archiveWriteTimeout + r.hub.storeTimeout)
+	defer t.Stop()
+	for len(r.pending) > 0 {
+		select {
+		case <-r.commits.poke:
+			r.deliverCommitted()
+		case <-t.C:
+			return false
+		}
+	}
+	return true
+}
+
+// abandonPending refuses every message still waiting for the archive (its
+// sender is told) and forgets them; a late verdict is then ignored.
+func (r *room) abandonPending() {
+	for _, p := range r.pending {
+		r.hub.replyError(p.st, xmpp.NewError(xmpp.ResourceConstraint, "the room history did not answer, try again"))
+		r.abandoned = max(r.abandoned, p.seq)
+	}
+	r.pending = nil
+}
+
+// gone settles a room that no longer exists and removes its history: after
+// its last writes, whoever destroyed it (a destroy, the last occupant
+// leaving, a removed user or domain).
+func (r *room) gone() {
+	if !r.settle() {
+		r.hub.log.Error("the archive did not settle a destroyed room's messages", "room", r.jid.String())
+		r.abandonPending()
+	}
+	r.forget()
+	r.removeArchive()
+}
+
 // deliverCommitted fans out the pending messages whose archive write ended,
 // in the order they were accepted; a failed write is reported to its sender
-// and delivered to nobody.
+// and delivered to nobody. Each delivery names the sender, so a recipient
+// who is behind slows the sender rather than being dropped.
 func (r *room) deliverCommitted() {
 	for _, res := range r.commits.take() {
+		if res.seq <= r.abandoned {
+			continue // refused already
+		}
 		if len(r.pending) == 0 || r.pending[0].seq != res.seq {
 			r.hub.log.Error("archive commit out of order", "room", r.jid.String(), "seq", res.seq)
 			continue
@@ -192,7 +285,7 @@ func (r *room) deliverCommitted() {
 			continue
 		}
 		for _, a := range p.recipients {
-			r.hub.out.Deliver(a.User, p.out)
+			r.hub.out.DeliverPaced(p.st.From, a.User, p.out)
 		}
 		r.hub.m.fanout.Add(float64(len(p.recipients)))
 	}
@@ -204,12 +297,13 @@ func (r *room) deliverCommitted() {
 // archiveNotice archives a room event (creation, affiliation change) as
 // the message occupants receive, with the request's id, without
 // prev-version, and returns its archive id for the live copies' stanza-id
-// ("" when nothing was archived). It runs in the actor, before the
-// notifications go out; such events are rare.
-func (r *room) archiveNotice(reqID, version string, items []AffItem) string {
+// ("" when history is off). It runs in the actor, before the
+// notifications go out; such events are rare. When the write fails the
+// event must not be announced: the error goes to the requester.
+func (r *room) archiveNotice(reqID, version string, items []AffItem) (string, error) {
 	h := r.hub
 	if h.archiver == nil || h.opts.LegacyMode {
-		return ""
+		return "", nil
 	}
 	id, t := h.ids.next(h.now())
 	m := notification(r.jid, reqID, affsPayload("", version, items))
@@ -218,11 +312,9 @@ func (r *room) archiveNotice(reqID, version string, items []AffItem) string {
 	defer cancel()
 	err := h.archive.Append(ctx, []ArchivedMessage{{Room: r.jid, ID: id, Time: t, Stanza: xmpp.Marshal(m)}})
 	if err != nil {
-		h.log.Error("archiving a room event failed", "room", r.jid.String(), "err", err)
-		h.m.internalErrors.Inc()
-		return ""
+		return "", fmt.Errorf("archiving a room event of %s: %w", r.jid, err)
 	}
-	return id
+	return id, nil
 }
 
 // withStanzaID adds the room's XEP-0359 stanza-id to a message (nothing
@@ -256,6 +348,10 @@ type mamQuery struct {
 	q           ArchiveQuery
 	flip        bool
 	countOnly   bool
+	// release gives back the query's place under the caps; running is set
+	// by the actor when the query starts (it releases at its end).
+	release func()
+	running bool
 }
 
 // parseMAMQuery reads a XEP-0313 query: the data form filters and RSM paging.
@@ -358,6 +454,9 @@ func mamForm(ns string) *etree.Element {
 // does not hold up the room.
 func (h *Hub) runQuery(st *xmpp.Stanza, mq mamQuery) {
 	defer h.wg.Done()
+	if mq.release != nil {
+		defer mq.release()
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
 	// XEP-0313 §6.1: paging from an id the archive does not hold is

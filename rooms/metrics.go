@@ -12,6 +12,14 @@ type hubMetrics struct {
 	// limiterRefusals counts flood-limiter refusals by reason and host.
 	limiterRefusals *prometheus.CounterVec
 	archiveBusy     prometheus.Counter
+	// Flow control: waits for a full mailbox or archive queue, requests for
+	// rooms that do not exist, creates over create_rate, queries over the
+	// caps (by scope: room or server).
+	mailboxWaits   prometheus.Counter
+	archiveWaits   prometheus.Counter
+	strangers      prometheus.Counter
+	createRefusals prometheus.Counter
+	queryRefusals  *prometheus.CounterVec
 }
 
 func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
@@ -29,8 +37,23 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 			Name: "muc_light_limiter_refusals_total", Help: "Room events refused by the flood limiter, by reason and served domain.",
 		}, []string{"reason", "host"}),
 		archiveBusy: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "muc_light_archive_queue_full_total", Help: "Groupchat messages refused because the archive queue was full.",
+			Name: "muc_light_archive_queue_full_total", Help: "Groupchat messages refused because the archive queue stayed full for mailbox_wait.",
 		}),
+		mailboxWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_mailbox_waits_total", Help: "Room requests whose sender waited because the room's mailbox was full.",
+		}),
+		archiveWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_archive_queue_waits_total", Help: "Groupchat messages for which the room waited because the archive queue was full.",
+		}),
+		strangers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_missing_room_requests_total", Help: "Requests for rooms that do not exist, answered without starting a room actor.",
+		}),
+		createRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_create_rate_refusals_total", Help: "Room creations refused by create_rate.",
+		}),
+		queryRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "muc_light_mam_query_refusals_total", Help: "Archive queries refused by max_mam_queries_per_room (scope room) or max_mam_queries (scope server).",
+		}, []string{"scope"}),
 	}
 	if reg == nil {
 		return m
@@ -61,6 +84,10 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		}
 		return float64(len(h.archiver.queue))
 	})
-	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued)
+	creators := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "muc_light_create_rate_users", Help: "Users whose create_rate bucket the hub keeps (bounded).",
+	}, func() float64 { return float64(h.creates.size()) })
+	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued,
+		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators)
 	return m
 }

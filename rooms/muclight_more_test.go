@@ -358,7 +358,7 @@ func TestDiscoItemsPaging(t *testing.T) {
 	expectError(t, alice.iq("get", svc, query(xmpp.NSDiscoItems, "<set xmlns='http://jabber.org/protocol/rsm'><after>oops@"+svc+"</after></set>")), "item-not-found")
 	expectError(t, alice.iq("get", svc, query(xmpp.NSDiscoItems, "<set xmlns='http://jabber.org/protocol/rsm'><index>9</index></set>")), "item-not-found")
 
-	e2 := newEnv(t, func(o *rooms.Options) { o.RoomsPerPage = 0 })
+	e2 := newEnv(t, func(o *rooms.Options) { o.RoomsPerPage, o.CreateRate = 0, 0 }) // carol creates 12 rooms
 	carol := e2.login("carol")
 	for i := 0; i < 12; i++ {
 		createRoom(t, fmt.Sprintf("r%02d", i), carol)

@@ -39,15 +39,47 @@ type Options struct {
 	CacheAffsTTL time.Duration
 	// Schema is the room configuration schema.
 	Schema Schema
+	// CreateRate is the rooms one user may create per minute (native
+	// create and legacy join-to-create alike), with bursts of CreateBurst;
+	// 0 turns the cap off.
+	CreateRate  float64
+	CreateBurst int
+	// MailboxWait is how long a sender waits for room in a full room
+	// mailbox (and a room for room in the full archive queue, and a history
+	// query for a free place) before the request is refused with
+	// resource-constraint.
+	MailboxWait time.Duration
+	// MaxConfigValueSize bounds one configuration value, in bytes (0:
+	// unlimited).
+	MaxConfigValueSize int
 }
 
-// DefaultOptions are MongooseIM's defaults.
+// DefaultOptions are MongooseIM's defaults, plus the caps MongooseIM leaves
+// unlimited and this server bounds (README, MUC Light options):
+//   - max_occupants 10,000: every message costs one delivery per
+//     occupant and, without cache_affs, one decode of the whole list; a
+//     10,000-entry list is about 600 KB stored, far below MongoDB's 16 MiB
+//     document limit, and twenty times the 500-member rooms of the load
+//     tests.
+//   - create_rate 10 per minute, bursts of 10: more than a person creates,
+//     far less than the 1,500 rooms a script made in 2.7 s.
+//   - mailbox_wait 5 s: a full 1,024-request mailbox of a 500-member room
+//     drains in well under a second, so a sender waits through any burst;
+//     5 s is the default store op_timeout and below common client iq
+//     timeouts, so a refusal still comes before the client gives up.
+//   - max_config_value_size 1,024 bytes: room names and subjects are
+//     short; the stored room document is read for every listing.
 func DefaultOptions() Options {
 	return Options{
-		Host:         "muclight.@HOST@",
-		Blocking:     true,
-		RoomsPerPage: 10,
-		Schema:       DefaultSchema(),
+		Host:               "muclight.@HOST@",
+		Blocking:           true,
+		RoomsPerPage:       10,
+		MaxOccupants:       10000,
+		CreateRate:         10,
+		CreateBurst:        10,
+		MailboxWait:        5 * time.Second,
+		MaxConfigValueSize: 1024,
+		Schema:             DefaultSchema(),
 	}
 }
 
@@ -72,6 +104,18 @@ func (o Options) Validate() error {
 	}
 	if o.CacheAffs && o.CacheAffsTTL <= 0 {
 		return errors.New("cache_affs.time_to_live: must be positive")
+	}
+	if o.CreateRate < 0 {
+		return errors.New("create_rate: must be positive or \"infinity\"")
+	}
+	if o.CreateRate > 0 && o.CreateBurst < 1 {
+		return errors.New("create_burst: must be at least 1")
+	}
+	if o.MailboxWait <= 0 {
+		return errors.New("mailbox_wait: must be positive")
+	}
+	if o.MaxConfigValueSize < 0 {
+		return errors.New("max_config_value_size: must be positive or \"infinity\"")
 	}
 	return o.Schema.validate()
 }

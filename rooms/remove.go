@@ -27,9 +27,12 @@ func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
 		removals, err := h.store.RemoveUser(ctx, user, svc, leave, newVersion)
 		errs = append(errs, err)
 		id := randomHex(8)
+		// The actors must learn of every change (their cached occupants
+		// would let the removed user talk), so these wait for room in a
+		// full mailbox as long as the hub runs.
 		for i := range removals {
 			res := removals[i].Result
-			h.dispatch(removals[i].Room, request{op: opRemoved, id: id, removal: &res})
+			h.dispatch(context.Background(), removals[i].Room, request{op: opRemoved, id: id, removal: &res})
 		}
 	}
 	return errors.Join(errs...)
@@ -48,12 +51,17 @@ func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
 		}
 	}
 	// Loaded actors of the removed rooms would otherwise serve stale state.
-	h.mu.Lock()
-	for j, r := range h.rooms {
+	// They are told outside the lock, waiting for room in full mailboxes.
+	var loaded []xmpp.JID
+	h.mu.RLock()
+	for j := range h.rooms {
 		if h.services[j.Domain] == domain {
-			r.post(request{op: opRemoved, id: "", removal: &AffResult{}})
+			loaded = append(loaded, j)
 		}
 	}
-	h.mu.Unlock()
+	h.mu.RUnlock()
+	for _, j := range loaded {
+		h.dispatch(context.Background(), j, request{op: opRemoved, id: "", removal: &AffResult{}})
+	}
 	return errors.Join(errs...)
 }

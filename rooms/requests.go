@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/beevik/etree"
@@ -22,6 +23,9 @@ func (r *room) create(req request) error {
 	if r.exists {
 		return xmpp.NewError(xmpp.Conflict, "the room already exists")
 	}
+	if err := r.checkValueSizes(req.fields); err != nil {
+		return err
+	}
 	changes, _, err := h.opts.Schema.parseConfig(req.fields)
 	if err != nil {
 		return err
@@ -37,6 +41,15 @@ func (r *room) create(req request) error {
 			return badRequest("the occupant list may not name the creator or the affiliation none")
 		}
 	}
+	if !h.creates.take(creator, h.now()) {
+		h.m.createRefusals.Inc()
+		return errCreateRate
+	}
+	unlock, err := r.lockUsers(creator, items)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if over, err := r.atRoomCap(creator); err != nil {
 		return err
 	} else if over {
@@ -66,12 +79,16 @@ func (r *room) create(req request) error {
 		}
 		return err
 	}
+	unlock()
 	r.loaded, r.exists, r.cfg, r.affs, r.version, r.affsAt = true, true, cfg, affs, version, h.now()
 	if req.legacy {
 		r.legacyCreated(req, affs)
 		return nil
 	}
-	sid := r.archiveNotice(st.ID, version, usersOf(affs))
+	sid, err := r.archiveNotice(st.ID, version, usersOf(affs))
+	if err != nil {
+		return err
+	}
 	for _, a := range affs {
 		h.deliver(a.User, withStanzaID(notification(r.jid, st.ID, affsPayload("", version, []AffItem{{User: a.User, Aff: a.Aff}})), r.jid, sid))
 	}
@@ -81,6 +98,38 @@ func (r *room) create(req request) error {
 		h.replyFrom(st, r.jid)
 	}
 	return nil
+}
+
+// errCreateRate refuses a create over create_rate.
+var errCreateRate = &xmpp.StanzaError{Type: xmpp.Wait, Condition: xmpp.ResourceConstraint, Text: "you are creating rooms too fast, try again later"}
+
+// checkValueSizes refuses configuration values over max_config_value_size.
+func (r *room) checkValueSizes(fields []configField) error {
+	limit := r.hub.opts.MaxConfigValueSize
+	for _, f := range fields {
+		if limit > 0 && len(f.Value) > limit {
+			return xmpp.NewError(xmpp.NotAcceptable, fmt.Sprintf("%s: configuration values are limited to %d bytes", f.Name, limit))
+		}
+	}
+	return nil
+}
+
+// lockUsers serialises, on this node, the rooms_per_user check and the
+// write that adds actor and the users items add, so that two rooms cannot
+// both pass the check for the same user. Without the cap it does nothing.
+func (r *room) lockUsers(actor xmpp.JID, items []AffItem) (func(), error) {
+	if r.hub.opts.RoomsPerUser <= 0 {
+		return func() {}, nil
+	}
+	keys := []string{actor.String() + "\x00" + r.jid.Domain}
+	for _, it := range items {
+		if it.Aff != None && affOf(r.affs, it.User) == None {
+			keys = append(keys, it.User.String()+"\x00"+r.jid.Domain)
+		}
+	}
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	return r.hub.userLocks.lock(ctx, keys)
 }
 
 // atRoomCap reports whether user already occupies rooms_per_user rooms.
@@ -135,14 +184,18 @@ func (r *room) destroy(req request, aff Affiliation) error {
 		return xmpp.NewError(xmpp.NotAllowed, "only the owner may destroy the room")
 	}
 	h := r.hub
+	// Every message accepted before is delivered (or refused) first: the
+	// destroy notice is the last thing occupants see from the room.
+	if !r.settle() {
+		return xmpp.NewError(xmpp.ResourceConstraint, "the room history is busy, try again")
+	}
 	ctx, cancel := r.storeCtx()
 	defer cancel()
 	if err := h.store.DestroyRoom(ctx, r.jid); err != nil && !errors.Is(err, ErrRoomNotFound) {
 		return err
 	}
 	former := r.affs
-	r.forget()
-	r.removeArchive()
+	r.gone()
 	if req.legacy {
 		r.legacyDestroyed(former)
 		h.reply(req.st, nil)
@@ -210,6 +263,9 @@ func (r *room) setConfig(req request, aff Affiliation) error {
 	if aff != Owner && !h.opts.AllCanConfigure && !subjectOnly {
 		return xmpp.NewError(xmpp.NotAllowed, "only the owner may change the configuration")
 	}
+	if err := r.checkValueSizes(fields); err != nil {
+		return err
+	}
 	changes, echo, err := h.opts.Schema.parseConfig(fields)
 	if err != nil {
 		return err
@@ -239,7 +295,7 @@ func (r *room) setConfig(req request, aff Affiliation) error {
 	addFields(x, echo)
 	out := xmpp.NewOutbound(notification(r.jid, req.st.ID, x))
 	for _, a := range r.affs {
-		h.out.Deliver(a.User, out)
+		h.out.DeliverPaced(req.st.From, a.User, out)
 	}
 	h.replyFrom(req.st, r.jid)
 	return nil
@@ -265,6 +321,11 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 			return err
 		}
 	}
+	unlock, err := r.lockUsers(sender, items)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if items, err = r.admissible(sender, items, true); err != nil {
 		return err
 	}
@@ -288,8 +349,9 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		}
 		return err
 	}
+	unlock()
 	if len(res.New) == 0 {
-		r.forget()
+		r.gone() // the last occupant left: the room is destroyed
 	} else {
 		r.affs, r.version, r.affsAt = res.New, res.NewVersion, h.now()
 	}
@@ -302,7 +364,9 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		}
 		return nil
 	}
-	r.announce(req.st.ID, res)
+	if err := r.announce(req.st.ID, res); err != nil {
+		return err
+	}
 	h.replyFrom(req.st, r.jid)
 	return nil
 }
@@ -310,17 +374,19 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 // announce sends the notifications of an applied affiliation change: the
 // full change list with both versions to those who stay, the version and
 // their own item to newcomers, their own none (no version) to those who left.
-func (r *room) announce(id string, res AffResult) {
+// A change that could not be archived is not announced.
+func (r *room) announce(id string, res AffResult) error {
 	h := r.hub
 	if res.NewVersion == res.OldVersion {
-		return
+		return nil
 	}
 	changed := affDiff(res.Old, res.New)
 	sid := ""
-	if len(res.New) == 0 {
-		r.removeArchive() // the last occupant left: the room is gone
-	} else {
-		sid = r.archiveNotice(id, res.NewVersion, changed)
+	if len(res.New) > 0 {
+		var err error
+		if sid, err = r.archiveNotice(id, res.NewVersion, changed); err != nil {
+			return err
+		}
 	}
 	stay := xmpp.NewOutbound(withStanzaID(notification(r.jid, id, affsPayload(res.OldVersion, res.NewVersion, changed)), r.jid, sid))
 	for _, a := range res.New {
@@ -335,4 +401,5 @@ func (r *room) announce(id string, res AffResult) {
 			h.deliver(a.User, notification(r.jid, id, affsPayload("", "", []AffItem{{User: a.User, Aff: None}})))
 		}
 	}
+	return nil
 }

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/wschat/xmppws/xmpp"
@@ -66,11 +67,16 @@ type request struct {
 }
 
 // room is the actor that owns one room's state. Only its goroutine touches
-// the fields below mailbox.
+// the fields below limiter.
 type room struct {
 	hub     *Hub
 	jid     xmpp.JID
 	mailbox chan request
+	// postMu orders senders against unloading: senders post under its read
+	// lock once they have seen closed false; the actor sets closed under
+	// its write lock, after which nobody posts.
+	postMu  sync.RWMutex
+	closed  bool
 	limiter *roomLimiter // nil: no limits
 
 	loaded  bool // state below reflects the store
@@ -81,28 +87,65 @@ type room struct {
 	affsAt  time.Time // when affs were read, for cache_affs
 
 	// Groupchat messages accepted but waiting for their archive write.
-	seq     uint64
-	pending []pendingMsg
-	commits *commits
+	seq       uint64
+	pending   []pendingMsg
+	abandoned uint64 // the last seq refused without its archive verdict
+	commits   *commits
 }
 
 func newRoom(h *Hub, jid xmpp.JID) *room {
-	return &room{hub: h, jid: jid, mailbox: make(chan request, mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now()),
+	return &room{hub: h, jid: jid, mailbox: make(chan request, h.mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now()),
 		commits: &commits{poke: make(chan struct{}, 1)}}
 }
 
-// post queues a request without blocking; false when the mailbox is full.
-func (r *room) post(req request) bool {
+// postResult says what became of a request handed to an actor.
+type postResult int
+
+const (
+	posted        postResult = iota
+	postClosed               // the actor unloaded: post to a new one
+	postTimeout              // the mailbox stayed full for mailbox_wait
+	postCancelled            // the sender's ctx ended or the hub is closing
+)
+
+// post queues a request, waiting while the mailbox is full: up to
+// mailbox_wait for a sender's request, as long as the hub runs for an
+// internal one (those must never be dropped).
+func (r *room) post(ctx context.Context, req request) postResult {
+	r.postMu.RLock()
+	defer r.postMu.RUnlock()
+	if r.closed {
+		return postClosed
+	}
 	select {
 	case r.mailbox <- req:
-		return true
+		return posted
 	default:
-		return false
 	}
+	h := r.hub
+	h.m.mailboxWaits.Inc()
+	if h.onWait != nil {
+		h.onWait()
+	}
+	var expired <-chan time.Time
+	if req.st != nil {
+		t := time.NewTimer(h.opts.MailboxWait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case r.mailbox <- req:
+		return posted
+	case <-expired:
+		return postTimeout
+	case <-ctx.Done():
+	case <-h.stopping:
+	}
+	return postCancelled
 }
 
 func (r *room) run() {
-	defer r.hub.wg.Done()
+	defer r.hub.actors.Done()
 	idle := time.NewTimer(r.hub.idleTimeout)
 	defer idle.Stop()
 	for {
@@ -117,23 +160,36 @@ func (r *room) run() {
 				return
 			}
 			idle.Reset(r.hub.idleTimeout)
-		case <-r.hub.ctx.Done():
-			// Answer what is still queued so no request goes unanswered.
-			for {
-				select {
-				case req := <-r.mailbox:
-					r.hub.replyError(req.st, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
-				default:
-					return
-				}
-			}
+		case <-r.hub.stopping:
+			r.drain()
+			return
 		}
 	}
 }
 
-// storeCtx bounds one store call.
+// drain ends the actor at Close: no request may arrive any more, those
+// queued are handled as usual, and every pending message is settled.
+func (r *room) drain() {
+	r.postMu.Lock() // senders see stopping and leave, so this is short
+	r.closed = true
+	r.postMu.Unlock()
+	for {
+		select {
+		case req := <-r.mailbox:
+			r.handle(req)
+			continue
+		default:
+		}
+		break
+	}
+	if !r.settle() {
+		r.abandonPending()
+	}
+}
+
+// storeCtx bounds one store call by the configured store timeout.
 func (r *room) storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.hub.ctx, 10*time.Second)
+	return context.WithTimeout(r.hub.ctx, r.hub.storeTimeout)
 }
 
 // load reads the room from the store when the actor has no valid state.
@@ -191,6 +247,17 @@ func (r *room) forget() {
 }
 
 func (r *room) handle(req request) {
+	if r.hub.onHandle != nil {
+		r.hub.onHandle(req.st)
+	}
+	if req.op == opMAMQuery {
+		// A query that does not start gives its place back at once.
+		defer func() {
+			if !req.mam.running && req.mam.release != nil {
+				req.mam.release()
+			}
+		}()
+	}
 	if req.op == opRemoved {
 		r.removed(req)
 		return
@@ -263,6 +330,7 @@ func (r *room) dispatchOp(req request, sender xmpp.JID, aff Affiliation) error {
 		r.hub.reply(req.st, nil)
 		return nil
 	case opMAMQuery:
+		req.mam.running = true
 		r.hub.wg.Add(1)
 		go r.hub.runQuery(req.st, *req.mam)
 		return nil
@@ -288,11 +356,16 @@ func (r *room) removed(req request) {
 	if err := r.load(); err != nil {
 		r.hub.log.Error("reloading room after user removal", "room", r.jid.String(), "err", err)
 	}
+	if len(req.removal.New) == 0 {
+		r.gone() // the user was the last occupant, or the domain went
+	}
 	if r.hub.opts.LegacyMode {
 		r.legacyAnnounce(*req.removal, xmpp.JID{Domain: r.jid.Domain})
 		return
 	}
-	r.announce(req.id, *req.removal)
+	if err := r.announce(req.id, *req.removal); err != nil {
+		r.hub.log.Error("announcing a user's removal", "room", r.jid.String(), "err", err)
+	}
 }
 
 // groupchat broadcasts an occupant's message to every occupant, the sender
@@ -305,7 +378,7 @@ func (r *room) groupchat(req request, sender xmpp.JID) error {
 	}
 	m := xmpp.NewStanzaElement(xmpp.KindMessage, "groupchat", id, r.jid.WithResource(sender.String()), xmpp.JID{})
 	for _, c := range st.El.ChildElements() {
-		m.AddChild(c)
+		m.AddChild(c.Copy()) // the sender's stanza keeps them for its bounces
 	}
 	stripStanzaIDs(m)
 	if r.hub.archiver != nil {
@@ -313,7 +386,7 @@ func (r *room) groupchat(req request, sender xmpp.JID) error {
 	}
 	out := xmpp.NewOutbound(m)
 	for _, a := range r.affs {
-		r.hub.out.Deliver(a.User, out)
+		r.hub.out.DeliverPaced(st.From, a.User, out)
 	}
 	r.hub.m.fanout.Add(float64(len(r.affs)))
 	return nil

@@ -141,6 +141,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg))
 	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg),
+		StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
 	})
 	for svc, host := range a.hub.Services() {
 		a.ws.Router().RegisterService(host, svc, a.hub.DiscoNode(), a.hub)
@@ -290,5 +291,8 @@ func mamOptions(cfg Config, st *stores, reg prometheus.Registerer) rooms.MAMOpti
 		MaxPageSize:     m.MaxResultLimit,
 		QueueLen:        m.QueueLen,
 		Retention:       time.Duration(m.RetentionDays) * 24 * time.Hour,
+
+		MaxQueries:        m.MaxQueries,
+		MaxQueriesPerRoom: m.MaxQueriesPerRoom,
 	}
 }

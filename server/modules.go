@@ -30,10 +30,15 @@ type MAMConfig struct {
 	RetentionDays int `toml:"retention_days"`
 	// QueueLen bounds the messages waiting for the archive writer.
 	QueueLen int `toml:"queue_len"`
+	// MaxQueries and MaxQueriesPerRoom cap the history queries running at
+	// once on the server and in one room.
+	MaxQueries        int `toml:"max_mam_queries"`
+	MaxQueriesPerRoom int `toml:"max_mam_queries_per_room"`
 }
 
 func defaultMAM() MAMConfig {
-	return MAMConfig{MucLight: true, DefaultResultLimit: 50, MaxResultLimit: 50, QueueLen: 10000}
+	return MAMConfig{MucLight: true, DefaultResultLimit: 50, MaxResultLimit: 50, QueueLen: 10000,
+		MaxQueries: rooms.DefaultMaxQueries, MaxQueriesPerRoom: rooms.DefaultMaxQueriesPerRoom}
 }
 
 func (c *MAMConfig) validate(roomsBackend string) error {
@@ -52,6 +57,10 @@ func (c *MAMConfig) validate(roomsBackend string) error {
 		return errors.New(sec + "retention_days: must not be negative")
 	case c.QueueLen < 1:
 		return errors.New(sec + "queue_len: must be at least 1")
+	case c.MaxQueries < 1:
+		return errors.New(sec + "max_mam_queries: must be at least 1")
+	case c.MaxQueriesPerRoom < 1 || c.MaxQueriesPerRoom > c.MaxQueries:
+		return errors.New(sec + "max_mam_queries_per_room: must be at least 1 and at most max_mam_queries")
 	}
 	return nil
 }
@@ -127,6 +136,11 @@ type MucLightConfig struct {
 	RoomsInRosters  bool             `toml:"rooms_in_rosters"`
 	CacheAffs       *CacheAffsConfig `toml:"cache_affs"`
 	ConfigSchema    []SchemaItem     `toml:"config_schema"`
+	// Flow control and caps of this server (not MongooseIM options).
+	CreateRate         limit    `toml:"create_rate"` // rooms per user per minute
+	CreateBurst        int      `toml:"create_burst"`
+	MailboxWait        duration `toml:"mailbox_wait"`
+	MaxConfigValueSize limit    `toml:"max_config_value_size"` // bytes
 }
 
 // CacheAffsConfig is [modules.mod_muc_light.cache_affs]; its presence turns
@@ -170,9 +184,14 @@ const defaultCacheTTL = 120
 func defaultMucLight() MucLightConfig {
 	d := rooms.DefaultOptions()
 	return MucLightConfig{
-		Host:         d.Host,
-		Blocking:     d.Blocking,
-		RoomsPerPage: limit(d.RoomsPerPage),
+		Host:               d.Host,
+		Blocking:           d.Blocking,
+		RoomsPerPage:       limit(d.RoomsPerPage),
+		MaxOccupants:       limit(d.MaxOccupants),
+		CreateRate:         limit(d.CreateRate),
+		CreateBurst:        d.CreateBurst,
+		MailboxWait:        duration{d.MailboxWait},
+		MaxConfigValueSize: limit(d.MaxConfigValueSize),
 	}
 }
 
@@ -191,6 +210,11 @@ func (c MucLightConfig) roomOptions() (rooms.Options, error) {
 		RoomsPerPage:    int(c.RoomsPerPage),
 		RoomsInRosters:  c.RoomsInRosters,
 		Schema:          rooms.DefaultSchema(),
+
+		CreateRate:         float64(c.CreateRate),
+		CreateBurst:        c.CreateBurst,
+		MailboxWait:        c.MailboxWait.Duration,
+		MaxConfigValueSize: int(c.MaxConfigValueSize),
 	}
 	if !validBackend(c.Backend) {
 		return o, fmt.Errorf(sec+"backend: %q is not supported (use \"embedded\" or \"mongodb\")", c.Backend)

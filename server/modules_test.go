@@ -26,7 +26,8 @@ func TestMucLightDefaults(t *testing.T) {
 	}
 	o := cfg.rooms
 	d := rooms.DefaultOptions()
-	if o.Host != "muclight.@HOST@" || !o.Blocking || o.RoomsPerPage != 10 || o.RoomsPerUser != 0 || o.MaxOccupants != 0 ||
+	if o.Host != "muclight.@HOST@" || !o.Blocking || o.RoomsPerPage != 10 || o.RoomsPerUser != 0 || o.MaxOccupants != d.MaxOccupants ||
+		o.CreateRate != d.CreateRate || o.CreateBurst != d.CreateBurst || o.MailboxWait != d.MailboxWait || o.MaxConfigValueSize != d.MaxConfigValueSize ||
 		o.EqualOccupants || o.AllCanConfigure || o.AllCanInvite || o.RoomsInRosters || o.CacheAffs || len(o.Schema) != len(d.Schema) {
 		t.Errorf("defaults: %+v", o)
 	}
@@ -89,6 +90,13 @@ func TestMucLightBadOptions(t *testing.T) {
 		{sec + "rooms_per_user = 0", "rooms_per_user"},
 		{sec + "rooms_per_user = 'lots'", "rooms_per_user"},
 		{sec + "max_occupants = -3", "max_occupants"},
+		{sec + "create_rate = -1", "create_rate"},
+		{sec + "create_burst = 0", "create_burst"},
+		{sec + "mailbox_wait = '0s'", "mailbox_wait"},
+		{sec + "mailbox_wait = 'soon'", "mailbox_wait"},
+		{sec + "max_config_value_size = 0", "max_config_value_size"},
+		{"[modules.mod_mam]\nmax_mam_queries = 0", "max_mam_queries"},
+		{"[modules.mod_mam]\nmax_mam_queries_per_room = 100", "max_mam_queries_per_room"},
 		{sec + "rooms_per_page = 'all'", "rooms_per_page"},
 		{sec + "backend = 'mnesia'", "backend"},
 		{sec + "blocking = 'yes'", "blocking"},

@@ -102,7 +102,9 @@ func offlineAdmin(cfg Config, req adminRequest) (adminResponse, error) {
 		return adminResponse{}, err
 	}
 	defer st.Close()
-	hub := rooms.NewHub(cfg.rooms, cfg.General.Hosts, st.rooms, nobody{}, rooms.HubOptions{MAM: rooms.MAMOptions{Archive: st.archive}})
+	hub := rooms.NewHub(cfg.rooms, cfg.General.Hosts, st.rooms, nobody{}, rooms.HubOptions{
+		MAM: rooms.MAMOptions{Archive: st.archive}, StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
+	})
 	defer hub.Close()
 	a := &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: hub}
 	return a.do(context.Background(), req), nil
