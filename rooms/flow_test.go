@@ -30,6 +30,7 @@ type countingDeliverer struct {
 	lastError      string
 	want           int64         // copies expected
 	all            chan struct{} // closed when copies reaches want
+	each           chan struct{} // nil, or signalled on every copy
 }
 
 func (d *countingDeliverer) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
@@ -41,6 +42,9 @@ func (d *countingDeliverer) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
 		d.lastError = string(b)
 		d.mu.Unlock()
 	case bytes.Contains(b, []byte("<body>")):
+		if d.each != nil {
+			d.each <- struct{}{}
+		}
 		if d.copies.Add(1) == d.want {
 			close(d.all)
 		}
@@ -332,4 +336,34 @@ func TestBurstOverWebSocket(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An actor that unloads between nearly every request (idle timeout 1 µs)
+// while a sender keeps posting loses nothing: a sender that finds the actor
+// closed posts to a new one. The sender waits for each copy before sending
+// the next, so the actor goes idle (and unloads) between messages.
+func TestUnloadRacingSendersLosesNothing(t *testing.T) {
+	const per = 300
+	unloads := atomic.Int64{}
+	hub, d, room, _ := burstHub(t, 1, per, rooms.HubOptions{MailboxSize: 2, IdleTimeout: time.Microsecond}, nil)
+	d.each = make(chan struct{}, per)
+	rooms.SetUnloadHook(hub, func(xmpp.JID) { unloads.Add(1) })
+	for j := range per {
+		m := client.Message(room.String(), "groupchat", fmt.Sprint(j))
+		m.CreateAttr("id", fmt.Sprint(j))
+		hub.HandleStanza(context.Background(), stanza(t, m, "u0@localhost/r"))
+		select {
+		case <-d.each:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("message %d lost (%d refusals, last %s)", j, d.errors.Load(), d.lastError)
+		}
+	}
+	waitAll(t, d)
+	if n := d.errors.Load(); n != 0 {
+		t.Fatalf("%d refusals, last %s", n, d.lastError)
+	}
+	if unloads.Load() == 0 {
+		t.Fatal("the actor never unloaded: the test did not race anything")
+	}
+	t.Logf("%d unloads during %d messages", unloads.Load(), per)
 }

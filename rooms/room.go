@@ -71,7 +71,9 @@ type request struct {
 type room struct {
 	hub     *Hub
 	jid     xmpp.JID
-	mailbox chan request
+	// mailbox holds pointers: a slot costs 8 bytes, not a whole request,
+	// so a loaded room's empty mailbox is small for the heap and the GC.
+	mailbox chan *request
 	// postMu orders senders against unloading: senders post under its read
 	// lock once they have seen closed false; the actor sets closed under
 	// its write lock, after which nobody posts.
@@ -94,7 +96,7 @@ type room struct {
 }
 
 func newRoom(h *Hub, jid xmpp.JID) *room {
-	return &room{hub: h, jid: jid, mailbox: make(chan request, h.mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now()),
+	return &room{hub: h, jid: jid, mailbox: make(chan *request, h.mailboxSize), limiter: newRoomLimiter(&h.limits, jid, h.now()),
 		commits: &commits{poke: make(chan struct{}, 1)}}
 }
 
@@ -118,7 +120,7 @@ func (r *room) post(ctx context.Context, req request) postResult {
 		return postClosed
 	}
 	select {
-	case r.mailbox <- req:
+	case r.mailbox <- &req:
 		return posted
 	default:
 	}
@@ -134,7 +136,7 @@ func (r *room) post(ctx context.Context, req request) postResult {
 		expired = t.C
 	}
 	select {
-	case r.mailbox <- req:
+	case r.mailbox <- &req:
 		return posted
 	case <-expired:
 		return postTimeout
@@ -151,7 +153,7 @@ func (r *room) run() {
 	for {
 		select {
 		case req := <-r.mailbox:
-			r.handle(req)
+			r.handle(*req)
 			idle.Reset(r.hub.idleTimeout)
 		case <-r.commits.poke:
 			r.deliverCommitted()
@@ -176,7 +178,7 @@ func (r *room) drain() {
 	for {
 		select {
 		case req := <-r.mailbox:
-			r.handle(req)
+			r.handle(*req)
 			continue
 		default:
 		}
