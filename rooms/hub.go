@@ -284,7 +284,7 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 // not, the sender has been answered.
 func (h *Hub) dispatch(ctx context.Context, room xmpp.JID, req request) bool {
 	for {
-		r, err := h.actorFor(ctx, room, req)
+		r, err := h.actorFor(ctx, room, req, &req.rated)
 		if err != nil {
 			h.replyError(req.st, err)
 			return false
@@ -303,17 +303,13 @@ func (h *Hub) dispatch(ctx context.Context, room xmpp.JID, req request) bool {
 	}
 }
 
-// createsRoom reports whether a request may start an actor for a room the
-// store does not hold: a create, a legacy join (which creates), and the
-// internal notices about rooms that were just changed or removed.
-func createsRoom(req request) bool {
-	return req.op == opCreate || req.op == opJoin || req.op == opRemoved
-}
-
 // actorFor returns the room's loaded actor or starts one. A request for a
 // room that is neither loaded nor stored is answered item-not-found from
-// the store's answer alone, without an actor: strangers cost no state.
-func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, req request) (*room, error) {
+// the store's answer alone, without an actor: strangers cost no state. Only
+// a create, a legacy join to a missing room (which creates) and internal
+// notices start an actor for a room the store does not hold, and a create
+// first spends its create_rate token (setting *rated).
+func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, req request, rated *bool) (*room, error) {
 	h.mu.RLock()
 	r, closing := h.rooms[room], h.closing
 	h.mu.RUnlock()
@@ -323,17 +319,28 @@ func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, req request) (*room, 
 	if closing {
 		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
 	}
-	if !createsRoom(req) {
+	if req.op != opRemoved && req.op != opCreate {
 		sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
 		ok, err := h.store.RoomExists(sctx, room)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if !ok {
+		case !ok && req.op != opJoin:
 			h.m.strangers.Inc()
 			return nil, xmpp.NewError(xmpp.ItemNotFound, "no such room")
+		case !ok:
+			req.op = opCreate // a join that creates: rate it below
 		}
+	}
+	if req.op == opCreate && req.st != nil && !req.rated {
+		// create_rate is spent before an actor exists, so a refused
+		// burst of creates (or of joins that would create) starts none.
+		if !h.creates.take(req.st.From.Bare(), h.now()) {
+			h.m.createRefusals.Inc()
+			return nil, errCreateRate
+		}
+		*rated = true
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

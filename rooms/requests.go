@@ -41,7 +41,7 @@ func (r *room) create(req request) error {
 			return badRequest("the occupant list may not name the creator or the affiliation none")
 		}
 	}
-	if !h.creates.take(creator, h.now()) {
+	if !req.rated && !h.creates.take(creator, h.now()) {
 		h.m.createRefusals.Inc()
 		return errCreateRate
 	}

@@ -64,13 +64,14 @@ type request struct {
 	generated bool          // create with a server-chosen name: answer from the service
 	removal   *AffResult    // opRemoved: the change the store applied
 	id        string        // opRemoved: the notification id
+	rated     bool          // create_rate was spent already (by dispatch)
 }
 
 // room is the actor that owns one room's state. Only its goroutine touches
 // the fields below limiter.
 type room struct {
-	hub     *Hub
-	jid     xmpp.JID
+	hub *Hub
+	jid xmpp.JID
 	// mailbox holds pointers: a slot costs 8 bytes, not a whole request,
 	// so a loaded room's empty mailbox is small for the heap and the GC.
 	mailbox chan *request
