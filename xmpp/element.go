@@ -3,6 +3,7 @@ package xmpp
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -116,14 +117,17 @@ type attrName struct {
 func checkTree(root *etree.Element) error {
 	var bound map[string][]binding // prefix → its declarations on the current path
 	var needs []need
-	var names []attrName
+	var nbuf [8]attrName
+	names := nbuf[:0]
 	type step struct {
-		e     *etree.Element
-		depth int
-		exit  bool
+		e    *etree.Element
+		exit bool
 	}
 	var buf [32]step
 	stack := append(buf[:0], step{e: root})
+	// depth counts the elements entered and not yet left: when an element
+	// is entered, exactly its ancestors.
+	depth := 0
 	var child *etree.Element // the root's child being walked
 	// resolve finds a prefix's namespace, noting a child's use of the root's
 	// binding; "" for an unbound prefix.
@@ -152,6 +156,7 @@ func checkTree(root *etree.Element) error {
 		stack = stack[:len(stack)-1]
 		e := s.e
 		if s.exit {
+			depth--
 			for _, a := range e.Attr {
 				if a.Space == "xmlns" {
 					bound[a.Key] = bound[a.Key][:len(bound[a.Key])-1]
@@ -159,7 +164,7 @@ func checkTree(root *etree.Element) error {
 			}
 			continue
 		}
-		if s.depth == 1 {
+		if depth == 1 {
 			child = e
 		}
 		for _, a := range e.Attr {
@@ -171,13 +176,13 @@ func checkTree(root *etree.Element) error {
 				if bound == nil {
 					bound = map[string][]binding{}
 				}
-				bound[a.Key] = append(bound[a.Key], binding{uri: a.Value, depth: s.depth})
+				bound[a.Key] = append(bound[a.Key], binding{uri: a.Value, depth: depth})
 			case a.Space == "" && a.Key == "xmlns" && (a.Value == NSXML || a.Value == nsXMLNS):
 				return &StreamError{Condition: NotWellFormed, Text: "reserved namespace as the default"}
 			}
 		}
-		stack = append(stack, step{e: e, depth: s.depth, exit: true})
-		if e.Space != "" && resolve(e.Space, s.depth) == "" {
+		stack = append(stack, step{e: e, exit: true})
+		if e.Space != "" && resolve(e.Space, depth) == "" {
 			return &StreamError{Condition: NotWellFormed, Text: "unbound prefix " + e.Space}
 		}
 		// encoding/xml keeps a name such as ":a" or "a:" whole; XML
@@ -198,7 +203,7 @@ func checkTree(root *etree.Element) error {
 			case "xml":
 				n.ns = NSXML
 			default:
-				if n.ns = resolve(a.Space, s.depth); n.ns == "" {
+				if n.ns = resolve(a.Space, depth); n.ns == "" {
 					return &StreamError{Condition: NotWellFormed, Text: "unbound prefix " + a.Space}
 				}
 			}
@@ -207,10 +212,11 @@ func checkTree(root *etree.Element) error {
 		if hasDuplicate(names) {
 			return &StreamError{Condition: NotWellFormed, Text: "attribute given twice in <" + e.FullTag() + "/>"}
 		}
+		depth++ // for the children, entered after this
 		for _, t := range e.Child {
 			switch t := t.(type) {
 			case *etree.Element:
-				stack = append(stack, step{e: t, depth: s.depth + 1})
+				stack = append(stack, step{e: t})
 			case *etree.CharData:
 			default:
 				return &StreamError{Condition: RestrictedXML}
@@ -274,7 +280,7 @@ func selfContain(root *etree.Element, needs []need) {
 		for ; i < len(needs) && needs[i].child == c; i++ {
 			c.CreateAttr("xmlns:"+needs[i].prefix, needs[i].uri)
 		}
-		c.Attr = append(c.Attr[n:], c.Attr[:n]...)
+		c.Attr = slices.Concat(c.Attr[n:], c.Attr[:n])
 	}
 	if def == "" || def == NSClient {
 		return
@@ -283,7 +289,7 @@ func selfContain(root *etree.Element, needs []need) {
 		if attrIndex(c, "xmlns") < 0 {
 			n := len(c.Attr)
 			c.CreateAttr("xmlns", def)
-			c.Attr = append(c.Attr[n:], c.Attr[:n]...)
+			c.Attr = slices.Concat(c.Attr[n:], c.Attr[:n])
 		}
 	}
 }
