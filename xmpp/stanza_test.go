@@ -516,3 +516,25 @@ func TestAsStanzaError(t *testing.T) {
 		})
 	}
 }
+
+func TestAttr(t *testing.T) {
+	// The shape that fooled SelectAttrValue: a prefixed namesake first.
+	e := mustParse(t, `<user xmlns:f='urn:f' f:affiliation='owner' affiliation='member' f:jid='x@y'/>`)
+	if got := e.SelectAttrValue("affiliation", ""); got != "owner" {
+		t.Fatalf("etree now reads %q; this test no longer shows why Attr exists", got)
+	}
+	tests := []struct{ key, want string }{
+		{"affiliation", "member"},
+		{"jid", ""},
+		{"f:affiliation", ""},
+		{"xmlns", ""},
+	}
+	for _, tt := range tests {
+		if got := Attr(e, tt.key); got != tt.want {
+			t.Errorf("Attr(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	if got := Attr(nil, "affiliation"); got != "" {
+		t.Errorf("Attr(nil) = %q", got)
+	}
+}
