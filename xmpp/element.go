@@ -131,7 +131,7 @@ func checkTree(root *etree.Element) error {
 	var child *etree.Element // the root's child being walked
 	// resolve finds a prefix's namespace, noting a child's use of the root's
 	// binding; "" for an unbound prefix.
-	resolve := func(prefix string, depth int) string {
+	resolve := func(prefix string) string {
 		bs := bound[prefix]
 		if len(bs) == 0 {
 			return ""
@@ -182,7 +182,7 @@ func checkTree(root *etree.Element) error {
 			}
 		}
 		stack = append(stack, step{e: e, exit: true})
-		if e.Space != "" && resolve(e.Space, depth) == "" {
+		if e.Space != "" && resolve(e.Space) == "" {
 			return &StreamError{Condition: NotWellFormed, Text: "unbound prefix " + e.Space}
 		}
 		// encoding/xml keeps a name such as ":a" or "a:" whole; XML
@@ -203,7 +203,7 @@ func checkTree(root *etree.Element) error {
 			case "xml":
 				n.ns = NSXML
 			default:
-				if n.ns = resolve(a.Space, depth); n.ns == "" {
+				if n.ns = resolve(a.Space); n.ns == "" {
 					return &StreamError{Condition: NotWellFormed, Text: "unbound prefix " + a.Space}
 				}
 			}
