@@ -491,20 +491,26 @@ func appendXML(dst []byte, e *etree.Element) []byte {
 	}
 	open := false // the start tag's '>' is written
 	for _, t := range e.Child {
-		if c, ok := t.(*etree.CharData); ok && c.Data == "" {
-			continue
-		}
-		if !open {
-			dst = append(dst, '>')
-			open = true
-		}
-		if c, ok := t.(*etree.Element); ok {
+		switch c := t.(type) {
+		case *etree.Element:
+			if !open {
+				dst, open = append(dst, '>'), true
+			}
 			dst = appendXML(dst, c)
-		} else if c, ok := t.(*etree.CharData); ok {
+		case *etree.CharData:
+			if c.Data == "" {
+				continue
+			}
+			if !open {
+				dst, open = append(dst, '>'), true
+			}
 			dst = appendEscaped(dst, c.Data, false)
-		} else {
+		default:
 			// Comments, directives and processing instructions only come
 			// from code, never from ParseElement.
+			if !open {
+				dst, open = append(dst, '>'), true
+			}
 			var b bytes.Buffer
 			t.WriteTo(&b, writeSettings)
 			dst = append(dst, b.Bytes()...)
