@@ -84,13 +84,19 @@ func TestParseElementAccepts(t *testing.T) {
 			"prefixed attribute bound on an ancestor, xml:lang needs no binding",
 			`<message xmlns:x='urn:x' xml:lang='en'><body x:a='1' xml:lang='de'>hallo</body></message>`,
 			"message", "",
-			`<message xmlns:x='urn:x' xml:lang='en'><body x:a='1' xml:lang='de'>hallo</body></message>`,
+			`<message xmlns:x='urn:x' xml:lang='en'><body xmlns:x='urn:x' x:a='1' xml:lang='de'>hallo</body></message>`,
 		},
 		{
 			"prefix redeclared in a subtree and used after it",
 			`<a xmlns:p='urn:1'><b xmlns:p='urn:2'><p:c/></b><p:d/></a>`,
 			"a", "",
-			`<a xmlns:p='urn:1'><b xmlns:p='urn:2'><p:c/></b><p:d/></a>`,
+			`<a xmlns:p='urn:1'><b xmlns:p='urn:2'><p:c/></b><p:d xmlns:p='urn:1'/></a>`,
+		},
+		{
+			"empty CDATA section",
+			`<message><body><![CDATA[]]></body></message>`,
+			"message", "",
+			`<message><body/></message>`,
 		},
 		{
 			"carriage returns in text and attributes survive serialisation",
@@ -378,15 +384,17 @@ func TestMarshalMatchesString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The one change: the prefixed child declares its prefix itself.
+	want := strings.Replace(muc, "<m:configuration>", "<m:configuration xmlns:m='urn:xmpp:muclight:0'>", 1)
 	m := Marshal(e)
-	if string(m) != muc {
-		t.Errorf("Marshal =\n%s\nwant\n%s", m, muc)
+	if string(m) != want {
+		t.Errorf("Marshal =\n%s\nwant\n%s", m, want)
 	}
 	if s := String(e); s != string(m) {
 		t.Errorf("String = %s, Marshal = %s", s, m)
 	}
 	prefix := []byte("<open/>")
-	if got := AppendElement(prefix, e); string(got) != "<open/>"+muc {
+	if got := AppendElement(prefix, e); string(got) != "<open/>"+want {
 		t.Errorf("AppendElement did not append: %s", got)
 	}
 }
@@ -410,5 +418,251 @@ func TestMarshalProgrammaticElements(t *testing.T) {
 	}
 	if got := back.SelectAttrValue("id", ""); got != "it's <\"&\">\t\n\r" {
 		t.Errorf("id after a round trip = %q", got)
+	}
+}
+
+// TestParseElementRefusesForbiddenXML is defect 10 of issue 14: input that XML
+// or its namespaces forbid was accepted and forwarded. Each must be refused at
+// parse with the stream error RFC 6120 names for it.
+func TestParseElementRefusesForbiddenXML(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Condition
+	}{
+		// XML 1.0 §3.1, Unique Att Spec: a message with two 'to' went to the second.
+		{"two to attributes", `<message to='a@localhost' to='b@localhost' type='chat'><body>x</body></message>`, NotWellFormed},
+		{"two attributes on a child", `<message><body a='1' a='2'>x</body></message>`, NotWellFormed},
+		{"two xml:lang", `<message xml:lang='en' xml:lang='de'/>`, NotWellFormed},
+		{"one prefix declared twice", `<a xmlns:p='urn:1' xmlns:p='urn:2'><p:b/></a>`, NotWellFormed},
+		{"default namespace declared twice", `<message xmlns='jabber:client' xmlns='urn:x'/>`, NotWellFormed},
+		// Namespaces in XML §6.3: two prefixes bound to one namespace name.
+		{"same expanded attribute name", `<a xmlns:p='urn:n' xmlns:q='urn:n' p:x='1' q:x='2'/>`, NotWellFormed},
+		{"same expanded name, one prefix inherited", `<a xmlns:p='urn:n'><b xmlns:q='urn:n' p:x='1' q:x='2'/></a>`, NotWellFormed},
+		// Namespaces in XML §3, reserved prefixes and namespace names.
+		{"xmlns:xml bound elsewhere", `<message xmlns:xml='urn:not-xml' xml:lang='en'/>`, NotWellFormed},
+		{"xmlns:xmlns declared", `<message xmlns:xmlns='urn:x'/>`, NotWellFormed},
+		{"xmlns:xmlns bound to its own name", `<message xmlns:xmlns='http://www.w3.org/2000/xmlns/'/>`, NotWellFormed},
+		{"xmlns:xmlns lets xmlns prefix an element", `<xmlns:a xmlns:xmlns='urn:x'/>`, NotWellFormed},
+		{"another prefix bound to the XML namespace", `<a xmlns:p='http://www.w3.org/XML/1998/namespace'/>`, NotWellFormed},
+		{"another prefix bound to the xmlns namespace", `<a xmlns:p='http://www.w3.org/2000/xmlns/'/>`, NotWellFormed},
+		{"default namespace is the XML namespace", `<a xmlns='http://www.w3.org/XML/1998/namespace'/>`, NotWellFormed},
+		{"default namespace is the xmlns namespace", `<a><b xmlns='http://www.w3.org/2000/xmlns/'/></a>`, NotWellFormed},
+		// A prefixed attribute on a stanza is not its routing attribute, but a
+		// recipient that matches attributes by local name would take it for one.
+		{"unbound j:from", `<message j:from='admin@localhost' to='bob@localhost'><body>x</body></message>`, NotWellFormed},
+		{"bound j:from", `<message xmlns:j='jabber:client' j:from='admin@localhost' to='bob@localhost'><body>x</body></message>`, BadNamespacePrefix},
+		{"bound f:to on an iq", `<iq xmlns:f='urn:f' f:to='evil@localhost' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>`, BadNamespacePrefix},
+		{"prefixed type on a presence", `<presence xmlns:f='urn:f' f:type='unavailable'/>`, BadNamespacePrefix},
+		{"xml:id on a message", `<message xml:id='x' to='bob@localhost'/>`, BadNamespacePrefix},
+		// XML 1.0 §4.1, Legal Character: references must name a Char.
+		{"surrogate reference in text", `<message><body>&#xD800;</body></message>`, NotWellFormed},
+		{"low surrogate reference in text", `<message><body>a&#xDFFF;b</body></message>`, NotWellFormed},
+		{"decimal surrogate reference", `<message><body>&#55296;</body></message>`, NotWellFormed},
+		{"surrogate reference in an attribute", `<message id='&#xD800;'/>`, NotWellFormed},
+		{"surrogate reference after a CDATA section", `<message><body><![CDATA[&#xD800;]]>&#xDBFF;</body></message>`, NotWellFormed},
+		{"U+FFFE reference", `<message><body>&#xFFFE;</body></message>`, NotWellFormed},
+		// RFC 6120 §11.6: UTF-8 only.
+		{"UTF-16 declaration", `<?xml version='1.0' encoding='UTF-16'?><message><body>x</body></message>`, UnsupportedEncoding},
+		{"Latin-1 declaration, double quotes", `<?xml version="1.0" encoding="ISO-8859-1"?><message/>`, UnsupportedEncoding},
+		{"encoding with spaces around the equals sign", `<?xml version='1.0' encoding = 'UTF-16' ?><message/>`, UnsupportedEncoding},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseElement([]byte(tt.in))
+			if e != nil {
+				t.Errorf("ParseElement returned %s with its error", String(e))
+			}
+			wantStreamError(t, err, tt.want)
+		})
+	}
+}
+
+// TestParseElementAcceptsNearlyForbiddenXML keeps the rules above from
+// refusing what XML allows.
+func TestParseElementAcceptsNearlyForbiddenXML(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		body string // text of the first <body/>, if any
+	}{
+		{"xmlns:xml bound to the XML namespace", `<message xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>`, ""},
+		{"same local name in two namespaces", `<a xmlns:p='urn:1' xmlns:q='urn:2' p:x='1' q:x='2' x='3'/>`, ""},
+		{"one prefix bound twice on a path", `<a xmlns:p='urn:1' p:x='1'><b xmlns:p='urn:2' p:x='2'/></a>`, ""},
+		{"prefixed attributes with other names on a stanza", `<message xmlns:f='urn:f' f:label='x' xml:lang='en'><body f:to='y'>x</body></message>`, "x"},
+		{"UTF-8 declaration, lower case", `<?xml version='1.0' encoding='utf-8'?><message><body>x</body></message>`, "x"},
+		{"declaration without encoding", `<?xml version="1.0" standalone="yes"?><message/>`, ""},
+		{"a reference-like text in a CDATA section", `<message><body><![CDATA[&#xD800;]]></body></message>`, "&#xD800;"},
+		{"a literal U+FFFD", "<message><body>\uFFFD &#xFFFD; &#x10FFFF; &#xE000; &#xD7FF;</body></message>", "\uFFFD \uFFFD \U0010FFFF \uE000 \uD7FF"},
+		{"an escaped reference", `<message><body>&amp;#xD800;</body></message>`, "&#xD800;"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseElement([]byte(tt.in))
+			if err != nil {
+				t.Fatalf("ParseElement: %v", err)
+			}
+			if b := Child(e, "body", ""); b != nil && b.Text() != tt.body {
+				t.Errorf("body = %q, want %q", b.Text(), tt.body)
+			}
+		})
+	}
+}
+
+// expandedNames lists, in document order, the expanded name of every element
+// and of every attribute (with its value) below and including e, resolving
+// prefixes through e's ancestors: what a namespace-aware reader sees.
+func expandedNames(e *etree.Element) []string {
+	var out []string
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		out = append(out, "{"+e.NamespaceURI()+"}"+e.Tag)
+		for _, a := range e.Attr {
+			switch {
+			case a.Space == "xmlns" || a.Space == "" && a.Key == "xmlns":
+			case a.Space == "":
+				out = append(out, "@"+a.Key+"="+a.Value)
+			case a.Space == "xml":
+				out = append(out, "@{"+NSXML+"}"+a.Key+"="+a.Value)
+			default:
+				out = append(out, "@{"+prefixURI(e, a.Space)+"}"+a.Key+"="+a.Value)
+			}
+		}
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(e)
+	return out
+}
+
+func prefixURI(e *etree.Element, prefix string) string {
+	for ; e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if a.Space == "xmlns" && a.Key == prefix {
+				return a.Value
+			}
+		}
+	}
+	return "(unbound)"
+}
+
+// TestParseElementChildrenSelfContained is defect 3 of issue 14: a room moved
+// the children of a groupchat into the message it built, and a child that used
+// a prefix declared on the sender's <message/> lost the declaration, so every
+// occupant's stream broke with not-well-formed and MAM skipped the archived
+// copy. Every child of a parsed element, moved or copied out of it, must
+// serialise to XML that parses alone and that means the same thing in a
+// jabber:client stream.
+func TestParseElementChildrenSelfContained(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"defect 3", `<message xmlns:x='u' type='groupchat' to='r@muclight.localhost'><x:d/><body>hi</body></message>`},
+		{"prefix on a grandchild and on attributes", `<message xmlns='jabber:client' xmlns:p='urn:p' xmlns:q='urn:q'>` +
+			`<x xmlns='urn:x'><p:y q:a='1'/></x><body p:lang='x'>hi</body></message>`},
+		{"prefix shadowed in one child, used in another", `<message xmlns='jabber:client' xmlns:p='urn:outer'>` +
+			`<a xmlns:p='urn:inner'><p:b/></a><p:c/></message>`},
+		{"outer binding used after an inner one", `<message xmlns:p='urn:1'><a><b xmlns:p='urn:2'><p:c/></b><p:d/></a></message>`},
+		{"prefixed stanza-id and origin-id", `<message xmlns='jabber:client' xmlns:sid='urn:xmpp:sid:0' type='groupchat'>` +
+			`<body>x</body><sid:origin-id id='o'/><sid:stanza-id id='s' by='r@muclight.localhost'/></message>`},
+		{"prefixes bound on the child itself", `<iq xmlns='jabber:client' type='set' id='1'><q:query xmlns:q='jabber:iq:roster'><q:item jid='a@b'/></q:query></iq>`},
+		{"a default namespace other than jabber:client", `<forwarded xmlns='urn:xmpp:forward:0' xmlns:d='urn:xmpp:delay'>` +
+			`<d:delay stamp='2026-01-01T00:00:00Z'/><message xmlns='jabber:client'><body>b</body></message><note/></forwarded>`},
+		{"xml:lang needs no declaration", `<message xmlns='jabber:client' xmlns:h='http://jabber.org/protocol/xhtml-im'>` +
+			`<body xml:lang='en'>x</body><h:html><body xmlns='http://www.w3.org/1999/xhtml' xml:lang='en'><h:p>x</h:p></body></h:html></message>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parse := func() *etree.Element {
+				e, err := ParseElement([]byte(tt.in))
+				if err != nil {
+					t.Fatalf("ParseElement: %v", err)
+				}
+				if e.NamespaceURI() == "" {
+					e.CreateAttr("xmlns", NSClient) // as the session does
+				}
+				return e
+			}
+			orig := parse()
+			var want [][]string
+			for _, c := range orig.ChildElements() {
+				want = append(want, expandedNames(c))
+			}
+
+			// Read back inside a jabber:client element: the context of every
+			// stanza the server writes.
+			check := func(how string, i int, b []byte) {
+				t.Helper()
+				if _, err := ParseElement(b); err != nil {
+					t.Errorf("%s child %d alone does not parse: %v\n%s", how, i, err, b)
+					return
+				}
+				wrapped, err := ParseElement([]byte("<message xmlns='jabber:client'>" + string(b) + "</message>"))
+				if err != nil {
+					t.Errorf("%s child %d does not parse in a message: %v\n%s", how, i, err, b)
+					return
+				}
+				if got := expandedNames(wrapped.ChildElements()[0]); strings.Join(got, " ") != strings.Join(want[i], " ") {
+					t.Errorf("%s child %d reads back as\n%q\nwant\n%q", how, i, got, want[i])
+				}
+			}
+			for i, c := range orig.ChildElements() {
+				check("copied", i, Marshal(c.Copy()))
+			}
+			// The room's way: children moved (AddChild) or copied into a new
+			// message, serialised through an Outbound.
+			moved := parse()
+			m1 := NewStanzaElement(KindMessage, "groupchat", "1", JID{}, JID{})
+			m2 := NewStanzaElement(KindMessage, "groupchat", "1", JID{}, JID{})
+			for _, c := range moved.ChildElements() {
+				m2.AddChild(c.Copy())
+				m1.AddChild(c)
+			}
+			for name, m := range map[string]*etree.Element{"moved": m1, "copied into a message": m2} {
+				out := NewOutbound(m).Bytes("bob@localhost")
+				back, err := ParseElement(out)
+				if err != nil {
+					t.Errorf("%s: the built message does not parse: %v\n%s", name, err, out)
+					continue
+				}
+				for i, c := range back.ChildElements() {
+					if got := expandedNames(c); strings.Join(got, " ") != strings.Join(want[i], " ") {
+						t.Errorf("%s: child %d reads back as\n%q\nwant\n%q", name, i, got, want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestMarshalEmptyText is the crasher FuzzParseElement found: an empty CDATA
+// section parsed to an empty text token, which marshalled to <body></body>,
+// which parsed back to nothing and marshalled to <body/>.
+func TestMarshalEmptyText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`<message><body><![CDATA[]]></body></message>`, `<message><body/></message>`},
+		{`<message><body><![CDATA[]]><![CDATA[]]></body></message>`, `<message><body/></message>`},
+		{`<message><body>a<![CDATA[]]>b</body></message>`, `<message><body>ab</body></message>`},
+		{`<message><body><![CDATA[]]><x/></body></message>`, `<message><body><x/></body></message>`},
+	}
+	for _, tt := range tests {
+		m1 := Marshal(mustParse(t, tt.in))
+		if string(m1) != tt.want {
+			t.Errorf("Marshal(%s) = %s, want %s", tt.in, m1, tt.want)
+		}
+		if m2 := Marshal(mustParse(t, string(m1))); string(m2) != string(m1) {
+			t.Errorf("not stable across a round trip: %s, then %s", m1, m2)
+		}
+	}
+	// Built by code: empty text and CDATA sections write nothing, and a CDATA
+	// section writes the text it holds.
+	e := Elem("message", "")
+	e.CreateElement("body").SetText("")
+	e.CreateElement("subject").SetCData("")
+	e.CreateElement("thread").SetCData("a<b]]>")
+	if got, want := String(e), `<message><body/><subject/><thread>a&lt;b]]&gt;</thread></message>`; got != want {
+		t.Errorf("String = %s, want %s", got, want)
 	}
 }

@@ -35,6 +35,7 @@ const (
 // policy-violation, resource-constraint, internal-server-error) reuse it.
 const (
 	BadFormat              Condition = "bad-format"
+	BadNamespacePrefix     Condition = "bad-namespace-prefix"
 	ConnectionTimeout      Condition = "connection-timeout"
 	HostUnknown            Condition = "host-unknown"
 	ImproperAddressing     Condition = "improper-addressing"

@@ -7,8 +7,9 @@ import (
 )
 
 // FuzzParseElement checks that the parser never panics, that what it accepts
-// serialises to bytes it accepts again and that serialise identically, and
-// that the stanza helpers cope with whatever it accepts. The seed corpus is in
+// serialises to bytes it accepts again and that serialise identically, that
+// every child of what it accepts serialises alone to XML it accepts, and that
+// the stanza helpers cope with whatever it accepts. The seed corpus is in
 // testdata/fuzz/FuzzParseElement, together with the inputs fuzzing found.
 func FuzzParseElement(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -31,6 +32,13 @@ func FuzzParseElement(f *testing.F) {
 		}
 		if m2 := Marshal(e2); !bytes.Equal(m1, m2) {
 			t.Fatalf("Marshal is not stable across a round trip:\ninput:  %q\nfirst:  %q\nsecond: %q", in, m1, m2)
+		}
+
+		// A child taken out of the element stands on its own (defect 3).
+		for _, c := range e.ChildElements() {
+			if alone := Marshal(c.Copy()); !parses(alone) {
+				t.Fatalf("a child copied out does not parse alone:\ninput: %q\nchild: %q", in, alone)
+			}
 		}
 
 		IsStanzaElement(e)
@@ -56,4 +64,9 @@ func FuzzParseElement(f *testing.F) {
 			}
 		}
 	})
+}
+
+func parses(b []byte) bool {
+	_, err := ParseElement(b)
+	return err == nil
 }

@@ -80,6 +80,17 @@ func attrValue(e *etree.Element, key string) string {
 	return ""
 }
 
+// Attr returns the value of e's unprefixed attribute key, "" if it has none.
+// Protocol code reads attributes with it because etree's SelectAttrValue("a")
+// also returns a prefixed f:a that comes first: another attribute, in another
+// namespace, that the sender chose.
+func Attr(e *etree.Element, key string) string {
+	if e == nil {
+		return ""
+	}
+	return attrValue(e, key)
+}
+
 func setAttr(e *etree.Element, key, val string) {
 	if val == "" {
 		e.RemoveAttr(key)
