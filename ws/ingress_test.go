@@ -262,9 +262,9 @@ func TestUnauthenticatedCaps(t *testing.T) {
 	}
 }
 
-// TestHijackedConnectionOutlivesHTTPTimeouts: net/http leaves its read
-// deadline on a hijacked connection; the session must not inherit it, or
-// every WebSocket would die ReadTimeout after its upgrade.
+// TestHijackedConnectionOutlivesHTTPTimeouts: the session must not inherit
+// the HTTP server's read deadline, or every WebSocket would die ReadTimeout
+// after its upgrade.
 func TestHijackedConnectionOutlivesHTTPTimeouts(t *testing.T) {
 	const httpTimeout = 300 * time.Millisecond
 	e := newIngressEnv(t, nil, func(hs *http.Server) {
@@ -398,4 +398,3 @@ func TestFakeSaltSurvivesRestart(t *testing.T) {
 		t.Error("two unknown users got the same salt")
 	}
 }
-

@@ -114,8 +114,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := cw.conn.Conn
-	// net/http leaves its ReadTimeout/ReadHeaderTimeout deadline on a
-	// hijacked connection; from here the session's own timers rule.
+	// From here the session's own timers rule, not the HTTP server's read
+	// timeouts. Current net/http clears its deadlines at hijack; doing it
+	// here keeps that true behind any listener or handler wrapper.
 	raw.SetDeadline(time.Time{})
 	// Counted from accept when ConnState is installed; otherwise from here.
 	if reason, ok := s.admit.admit(raw); !ok {
