@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,4 +220,77 @@ func reachableByOthers(t *testing.T, path string) bool {
 		t.Fatal(err)
 	}
 	return fi.Mode().Perm()&0o022 != 0 && di.Mode().Perm()&0o011 != 0
+}
+
+// TestPerAddressCapWired: the running server counts connections from
+// accept (its http.Server has the endpoint's ConnState hook): with a cap of
+// 2 per address, a third idle socket from 127.0.0.1 is closed long before
+// the header timeout, and the refusal is on /metrics.
+func TestPerAddressCapWired(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HTTP.ReadHeaderTimeout = duration{time.Hour}
+	cfg.HTTP.ReadTimeout = duration{time.Hour}
+	cfg.WebSocket.MaxUnauthenticatedPerAddress = 2
+	a, err := start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", a.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Which of the three was accepted last is the server's view; exactly
+	// one of them must be closed, the other two stay open.
+	closed := make(chan int, len(conns))
+	for i, c := range conns {
+		go func() {
+			var b [1]byte
+			if _, err := c.Read(b[:]); err != nil {
+				closed <- i
+			}
+		}()
+	}
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no connection over the per-address cap was closed")
+	}
+	for _, c := range conns {
+		c.Close() // frees the slots, and ends the other readers
+	}
+	// The scrape's own connection counts too: it gets through once the
+	// server has seen the held sockets close.
+	const series = `xmpp_ws_connections_refused_total{reason="unauthenticated_per_address"} `
+	var text string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + a.Addr() + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			text = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics still refused after the held sockets closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// At least the third socket; scrapes tried before the slots were free
+	// were refused and counted as well.
+	n := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series); ok {
+			n, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if n < 1 {
+		t.Errorf("%s= %v, want at least 1", series, n)
+	}
 }
