@@ -63,6 +63,24 @@ type Store interface {
 	DeleteAccount(ctx context.Context, jid xmpp.JID) error
 	// Accounts lists the bare JIDs of a domain ("" for all), sorted.
 	Accounts(ctx context.Context, domain string) ([]string, error)
+	// ServerSecret returns the deployment's secret, creating it on first
+	// use: SecretSize random bytes that every later call, after a restart
+	// and on every node sharing the store, returns unchanged. It keys what
+	// must look the same wherever and whenever it is asked, such as the
+	// fake SCRAM salts of unknown users.
+	ServerSecret(ctx context.Context) ([]byte, error)
+}
+
+// SecretSize is the length of the server secret in bytes.
+const SecretSize = 32
+
+// NewSecret returns fresh random bytes for a store's ServerSecret.
+func NewSecret() ([]byte, error) {
+	b := make([]byte, SecretSize)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("account: server secret: %w", err)
+	}
+	return b, nil
 }
 
 // New derives a record for jid (a bare JID) from a password, with a fresh

@@ -73,3 +73,40 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]string, error) {
 	})
 	return out, err
 }
+
+var (
+	bucketMeta = []byte("meta")
+	keySecret  = []byte("server_secret")
+)
+
+// ServerSecret implements account.Store. The bucket is created on first
+// use, so stores written by older versions gain it without a migration.
+func (s *Store) ServerSecret(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			out = bytes.Clone(b.Get(keySecret))
+		}
+		return nil
+	})
+	if err != nil || out != nil {
+		return out, err
+	}
+	fresh, err := account.NewSecret()
+	if err != nil {
+		return nil, err
+	}
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := b.Get(keySecret); v != nil { // another caller was first
+			out = bytes.Clone(v)
+			return nil
+		}
+		out = fresh
+		return b.Put(keySecret, fresh)
+	})
+	return out, err
+}

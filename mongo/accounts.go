@@ -140,3 +140,44 @@ func (s *Store) Accounts(ctx context.Context, domain string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// collMeta holds deployment-wide values such as the server secret; they stay
+// out of the accounts collection so that Accounts never lists them.
+const collMeta = "meta"
+
+// ServerSecret implements account.Store. Two nodes starting at once both try
+// to insert; the unique _id lets one win and both read the winner's value.
+func (s *Store) ServerSecret(ctx context.Context) ([]byte, error) {
+	ctx, cancel, err := s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	coll := s.accounts.Database().Collection(collMeta)
+	filter := bson.D{{Key: "_id", Value: "server_secret"}}
+	var doc struct {
+		Secret []byte `bson:"secret"`
+	}
+	err = coll.FindOne(ctx, filter).Decode(&doc)
+	if err == nil {
+		return doc.Secret, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("mongo: read server secret: %w", err)
+	}
+	fresh, err := account.NewSecret()
+	if err != nil {
+		return nil, err
+	}
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "server_secret"}, {Key: "secret", Value: fresh}})
+	if err == nil {
+		return fresh, nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return nil, fmt.Errorf("mongo: create server secret: %w", err)
+	}
+	if err := coll.FindOne(ctx, filter).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("mongo: read server secret: %w", err)
+	}
+	return doc.Secret, nil
+}

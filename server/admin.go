@@ -133,10 +133,11 @@ func contains(list []string, s string) bool {
 
 // adminServer listens on the admin socket while the server runs.
 type adminServer struct {
-	ln  net.Listener
-	a   *admin
-	log *slog.Logger
-	wg  sync.WaitGroup
+	ln   net.Listener
+	path string
+	a    *admin
+	log  *slog.Logger
+	wg   sync.WaitGroup
 }
 
 func listenAdmin(dir string, a *admin, log *slog.Logger) (*adminServer, error) {
@@ -145,21 +146,57 @@ func listenAdmin(dir string, a *admin, log *slog.Logger) (*adminServer, error) {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	path := filepath.Join(dir, AdminSocketName)
-	// A socket left by a crashed server would make Listen fail; the store's
-	// file lock, already held by us, proves no other server is using it.
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	// Only the embedded store has a file lock that keeps a second server
+	// out; with MongoDB two can share a data directory. A socket that
+	// answers belongs to a live server: refuse rather than steal it. One
+	// that refuses connections was left by a crashed server.
+	if c, err := net.DialTimeout("unix", path, 2*time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin socket %s: another server is running with this data directory", path)
+	}
+	ln, err := listenPrivate(dir, path)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	s := &adminServer{ln: ln, a: a, log: log}
+	s := &adminServer{ln: ln, path: path, a: a, log: log}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
+}
+
+// adminListenHook, when set by a test, sees each socket right after it was
+// bound and before it is moved into place.
+var adminListenHook func(bound string)
+
+// listenPrivate binds the socket in a fresh 0700 directory, sets its mode
+// to 0600 there and only then renames it to path: whatever the umask, no
+// other user can reach it at any moment. Renaming replaces a stale socket.
+func listenPrivate(dir, path string) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(dir, ".admin-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bound := filepath.Join(tmp, AdminSocketName)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	// The listener would unlink the temporary name on Close; Close removes
+	// the final one instead.
+	ln.SetUnlinkOnClose(false)
+	if adminListenHook != nil {
+		adminListenHook(bound)
+	}
+	if err := os.Chmod(bound, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(bound, path); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 func (s *adminServer) serve() {
@@ -188,6 +225,7 @@ func (s *adminServer) serve() {
 
 func (s *adminServer) Close() error {
 	err := s.ln.Close()
+	os.Remove(s.path)
 	s.wg.Wait()
 	return err
 }

@@ -167,7 +167,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		if err != nil {
 			return nil, fmt.Errorf("metrics listener: %w", err)
 		}
-		a.metrics = &http.Server{Handler: mm, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		a.metrics = httpServer(cfg, mm, log)
 		go a.serve(a.metrics, mln, "", "")
 	}
 	if cfg.HTTP.Pprof {
@@ -181,7 +181,8 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	a.http = &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	a.http = httpServer(cfg, mux, log)
+	a.http.ConnState = a.ws.ConnState // unauthenticated connections count from accept
 	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws}, log)
 	if err != nil {
 		return nil, err
@@ -189,6 +190,19 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	go a.serve(a.http, a.ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 	ok = true
 	return a, nil
+}
+
+// httpServer applies [http]'s timeouts and header limit to a listener's
+// server.
+func httpServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Duration,
+		IdleTimeout:       cfg.HTTP.IdleTimeout.Duration,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+	}
 }
 
 func wsConfig(cfg Config) ws.Config {
@@ -206,6 +220,15 @@ func wsConfig(cfg Config) ws.Config {
 		AllowPlainWithoutTLS: w.AllowPlainWithoutTLS,
 		AllowedOrigins:       w.AllowedOrigins,
 		PublicURL:            cfg.HTTP.PublicURL,
+		Shaper: ws.ShaperConfig{
+			StanzaRate:  w.Shaper.StanzaRate,
+			StanzaBurst: w.Shaper.StanzaBurst,
+			ByteRate:    w.Shaper.ByteRate,
+			ByteBurst:   w.Shaper.ByteBurst,
+		},
+		MaxUnauthenticated:           w.MaxUnauthenticated,
+		MaxUnauthenticatedPerAddress: w.MaxUnauthenticatedPerAddress,
+		MaxSessionsPerAccount:        w.MaxSessionsPerAccount,
 	}
 }
 

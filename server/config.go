@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -50,6 +51,14 @@ type HTTPConfig struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ next to /metrics, for
 	// profiling a running server; keep it on a private metrics_address.
 	Pprof bool `toml:"pprof"`
+	// ReadHeaderTimeout, ReadTimeout, IdleTimeout and MaxHeaderBytes bound
+	// what a connection may hold before it is a WebSocket session (headers
+	// trickled in, a keep-alive connection left open), so that sockets that
+	// never send a request cannot pile up; see net/http.Server.
+	ReadHeaderTimeout duration `toml:"read_header_timeout"`
+	ReadTimeout       duration `toml:"read_timeout"`
+	IdleTimeout       duration `toml:"idle_timeout"`
+	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 }
 
 // WebSocketConfig tunes the RFC 7395 endpoint.
@@ -64,6 +73,19 @@ type WebSocketConfig struct {
 	MaxAuthFailures      int      `toml:"max_auth_failures"`
 	AllowPlainWithoutTLS bool     `toml:"allow_plain_without_tls"`
 	AllowedOrigins       []string `toml:"allowed_origins"`
+	// The caps and the shaper; ws.Config says what each one does.
+	MaxUnauthenticated           int          `toml:"max_unauthenticated"`
+	MaxUnauthenticatedPerAddress int          `toml:"max_unauthenticated_per_address"`
+	MaxSessionsPerAccount        int          `toml:"max_sessions_per_account"`
+	Shaper                       ShaperConfig `toml:"shaper"`
+}
+
+// ShaperConfig is [websocket.shaper], the per-session ingress shaper.
+type ShaperConfig struct {
+	StanzaRate  float64 `toml:"stanza_rate"`
+	StanzaBurst int     `toml:"stanza_burst"`
+	ByteRate    float64 `toml:"byte_rate"`
+	ByteBurst   int     `toml:"byte_burst"`
 }
 
 // StorageConfig chooses where accounts live (and rooms, unless
@@ -100,7 +122,13 @@ func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func defaultConfig() Config {
 	return Config{
 		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info"},
-		HTTP:    HTTPConfig{Address: "127.0.0.1:5280"},
+		HTTP: HTTPConfig{
+			Address:           "127.0.0.1:5280",
+			ReadHeaderTimeout: duration{10 * time.Second},
+			ReadTimeout:       duration{30 * time.Second},
+			IdleTimeout:       duration{120 * time.Second},
+			MaxHeaderBytes:    32 << 10,
+		},
 		WebSocket: WebSocketConfig{
 			Path:            "/xmpp-websocket",
 			MaxStanzaSize:   64 << 10,
@@ -110,6 +138,11 @@ func defaultConfig() Config {
 			WriteTimeout:    duration{15 * time.Second},
 			SendQueueLen:    1000,
 			MaxAuthFailures: 3,
+			// Why these values: README, "Flow control".
+			MaxUnauthenticated:           4096,
+			MaxUnauthenticatedPerAddress: 128,
+			MaxSessionsPerAccount:        10,
+			Shaper:                       ShaperConfig{StanzaRate: 10, StanzaBurst: 100, ByteRate: 64 << 10, ByteBurst: 512 << 10},
 		},
 		Storage: StorageConfig{Backend: "embedded", DataDir: "data", MongoDB: MongoDBConfig{
 			URI:            "mongodb://127.0.0.1:27017",
@@ -190,7 +223,20 @@ func (c *Config) validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert and http.tls_key: set both or neither")
 	}
+	switch h := c.HTTP; {
+	case h.ReadHeaderTimeout.Duration <= 0:
+		return errors.New("http.read_header_timeout: must be positive")
+	case h.ReadTimeout.Duration <= 0:
+		return errors.New("http.read_timeout: must be positive")
+	case h.IdleTimeout.Duration <= 0:
+		return errors.New("http.idle_timeout: must be positive")
+	case h.MaxHeaderBytes < 4096:
+		return errors.New("http.max_header_bytes: must be at least 4096")
+	}
 	w := &c.WebSocket
+	if err := w.validateCaps(); err != nil {
+		return err
+	}
 	switch {
 	case !strings.HasPrefix(w.Path, "/"):
 		return errors.New("websocket.path: must start with /")
@@ -247,6 +293,30 @@ func (c *Config) validate() error {
 	}
 	c.limits, err = c.Modules.MucLimits.limits()
 	return err
+}
+
+// validateCaps checks the connection caps and the shaper.
+func (w *WebSocketConfig) validateCaps() error {
+	sh := w.Shaper
+	switch {
+	case w.MaxUnauthenticated < 0:
+		return errors.New("websocket.max_unauthenticated: must be 0 (no cap) or more")
+	case w.MaxUnauthenticatedPerAddress < 0:
+		return errors.New("websocket.max_unauthenticated_per_address: must be 0 (no cap) or more")
+	case w.MaxUnauthenticated > 0 && w.MaxUnauthenticatedPerAddress > w.MaxUnauthenticated:
+		return errors.New("websocket.max_unauthenticated_per_address: must not exceed websocket.max_unauthenticated")
+	case w.MaxSessionsPerAccount < 0:
+		return errors.New("websocket.max_sessions_per_account: must be 0 (unlimited) or more")
+	case sh.StanzaRate < 0 || math.IsNaN(sh.StanzaRate) || math.IsInf(sh.StanzaRate, 0):
+		return errors.New("websocket.shaper.stanza_rate: must be 0 (off) or a positive number")
+	case sh.StanzaRate > 0 && sh.StanzaBurst < 1:
+		return errors.New("websocket.shaper.stanza_burst: must be at least 1")
+	case sh.ByteRate < 0 || math.IsNaN(sh.ByteRate) || math.IsInf(sh.ByteRate, 0):
+		return errors.New("websocket.shaper.byte_rate: must be 0 (off) or a positive number")
+	case sh.ByteRate > 0 && sh.ByteBurst < w.MaxStanzaSize:
+		return errors.New("websocket.shaper.byte_burst: must be at least websocket.max_stanza_size, or the largest stanza could never pass")
+	}
+	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -52,7 +52,24 @@ func runLoad(t *testing.T, cfg Config, mode string, interrupt bool) load.Summary
 	var text strings.Builder
 	sum.WriteText(&text)
 	t.Logf("summary:\n%s", text.String())
+	checkNotShaped(t, cfg, scrape(t, a))
 	return sum
+}
+
+// checkNotShaped: with the default [websocket.shaper] this workload (about
+// 17 messages per user) stays inside every session's burst, so the shaper
+// must not have delayed anything; a workload that needs more per session
+// sets cfg.WebSocket.Shaper explicitly.
+func checkNotShaped(t *testing.T, cfg Config, metrics string) {
+	t.Helper()
+	if cfg.WebSocket.Shaper != defaultConfig().WebSocket.Shaper {
+		return
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "xmpp_shaper_delays_total{") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("the default shaper paced the smoke workload: %s", line)
+		}
+	}
 }
 
 // progressLog keeps the tool's progress lines for failure messages and

@@ -26,10 +26,19 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.BadRequest, "invalid resource")))
 		return nil
 	}
+	s.srv.bindMu.Lock()
+	if !s.srv.roomForSession(full) {
+		s.srv.bindMu.Unlock()
+		s.srv.im.bindRefused.Inc()
+		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.ResourceConstraint, "this account has the most sessions allowed: close one first")))
+		return nil
+	}
 	s.jidStr, s.bareStr = full.String(), full.Bare().String()
 	s.jid.Store(&full)
 	s.bound.Store(true)
 	old := s.srv.router.register(s)
+	s.srv.bindMu.Unlock()
+	s.srv.admit.release(s.raw) // bound: no longer counts as unauthenticated
 	if old != nil {
 		// Conflict policy: the newest session wins; the old one is told why.
 		s.srv.wg.Add(1)
@@ -48,6 +57,24 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	payload.CreateElement("jid").SetText(full.String())
 	s.sendElement(xmpp.ResultIQ(st, payload))
 	return nil
+}
+
+// roomForSession reports whether binding full keeps its account within
+// MaxSessionsPerAccount; replacing a session with the same resource does not
+// add one. The caller holds bindMu.
+func (srv *Server) roomForSession(full xmpp.JID) bool {
+	limit := srv.cfg.MaxSessionsPerAccount
+	if limit <= 0 {
+		return true
+	}
+	n := 0
+	for _, o := range srv.router.sessionsOf(full.Bare()) {
+		if *o.jid.Load() == full {
+			return true
+		}
+		n++
+	}
+	return n < limit
 }
 
 var (

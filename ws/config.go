@@ -41,6 +41,33 @@ type Config struct {
 	// PublicURL is the WebSocket URL announced by XEP-0156 host-meta; empty
 	// derives it from each request's Host header.
 	PublicURL string
+	// Shaper paces what each session reads; see ShaperConfig.
+	Shaper ShaperConfig
+	// MaxUnauthenticated and MaxUnauthenticatedPerAddress cap the
+	// connections that have not bound a resource yet, in total and per
+	// remote IP address, so one host cannot hold every file descriptor with
+	// connections that never log in. They are counted from TCP accept when
+	// Server.ConnState is installed as the http.Server's ConnState hook
+	// (otherwise from the WebSocket upgrade); a connection over a cap is
+	// closed at once. Zero disables a cap.
+	MaxUnauthenticated           int
+	MaxUnauthenticatedPerAddress int
+	// MaxSessionsPerAccount is the most bound resources one account may
+	// have at once; a bind over it is refused with resource-constraint.
+	// Zero is unlimited.
+	MaxSessionsPerAccount int
+}
+
+// ShaperConfig is the per-session ingress shaper: two token buckets, one
+// counting WebSocket messages (stanzas, and the frames before binding too)
+// and one counting their bytes. A session over either rate is not refused
+// or closed: its reader waits until the buckets allow the next frame, so
+// TCP slows that sender alone. A zero rate disables that bucket.
+type ShaperConfig struct {
+	StanzaRate  float64 // stanzas per second
+	StanzaBurst int     // stanzas a session may send at once after a quiet spell
+	ByteRate    float64 // bytes per second
+	ByteBurst   int     // bytes likewise; at least MaxStanzaSize
 }
 
 // Defaults returns the configuration `go run ./server` starts with.
@@ -55,5 +82,14 @@ func Defaults() Config {
 		WriteTimeout:    15 * time.Second,
 		SendQueueLen:    1000,
 		MaxAuthFailures: 3,
+		Shaper: ShaperConfig{
+			StanzaRate:  10,
+			StanzaBurst: 100,
+			ByteRate:    64 << 10,
+			ByteBurst:   512 << 10,
+		},
+		MaxUnauthenticated:           4096,
+		MaxUnauthenticatedPerAddress: 128,
+		MaxSessionsPerAccount:        10,
 	}
 }

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -121,30 +122,49 @@ func decodeSASL(text string) ([]byte, bool) {
 }
 
 // credentialLookup feeds the SCRAM conversation. An unknown user gets
-// credentials derived from a per-process secret, so the exchange fails at the
-// proof exactly like a wrong password and does not reveal which users exist.
+// credentials derived from the store's server secret, so the exchange fails
+// at the proof exactly like a wrong password and, because the secret is the
+// same after a restart and on every node, offers the same salt and
+// iteration count every time: nothing reveals which users exist.
 func (s *session) credentialLookup(username string) (scram.StoredCredentials, error) {
 	j, err := xmpp.NewJID(username, s.host, "")
 	if err != nil {
 		return scram.StoredCredentials{}, err
 	}
 	rec, err := s.srv.accounts.Account(s.ctx, j)
-	switch {
-	case errors.Is(err, account.ErrNotFound):
-		mac := hmac.New(sha256.New, s.srv.secret)
-		mac.Write([]byte(j.String()))
-		sum := mac.Sum(nil)
-		return scram.StoredCredentials{
-			KeyFactors: scram.KeyFactors{Salt: string(sum[:16]), Iters: account.Iterations},
-			StoredKey:  sum, ServerKey: sum,
-		}, nil
-	case err != nil:
+	if errors.Is(err, account.ErrNotFound) {
+		rec, err = s.srv.fakeRecord(s.ctx, j)
+	}
+	if err != nil {
 		s.sasl.storeErr = err
 		return scram.StoredCredentials{}, err
 	}
 	sc, _ := rec.Stored(s.sasl.mech)
 	return sc, nil
 }
+
+// fakeRecord is the record an unknown account appears to have: salt and keys
+// are HMACs of its JID under the server secret, and the iteration count is
+// that of real records, so both the challenge and the work done look alike.
+func (srv *Server) fakeRecord(ctx context.Context, j xmpp.JID) (account.Record, error) {
+	secret, err := srv.serverSecret(ctx)
+	if err != nil {
+		return account.Record{}, err
+	}
+	sum := func(label string) []byte {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(label))
+		mac.Write([]byte{0})
+		mac.Write([]byte(j.String()))
+		return mac.Sum(nil)
+	}
+	k := account.Keys{StoredKey: sum("stored-key"), ServerKey: sum("server-key")}
+	return account.Record{JID: j.String(), Salt: sum("salt")[:16], Iters: account.Iterations, SHA1: k, SHA256: k}, nil
+}
+
+// verifyPassword checks a PLAIN password; a variable so that tests can count
+// the key derivations it runs.
+var verifyPassword = account.Record.Verify
 
 func (s *session) scramStep(data []byte) *xmpp.StreamError {
 	conv := s.sasl.conv
@@ -189,14 +209,17 @@ func (s *session) plainAuth(data []byte) *xmpp.StreamError {
 		return s.saslFail(saslInvalidAuthzid, "")
 	}
 	rec, err := s.srv.accounts.Account(s.ctx, user)
-	switch {
-	case errors.Is(err, account.ErrNotFound):
-		return s.saslFail(saslNotAuthorized, "")
-	case err != nil:
+	known := err == nil
+	if errors.Is(err, account.ErrNotFound) {
+		// Derive the key anyway, with the same cost: a failure that skipped
+		// it would come back measurably sooner for a user who does not exist.
+		rec, err = s.srv.fakeRecord(s.ctx, user)
+	}
+	if err != nil {
 		s.log.Error("account lookup failed", "err", err)
 		return s.saslFail(saslTemporaryFailure, "")
 	}
-	if !rec.Verify(user.Local, string(parts[2])) {
+	if !verifyPassword(rec, user.Local, string(parts[2])) || !known {
 		return s.saslFail(saslNotAuthorized, "")
 	}
 	return s.saslSuccess(user, nil)

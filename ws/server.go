@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,15 @@ type Server struct {
 	log      *slog.Logger
 	m        *metrics
 	router   *Router
-	secret   []byte // keys the fake SCRAM salts of unknown users
+	im       *ingressMetrics
+	admit    *admission
+
+	secretMu sync.Mutex
+	secret   []byte // the store's server secret, once read: keys the fake credentials of unknown users
+
+	// bindMu makes the sessions-per-account check and the registration one
+	// step, so concurrent binds cannot overshoot the cap.
+	bindMu sync.Mutex
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -51,20 +60,19 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
 		accounts: accounts,
 		log:      opts.Logger,
 		m:        newMetrics(opts.Registerer),
-		secret:   secret,
+		im:       newIngressMetrics(opts.Registerer),
 		baseCtx:  ctx,
 		cancel:   cancel,
 		conns:    make(map[*session]struct{}),
 	}
 	s.router = newRouter(s)
+	s.admit = newAdmission(cfg, s.im)
 	return s
 }
 
@@ -99,12 +107,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &corkingWriter{ResponseWriter: w}
 	conn, err := websocket.Accept(cw, r, opts)
 	if err != nil {
+		if cw.conn != nil { // hijacked, then failed: net/http will not report it closed
+			s.admit.release(cw.conn.Conn)
+		}
 		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	raw := cw.conn.Conn
+	// From here the session's own timers rule, not the HTTP server's read
+	// timeouts. Current net/http clears its deadlines at hijack; doing it
+	// here keeps that true behind any listener or handler wrapper.
+	raw.SetDeadline(time.Time{})
+	// Counted from accept when ConnState is installed; otherwise from here.
+	if reason, ok := s.admit.admit(raw); !ok {
+		s.log.Debug("connection refused", "remote", r.RemoteAddr, "reason", reason)
+		conn.Close(websocket.StatusTryAgainLater, "too many connections that have not logged in")
 		return
 	}
 	sess := newSession(s, conn, r)
 	sess.cork = cw.conn
+	sess.raw = raw
 	if !s.track(sess) {
+		s.admit.release(raw)
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
@@ -191,6 +215,22 @@ func randomID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// serverSecret returns the store's server secret, read once; a failed read
+// is not cached, so a store that comes back serves the next login.
+func (s *Server) serverSecret(ctx context.Context) ([]byte, error) {
+	s.secretMu.Lock()
+	defer s.secretMu.Unlock()
+	if s.secret != nil {
+		return s.secret, nil
+	}
+	b, err := s.accounts.ServerSecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.secret = b
+	return b, nil
 }
 
 // CloseUser ends every session of a bare JID (its account was deleted) with

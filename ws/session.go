@@ -79,6 +79,9 @@ type session struct {
 
 	termOnce sync.Once
 	timers   sessionTimers
+
+	raw    net.Conn // the hijacked connection, as counted by the admission caps
+	shaper *shaper  // nil when both buckets are off; reader-owned
 }
 
 type sessionTimers struct {
@@ -100,6 +103,7 @@ func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
 		plain:    srv.cfg.AllowPlainWithoutTLS || r.TLS != nil || isLoopback(r.RemoteAddr),
 	}
 	s.qcond = sync.NewCond(&s.qmu)
+	s.shaper = newShaper(srv.cfg.Shaper)
 	// The library's own limit is a backstop above ours, so that an oversized
 	// message reaches our check and gets a stream error instead of a bare
 	// WebSocket close.
@@ -161,6 +165,9 @@ func (s *session) run() {
 				s.terminate(se, "protocol error")
 			}
 			return
+		}
+		if !s.shape(int(n)) {
+			return // the session ended while its reader was paced
 		}
 		if buf.Cap() > 16<<10 {
 			buf = new(bytes.Buffer) // do not keep a large buffer for an idle session
@@ -527,6 +534,7 @@ func (s *session) cleanup() {
 	s.cancel()
 	s.terminate(nil, "connection ended")
 	s.conn.CloseNow()
+	s.srv.admit.release(s.raw)
 	for _, t := range []*time.Timer{s.timers.auth, s.timers.idle} {
 		if t != nil {
 			t.Stop()

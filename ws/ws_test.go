@@ -583,6 +583,7 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	e := newEnv(t, func(c *ws.Config) {
 		c.SendQueueLen = 8
 		c.WriteTimeout = 500 * time.Millisecond
+		c.Shaper = ws.ShaperConfig{} // the flood must reach the slow session at full speed
 	})
 	ctx := ctxT(t)
 	alice := e.login("alice", "a")

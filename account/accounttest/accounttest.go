@@ -8,10 +8,12 @@
 package accounttest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) account.Store) {
 		{"ListByDomain", testListByDomain},
 		{"ListEmpty", testListEmpty},
 		{"CanceledContext", testCanceledContext},
+		{"ServerSecret", testServerSecret},
+		{"ServerSecretConcurrent", testServerSecretConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,5 +273,54 @@ func wantList(t *testing.T, s account.Store, domain string, want ...string) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Accounts(%q) = %q, want %q", domain, got, want)
+	}
+}
+
+// testServerSecret: the secret is created once, has SecretSize bytes, is
+// returned unchanged by later calls (as a copy), and is not an account.
+func testServerSecret(t *testing.T, s account.Store) {
+	ctx := testContext(t)
+	first, err := s.ServerSecret(ctx)
+	if err != nil {
+		t.Fatalf("ServerSecret: %v", err)
+	}
+	if len(first) != account.SecretSize || bytes.Equal(first, make([]byte, account.SecretSize)) {
+		t.Fatalf("secret %x: want %d random bytes", first, account.SecretSize)
+	}
+	keep := bytes.Clone(first)
+	first[0] ^= 0xff
+	again, err := s.ServerSecret(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, keep) {
+		t.Errorf("second call returned %x, want the first secret %x", again, keep)
+	}
+	wantList(t, s, "")
+}
+
+// testServerSecretConcurrent: callers racing to create the secret, as nodes
+// starting together do, all get the same one.
+func testServerSecretConcurrent(t *testing.T, s account.Store) {
+	ctx := testContext(t)
+	const n = 8
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = s.ServerSecret(ctx)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(got[i], got[0]) {
+			t.Fatalf("caller %d got %x, caller 0 got %x", i, got[i], got[0])
+		}
 	}
 }

@@ -69,6 +69,15 @@
 // variable says otherwise: it parses every delivery, and fewer garbage
 // collections buy it about half as many deliveries/s again.
 //
+// # The server's limits
+//
+// xmppws paces every session ([websocket.shaper], by default 10 stanzas/s
+// after a burst of 100): a run with few users at full speed measures that
+// pacing, not the server, unless its config sets stanza_rate = 0.0 and
+// byte_rate = 0.0 there. Logins count against
+// websocket.max_unauthenticated_per_address (128) until they have bound, so
+// keep -concurrency below it.
+//
 // # Loopback only
 //
 // The tool refuses a -url (or -metrics-url) whose host is not a loopback

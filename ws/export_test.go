@@ -1,0 +1,22 @@
+package ws
+
+import (
+	"sync/atomic"
+	"testing"
+
+	"github.com/wschat/xmppws/account"
+)
+
+// CountPasswordChecks counts the PLAIN password derivations from now until
+// the test ends: what a login costs must not depend on whether the account
+// exists.
+func CountPasswordChecks(t testing.TB) *atomic.Int64 {
+	var n atomic.Int64
+	prev := verifyPassword
+	verifyPassword = func(r account.Record, user, password string) bool {
+		n.Add(1)
+		return prev(r, user, password)
+	}
+	t.Cleanup(func() { verifyPassword = prev })
+	return &n
+}
