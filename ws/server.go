@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,10 @@ type Server struct {
 	conns    map[*session]struct{}
 	shutdown bool
 	wg       sync.WaitGroup // session goroutines
+
+	// onStall, if set, runs when a session's reader starts waiting for a
+	// recipient to drain: tests wait on it instead of on time.
+	onStall atomic.Pointer[func()]
 }
 
 // Options carries the collaborators of New that are not configuration.
@@ -65,7 +70,24 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 		conns:    make(map[*session]struct{}),
 	}
 	s.router = newRouter(s)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newPendingCollector(s))
+	}
 	return s
+}
+
+// pendingBytes sums the sessions' send backlogs and finds the largest.
+func (s *Server) pendingBytes() (total, worst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.conns {
+		sess.qmu.Lock()
+		p := sess.pending
+		sess.qmu.Unlock()
+		total += p
+		worst = max(worst, p)
+	}
+	return total, worst
 }
 
 // Router returns the session table and stanza router, which services use to
@@ -96,7 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		opts.OriginPatterns = s.cfg.AllowedOrigins
 	}
-	cw := &corkingWriter{ResponseWriter: w}
+	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
 	conn, err := websocket.Accept(cw, r, opts)
 	if err != nil {
 		s.log.Debug("websocket handshake refused", "remote", r.RemoteAddr, "err", err)
@@ -104,6 +126,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := newSession(s, conn, r)
 	sess.cork = cw.conn
+	// A cancelled session aborts whatever write is blocked on the socket:
+	// Shutdown's deadline must not wait for a write deadline.
+	context.AfterFunc(sess.ctx, func() { conn.CloseNow() })
 	if !s.track(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return

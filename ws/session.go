@@ -37,6 +37,19 @@ type frame struct {
 	to   string
 	raw  []byte
 	kind string
+	size int // encoded bytes, counted against MaxPending while queued
+}
+
+// encodedLen is the size appendTo will produce, without producing it. The
+// 'to' is counted unescaped: escaping a resource adds a few bytes at most.
+func (f *frame) encodedLen() int {
+	if f.out == nil {
+		return len(f.raw)
+	}
+	if f.to == "" {
+		return f.out.Len()
+	}
+	return f.out.Len() + len(" to=''") + len(f.to)
 }
 
 func (f *frame) appendTo(dst []byte) []byte {
@@ -48,17 +61,21 @@ func (f *frame) appendTo(dst []byte) []byte {
 
 // session is one WebSocket connection and, once bound, one full JID.
 type session struct {
-	srv    *Server
-	conn   *websocket.Conn
-	cork   *corkConn // batches the writer's frames into one system call
+	srv  *Server
+	conn *websocket.Conn
+	cork *corkConn // batches the writer's frames into one system call
+	// log is owned by the reader, which adds attributes as it learns who the
+	// peer is; other goroutines use logger(), which reads the copy in shared.
 	log    *slog.Logger
+	shared atomic.Pointer[slog.Logger]
 	ctx    context.Context // cancelled when the session ends: aborts writes
 	cancel context.CancelFunc
 	plain  bool // SASL PLAIN may be offered
 
 	// Owned by the reader goroutine.
 	st       state
-	host     string
+	host     string // written through setHost, whose copy others read
+	hostSeen atomic.Pointer[string]
 	streamID string
 	sasl     saslState
 	user     xmpp.JID // authenticated bare JID
@@ -72,20 +89,26 @@ type session struct {
 	qcond    *sync.Cond
 	queue    []frame
 	spare    []frame
-	writing  bool        // a writer goroutine is running
-	closing  bool        // no more frames accepted
-	opened   bool        // our <open/> has been queued or written
-	stopping atomic.Bool // set with closing; read by the writer without the lock
+	pending  int           // encoded bytes queued or in the batch being written
+	inflight int           // of which in the batch being written
+	stall    chan struct{} // non-nil while pending is above the high-water mark; closed when it falls back
+	writing  bool          // a writer goroutine is running
+	closing  bool          // no more frames accepted
+	opened   bool          // our <open/> has been queued or written
+	stopping atomic.Bool   // set with closing; read by the writer without the lock
+
+	// pmu guards pace: a stall channel of a session this one fed above its
+	// high-water mark, which the reader waits on before its next stanza.
+	pmu  sync.Mutex
+	pace <-chan struct{}
 
 	termOnce sync.Once
 	timers   sessionTimers
 }
 
 type sessionTimers struct {
-	mu    sync.Mutex
-	auth  *time.Timer
-	idle  *time.Timer
-	write *time.Timer
+	auth *time.Timer
+	idle *time.Timer
 }
 
 func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
@@ -100,6 +123,7 @@ func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
 		plain:    srv.cfg.AllowPlainWithoutTLS || r.TLS != nil || isLoopback(r.RemoteAddr),
 	}
 	s.qcond = sync.NewCond(&s.qmu)
+	s.shared.Store(s.log)
 	// The library's own limit is a backstop above ours, so that an oversized
 	// message reaches our check and gets a stream error instead of a bare
 	// WebSocket close.
@@ -132,6 +156,7 @@ func (s *session) run() {
 	}
 	buf := new(bytes.Buffer)
 	for {
+		s.awaitPace()
 		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
 			s.logEnd(err)
@@ -252,7 +277,7 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "unexpected stream restart"}
 	}
 	if v := el.SelectAttrValue("version", "1.0"); v != "1.0" && !bytes.HasPrefix([]byte(v), []byte("1.")) {
-		s.host = s.defaultHost()
+		s.setHost(s.defaultHost())
 		return &xmpp.StreamError{Condition: xmpp.UnsupportedVersion}
 	}
 	to := el.SelectAttrValue("to", "")
@@ -264,7 +289,7 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 	if !s.srv.servesHost(to) || (s.st == stateWaitOpen2 && to != s.host) {
 		return &xmpp.StreamError{Condition: xmpp.HostUnknown}
 	}
-	s.host = to
+	s.setHost(to)
 	s.sendOpen()
 	feats := xmpp.Elem("stream:features", "")
 	feats.CreateAttr("xmlns:stream", xmpp.NSStream)
@@ -315,7 +340,8 @@ func (s *session) sendOpen() {
 
 // sendElement queues an element for this session.
 func (s *session) sendElement(e *etree.Element) bool {
-	return s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	ok, _ := s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	return ok
 }
 
 // replyError answers st with a stanza error, unless st is itself an error
@@ -327,41 +353,109 @@ func (s *session) replyError(st *xmpp.Stanza, se *xmpp.StanzaError) {
 	s.sendElement(xmpp.ErrorReply(st, se))
 }
 
-// deliver queues a shared Outbound with the given 'to'.
-func (s *session) deliver(out *xmpp.Outbound, to string) bool {
+// deliver queues a shared Outbound with the given 'to'. It returns, besides
+// whether the frame was taken, the session's stall channel when the session
+// is above its high-water mark, so the caller can pace whoever caused the
+// delivery.
+func (s *session) deliver(out *xmpp.Outbound, to string) (bool, <-chan struct{}) {
 	if !s.bound.Load() {
-		return false
+		return false, nil
 	}
 	return s.enqueue(frame{out: out, to: to, kind: out.Kind()})
 }
 
-// enqueue adds f to the send queue without ever blocking. A full queue ends
-// the session: its client is not keeping up, and holding more for it would
-// either grow without bound or stall the sender.
-func (s *session) enqueue(f frame) bool {
+// highWater is the pending bytes above which producers are paced: three
+// quarters of the bound, as nats-server stalls fast producers, so that a
+// paced producer still has a quarter of the bound to spend before anyone is
+// closed.
+func (s *session) highWater() int { return s.srv.cfg.MaxPending / 4 * 3 }
+
+// enqueue adds f to the send queue without ever blocking. A frame that would
+// take the session past MaxPending ends it: its client is not keeping up,
+// and holding more for it would grow without bound. That close starts one
+// goroutine per session at most, since the session stops accepting frames
+// under the same lock.
+func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
+	f.size = f.encodedLen()
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
-		return false
+		return false, nil
 	}
-	if len(s.queue) >= s.srv.cfg.SendQueueLen {
+	if s.pending+f.size > s.srv.cfg.MaxPending {
+		s.closing = true
+		s.dropLocked()
 		s.qmu.Unlock()
-		s.srv.m.queueKills.Inc()
+		s.srv.m.closedMaxPending.Inc()
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many stanzas waiting: the client is not reading"}, "send queue full", true)
+			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too much waiting to be sent: the client is not reading"}, "max_pending passed", true)
 		}()
-		return false
+		return false, nil
 	}
 	s.queue = append(s.queue, f)
+	s.pending += f.size
+	var stall chan struct{}
+	if s.pending > s.highWater() {
+		if s.stall == nil {
+			s.stall = make(chan struct{})
+		}
+		stall = s.stall
+	}
 	if !s.writing {
 		s.writing = true
 		s.srv.wg.Add(1)
 		go s.writeLoop()
 	}
 	s.qmu.Unlock()
-	return true
+	return true, stall
+}
+
+// dropLocked discards what is queued for a client that will not read it,
+// and releases whoever is paced on this session. The batch being written
+// stays counted until the writer is done with it.
+func (s *session) dropLocked() {
+	s.stopping.Store(true)
+	clear(s.queue)
+	s.queue, s.spare = nil, nil
+	s.pending = s.inflight
+	s.releaseStallLocked()
+}
+
+func (s *session) releaseStallLocked() {
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// maxBatchBytes bounds one corked batch, so that the cork's buffer stays
+// small while a large backlog drains, and pending bytes (and with them the
+// pacing of producers) go down as the client reads rather than once at the
+// end of the backlog.
+const maxBatchBytes = 64 << 10
+
+// takeBatchLocked removes the next batch from the queue: frames up to
+// maxBatchBytes, at least one. whole reports that it is the entire queue,
+// whose slice may then be reused.
+func (s *session) takeBatchLocked() (batch []frame, bytes int, whole bool) {
+	k := 0
+	for k < len(s.queue) && (k == 0 || bytes+s.queue[k].size <= maxBatchBytes) {
+		bytes += s.queue[k].size
+		k++
+	}
+	if k == len(s.queue) {
+		batch = s.queue
+		s.queue = s.spare[:0]
+		s.spare = nil
+		return batch, bytes, true
+	}
+	// The enqueuer only appends past the end of s.queue, so the writer may
+	// clear this prefix without racing with it.
+	batch = s.queue[:k:k]
+	s.queue = s.queue[k:]
+	return batch, bytes, false
 }
 
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -385,8 +479,8 @@ func (s *session) writeLoop() {
 			s.qmu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue = s.spare[:0]
+		batch, n, whole := s.takeBatchLocked()
+		s.inflight = n
 		s.qmu.Unlock()
 		corked := s.cork != nil
 		if corked {
@@ -404,7 +498,7 @@ func (s *session) writeLoop() {
 			batch[i] = frame{}
 		}
 		if corked {
-			if uerr := s.uncork(); err == nil {
+			if uerr := s.cork.Uncork(); err == nil {
 				err = uerr
 			}
 		}
@@ -412,56 +506,124 @@ func (s *session) writeLoop() {
 			s.qmu.Lock()
 			s.writing = false
 			s.closing = true
-			s.queue, s.spare = nil, nil
+			s.inflight = 0
+			s.dropLocked()
 			s.qcond.Broadcast()
 			s.qmu.Unlock()
+			if s.cork != nil && s.cork.TimedOut() && s.ctx.Err() == nil {
+				s.srv.m.closedWriteTimeout.Inc()
+				s.logger().Info("closing session: no write progress", "write_timeout", s.srv.cfg.WriteTimeout)
+			}
 			s.cancel()
 			return
 		}
 		clear(batch)
 		s.qmu.Lock()
-		s.spare = batch[:0]
+		s.pending -= n
+		s.inflight = 0
+		if s.pending <= s.highWater() {
+			s.releaseStallLocked()
+		}
+		if whole {
+			s.spare = batch[:0]
+		}
 		s.qmu.Unlock()
 	}
 }
 
-// write sends one message under the write watchdog.
+// write sends one message; the corkConn bounds the time it may block.
 func (s *session) write(b []byte, kind string) error {
-	err := s.guarded(func() error { return s.conn.Write(s.ctx, websocket.MessageText, b) })
+	err := s.conn.Write(s.ctx, websocket.MessageText, b)
 	if err == nil {
 		s.srv.m.outCounter(kind).Inc()
 	}
 	return err
 }
 
-// uncork sends the frames buffered by the cork under the write watchdog.
-func (s *session) uncork() error { return s.guarded(s.cork.Uncork) }
-
-// guarded runs a write under the watchdog: one that takes longer than
-// WriteTimeout cancels the session, which closes the connection and so
-// unblocks the write.
-func (s *session) guarded(write func() error) error {
-	if wt := s.srv.cfg.WriteTimeout; wt > 0 {
-		s.timers.mu.Lock()
-		if s.timers.write == nil {
-			s.timers.write = time.AfterFunc(wt, s.onWriteTimeout)
-		} else {
-			s.timers.write.Reset(wt)
-		}
-		s.timers.mu.Unlock()
-		defer func() {
-			s.timers.mu.Lock()
-			s.timers.write.Stop()
-			s.timers.mu.Unlock()
-		}()
+// paceOn asks this session's reader to wait on stall before its next
+// stanza. One channel is kept: a later one replaces it only once it is
+// closed, so the reader always waits on a recipient still above its mark.
+func (s *session) paceOn(stall <-chan struct{}) {
+	s.pmu.Lock()
+	if s.pace == nil || isClosed(s.pace) {
+		s.pace = stall
 	}
-	return write()
+	s.pmu.Unlock()
 }
 
-func (s *session) onWriteTimeout() {
-	s.srv.m.queueKills.Inc()
-	s.log.Info("closing session: write timed out")
-	s.cancel()
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitPace is the reader's side of pacing: while a session this one fed is
+// above its high-water mark, the next stanza waits (at most StallTimeout in
+// all, or until the session ends), so TCP pushes back on this sender alone
+// and nobody else blocks.
+func (s *session) awaitPace() {
+	var (
+		timer *time.Timer
+		start time.Time
+	)
+	for {
+		s.pmu.Lock()
+		c := s.pace
+		s.pace = nil
+		s.pmu.Unlock()
+		if c == nil || isClosed(c) {
+			break
+		}
+		wait := s.srv.cfg.StallTimeout
+		if wait <= 0 {
+			break
+		}
+		if timer == nil {
+			start = time.Now()
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+			if h := s.srv.onStall.Load(); h != nil {
+				(*h)()
+			}
+		}
+		select {
+		case <-c:
+			continue
+		case <-timer.C:
+		case <-s.ctx.Done():
+		}
+		break
+	}
+	if timer != nil {
+		s.srv.m.stalls.Inc()
+		s.srv.m.stallSeconds.Add(time.Since(start).Seconds())
+	}
+}
+
+// logger is the session's logger for goroutines other than the reader.
+func (s *session) logger() *slog.Logger { return s.shared.Load() }
+
+// setLog replaces the reader's logger and publishes it to the others.
+func (s *session) setLog(l *slog.Logger) {
+	s.log = l
+	s.shared.Store(l)
+}
+
+// setHost records the stream's domain for the reader and publishes it for
+// a terminate on another goroutine, which may have to write <open/>.
+func (s *session) setHost(h string) {
+	s.host = h
+	s.hostSeen.Store(&h)
+}
+
+func (s *session) sharedHost() string {
+	if h := s.hostSeen.Load(); h != nil {
+		return *h
+	}
+	return ""
 }
 
 func (s *session) onIdle() {
@@ -490,18 +652,18 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		s.qmu.Lock()
 		s.closing = true
 		if drop {
-			s.stopping.Store(true)
-			s.queue = nil
+			s.dropLocked()
 		}
 		for s.writing {
 			s.qcond.Wait()
 		}
+		s.releaseStallLocked()
 		opened := s.opened
 		s.opened = true
 		s.qmu.Unlock()
 		if se != nil {
 			s.srv.m.streamErrors.WithLabelValues(string(se.Condition)).Inc()
-			s.log.Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
+			s.logger().Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
 		}
 		if s.ctx.Err() != nil {
 			s.conn.CloseNow()
@@ -509,7 +671,7 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		}
 		if se != nil {
 			if !opened {
-				s.write(xmpp.Marshal(openElement(s.host, s.streamID)), "open")
+				s.write(xmpp.Marshal(openElement(s.sharedHost(), s.streamID)), "open")
 			}
 			s.write(xmpp.Marshal(se.Element()), "error")
 		}
