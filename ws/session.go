@@ -61,14 +61,12 @@ func (f *frame) appendTo(dst []byte) []byte {
 
 // session is one WebSocket connection and, once bound, one full JID.
 type session struct {
-	srv  *Server
-	conn *websocket.Conn
-	cork *corkConn // batches the writer's frames into one system call
-	// log is owned by the reader, which adds attributes as it learns who the
-	// peer is; other goroutines use logger(), which reads the copy in shared.
-	log    *slog.Logger
-	shared atomic.Pointer[slog.Logger]
-	ctx    context.Context // cancelled when the session ends: aborts writes
+	srv    *Server
+	conn   *websocket.Conn
+	cork   *corkConn                   // batches the writer's frames into one system call
+	log    *slog.Logger                // the reader's, refined as it learns who the peer is (setLog)
+	shared atomic.Pointer[slog.Logger] // log as other goroutines read it (logger)
+	ctx    context.Context             // cancelled when the session ends: aborts writes
 	cancel context.CancelFunc
 	plain  bool // SASL PLAIN may be offered
 
