@@ -142,19 +142,33 @@ func liveSession(t *testing.T) *session {
 
 // TestSessionHostAndLogRace (defect 5): the reader sets the stream's host
 // and its logger while another goroutine (an auth timeout, a conflict, a
-// shutdown) may be ending the session and reading both. Run with -race.
+// shutdown) may be ending the session and reading both. Whether the race
+// detector sees it depends on which side takes the queue lock first, so
+// the test tries a few sessions, letting the ending side start first. Run
+// with -race.
 func TestSessionHostAndLogRace(t *testing.T) {
-	s := liveSession(t)
 	open, _ := xmpp.ParseElement([]byte(`<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='2.0'/>`))
 	bind, _ := xmpp.ParseElement([]byte(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>`))
-	st, _, _ := xmpp.NewStanza(bind)
-	s.user = xmpp.MustParseJID("alice@localhost")
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation}, "test", false)
-	}()
-	s.handleOpen(open) // writes the host (unsupported version)
-	s.handleBind(st)   // writes the logger
-	<-ended
+	for range 10 {
+		t.Run("", func(t *testing.T) {
+			s := liveSession(t)
+			st, _, _ := xmpp.NewStanza(bind.Copy())
+			s.user = xmpp.MustParseJID("alice@localhost")
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation}, "test", false)
+			}()
+			go func() { // the reader
+				defer wg.Done()
+				for range 3 {
+					runtime.Gosched()
+				}
+				s.handleOpen(open) // writes the host (unsupported version)
+				s.handleBind(st)   // writes the logger
+			}()
+			wg.Wait()
+		})
+	}
 }

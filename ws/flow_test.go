@@ -248,9 +248,10 @@ func TestNonReaderClosedAfterWriteTimeout(t *testing.T) {
 }
 
 // TestShutdownWithNonReader: Shutdown used to wait on a writer blocked on a
-// full socket with no deadline. With a client that does not read and a
-// write_timeout far beyond Shutdown's context, Shutdown still returns,
-// about when its context ends, and no goroutine is left (TestMain's goleak).
+// full socket with no deadline. With a client that does not read (and has
+// sent <close/>) and a write_timeout far beyond Shutdown's context,
+// Shutdown still returns, about when its context ends, and no goroutine is
+// left (TestMain's goleak).
 func TestShutdownWithNonReader(t *testing.T) {
 	e := newEnvListener(t, func(c *ws.Config) {
 		c.WriteTimeout = time.Minute
@@ -273,6 +274,15 @@ flood:
 		if err := alice.Send(ctx, chat("bob@localhost/slow", fmt.Sprint(i), body)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// bob's own <close/> makes his reader wait for his stuck writer: before
+	// write deadlines and the abort on cancel, nothing ever closed that
+	// socket, and Shutdown waited for it for good.
+	if err := bob.Send(ctx, xmpp.Elem("close", xmpp.NSFraming)); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Ping(ctx, "localhost"); err != nil {
+		t.Fatal(err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -336,9 +336,15 @@ func (s *session) sendOpen() {
 	s.sendElement(openElement(s.host, s.streamID))
 }
 
-// sendElement queues an element for this session.
+// sendElement queues an element for this session. Such elements answer
+// the session's own stanzas (results, bounces), so a backlog above the mark
+// paces the session itself: a client that floods stanzas whose answers it
+// reads slowly waits on its own writer.
 func (s *session) sendElement(e *etree.Element) bool {
-	ok, _ := s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	ok, stall := s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	if stall != nil {
+		s.paceOn(stall)
+	}
 	return ok
 }
 
