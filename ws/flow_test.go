@@ -263,25 +263,26 @@ func TestShutdownWithNonReader(t *testing.T) {
 	bob.StopReading()
 	ctx := ctxT(t)
 	body := strings.Repeat("s", 4<<10)
-	// A stall means bob's backlog is above the mark: his writer is stuck.
-flood:
-	for i := 0; ; i++ {
-		select {
-		case <-stalled:
-			break flood
-		default:
+	// The flood runs until Shutdown ends alice's connection; a stall means
+	// bob's backlog is above the mark, so his writer is stuck.
+	flooding := make(chan struct{})
+	go func() {
+		defer close(flooding)
+		for i := 0; ; i++ {
+			if alice.Send(ctx, chat("bob@localhost/slow", fmt.Sprint(i), body)) != nil {
+				return
+			}
 		}
-		if err := alice.Send(ctx, chat("bob@localhost/slow", fmt.Sprint(i), body)); err != nil {
-			t.Fatal(err)
-		}
+	}()
+	select {
+	case <-stalled:
+	case <-ctx.Done():
+		t.Fatal("the flooder was never paced")
 	}
 	// bob's own <close/> makes his reader wait for his stuck writer: before
 	// write deadlines and the abort on cancel, nothing ever closed that
 	// socket, and Shutdown waited for it for good.
 	if err := bob.Send(ctx, xmpp.Elem("close", xmpp.NSFraming)); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.Ping(ctx, "localhost"); err != nil {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -296,6 +297,7 @@ flood:
 	case <-time.After(30 * time.Second): // half of write_timeout: only the abort can end it
 		t.Fatal("Shutdown did not return")
 	}
+	<-flooding
 }
 
 // TestSlowReaderWithinWriteTimeoutKeepsSession: progress is bytes the
