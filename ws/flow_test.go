@@ -163,16 +163,17 @@ func TestOneToOneFloodPacesSender(t *testing.T) {
 	e := newEnvListener(t, func(c *ws.Config) { c.MaxPending = 128 << 10 }, smallBuffers)
 	stalled := stallEvents(e)
 	ctx := ctxT(t)
-	const n, pauseEvery = 3000, 250
+	// A pause is sure to end in a stall while more is still to come than
+	// the socket buffers (about 600 KiB) and the mark (96 KiB) hold.
+	const n, pauseEvery, guaranteed = 3000, 250, 1000
 	sent := make(chan error, 1)
-	sentAll := make(chan struct{})
 	pauses := 0
 	bob := e.loginSmall("bob", "b", func(b []byte) {
 		if !strings.Contains(string(b), "flood-") {
 			return
 		}
 		pauses++
-		if pauses%pauseEvery != 0 {
+		if pauses%pauseEvery != 0 || pauses > n-guaranteed {
 			return
 		}
 		// Stop reading until the server slows the flooder because of us.
@@ -182,14 +183,12 @@ func TestOneToOneFloodPacesSender(t *testing.T) {
 		}
 		select {
 		case <-stalled:
-		case <-sentAll:
 		case <-ctx.Done():
 		}
 	})
 	alice := e.login("alice", "a")
 	body := strings.Repeat("b", 2<<10)
 	go func() {
-		defer close(sentAll)
 		for i := range n {
 			if err := alice.Send(ctx, chat("bob@localhost/b", fmt.Sprintf("flood-%d", i), body)); err != nil {
 				sent <- err
@@ -389,5 +388,93 @@ func TestBacklogPastMaxPendingIsClosed(t *testing.T) {
 	}
 	if c := e.metric("xmpp_slow_consumer_closes_total", "reason", "max_pending"); c != 1 {
 		t.Errorf("max_pending closes %v, want 1", c)
+	}
+}
+
+// fanOut is a stand-in for a room: an actor goroutine that delivers every
+// message it is sent to one member with DeliverPaced, naming the sender as
+// the cause, as rooms does for each groupchat delivery.
+type fanOut struct {
+	router *ws.Router
+	to     xmpp.JID
+	mb     chan *xmpp.Stanza
+	stop   chan struct{}
+}
+
+func (f *fanOut) HandleStanza(_ context.Context, st *xmpp.Stanza) {
+	select {
+	case f.mb <- st:
+	case <-f.stop:
+	}
+}
+
+func (f *fanOut) run(done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case st := <-f.mb:
+			st.El.RemoveAttr("to")
+			f.router.DeliverPaced(st.From, f.to, xmpp.NewOutbound(st.El))
+		case <-f.stop:
+			return
+		}
+	}
+}
+
+// TestDeliverPacedSlowsCause: a fan-out delivered from another goroutine
+// (a room actor) to a member above the mark makes the sender named as the
+// cause wait, while the member, reading with a pause, gets everything.
+func TestDeliverPacedSlowsCause(t *testing.T) {
+	// Pacing takes effect at the cause's next read, so what is already in
+	// the actor's mailbox (16 × 2 KiB) lands above the mark: the last
+	// quarter of max_pending must hold it.
+	e := newEnvListener(t, func(c *ws.Config) { c.MaxPending = 256 << 10 }, smallBuffers)
+	stalled := stallEvents(e)
+	ctx := ctxT(t)
+	room := &fanOut{router: e.srv.Router(), to: xmpp.MustParseJID("bob@localhost/b"), mb: make(chan *xmpp.Stanza, 16), stop: make(chan struct{})}
+	e.srv.Router().RegisterService("localhost", "fan.localhost", "", room)
+	actorDone := make(chan struct{})
+	go room.run(actorDone)
+	t.Cleanup(func() { close(room.stop); <-actorDone })
+	const n = 1000 // 2 MB: far more than the socket buffers and the mark hold
+	paused := false
+	bob := e.loginSmall("bob", "b", func(b []byte) {
+		if paused || !strings.Contains(string(b), "fan-") {
+			return
+		}
+		paused = true // once, until the sender is paced because of us
+		select {
+		case <-stalled:
+		case <-ctx.Done():
+		}
+	})
+	alice := e.login("alice", "a")
+	body := strings.Repeat("r", 2<<10)
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			m := client.Message("r@fan.localhost", "groupchat", body)
+			m.CreateAttr("id", fmt.Sprintf("fan-%d", i))
+			if err := alice.Send(ctx, m); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range n {
+		m, err := bob.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		if id := m.SelectAttrValue("id", ""); id != fmt.Sprintf("fan-%d", i) {
+			t.Fatalf("message %d has id %s", i, id)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if e.metric("xmpp_send_stalls_total") == 0 {
+		t.Error("the cause was never paced")
 	}
 }
