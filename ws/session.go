@@ -37,11 +37,12 @@ type frame struct {
 	to   string
 	raw  []byte
 	kind string
-	size int // encoded bytes, counted against MaxPending while queued
 }
 
-// encodedLen is the size appendTo will produce, without producing it. The
-// 'to' is counted unescaped: escaping a resource adds a few bytes at most.
+// encodedLen is the size appendTo will produce, without producing it: what
+// a frame counts against MaxPending. It is recomputed rather than stored,
+// to keep the frame (and every queue) small. The 'to' is counted
+// unescaped: escaping a resource adds a few bytes at most.
 func (f *frame) encodedLen() int {
 	if f.out == nil {
 		return len(f.raw)
@@ -380,13 +381,13 @@ func (s *session) highWater() int { return s.srv.cfg.MaxPending / 4 * 3 }
 // goroutine per session at most, since the session stops accepting frames
 // under the same lock.
 func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
-	f.size = f.encodedLen()
+	size := f.encodedLen()
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
 		return false, nil
 	}
-	if s.pending+f.size > s.srv.cfg.MaxPending {
+	if s.pending+size > s.srv.cfg.MaxPending {
 		s.closing = true
 		s.dropLocked()
 		s.qmu.Unlock()
@@ -399,7 +400,7 @@ func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
 		return false, nil
 	}
 	s.queue = append(s.queue, f)
-	s.pending += f.size
+	s.pending += size
 	var stall chan struct{}
 	if s.pending > s.highWater() {
 		if s.stall == nil {
@@ -445,8 +446,12 @@ const maxBatchBytes = 64 << 10
 // whose slice may then be reused.
 func (s *session) takeBatchLocked() (batch []frame, bytes int, whole bool) {
 	k := 0
-	for k < len(s.queue) && (k == 0 || bytes+s.queue[k].size <= maxBatchBytes) {
-		bytes += s.queue[k].size
+	for k < len(s.queue) {
+		n := s.queue[k].encodedLen()
+		if k > 0 && bytes+n > maxBatchBytes {
+			break
+		}
+		bytes += n
 		k++
 	}
 	if k == len(s.queue) {
