@@ -221,6 +221,7 @@ func TestOneToOneFloodPacesSender(t *testing.T) {
 	if s := e.metric("xmpp_send_stalls_total"); s == 0 {
 		t.Error("the flooder was never paced (xmpp_send_stalls_total = 0)")
 	}
+	t.Logf("%d messages: %v stalls, %.2f s stalled", n, e.metric("xmpp_send_stalls_total"), e.metric("xmpp_send_stall_seconds_total"))
 	if c := e.metric("xmpp_slow_consumer_closes_total", "reason", "max_pending") + e.metric("xmpp_slow_consumer_closes_total", "reason", "write_timeout"); c != 0 {
 		t.Errorf("%v slow-consumer closes", c)
 	}
