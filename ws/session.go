@@ -640,6 +640,9 @@ func (s *session) onIdle() {
 	defer cancel()
 	if err := s.conn.Ping(ctx); err != nil {
 		if s.ctx.Err() == nil {
+			if s.cork != nil && s.cork.TimedOut() {
+				s.srv.m.closedWriteTimeout.Inc() // the ping itself could not be written
+			}
 			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, "idle")
 		}
 		return
