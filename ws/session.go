@@ -14,6 +14,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -95,6 +96,7 @@ type session struct {
 	closing  bool          // no more frames accepted
 	opened   bool          // our <open/> has been queued or written
 	stopping atomic.Bool   // set with closing; read by the writer without the lock
+	slow     atomic.Bool   // closed as a slow consumer, and counted so once
 
 	// pmu guards pace: a stall channel of a session this one fed above its
 	// high-water mark, which the reader waits on before its next stanza.
@@ -391,7 +393,7 @@ func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
 		s.closing = true
 		s.dropLocked()
 		s.qmu.Unlock()
-		s.srv.m.closedMaxPending.Inc()
+		s.countSlowClose(s.srv.m.closedMaxPending)
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
@@ -519,8 +521,7 @@ func (s *session) writeLoop() {
 			s.dropLocked()
 			s.qcond.Broadcast()
 			s.qmu.Unlock()
-			if s.cork != nil && s.cork.TimedOut() && s.ctx.Err() == nil {
-				s.srv.m.closedWriteTimeout.Inc()
+			if s.cork != nil && s.cork.TimedOut() && s.ctx.Err() == nil && s.countSlowClose(s.srv.m.closedWriteTimeout) {
 				s.logger().Info("closing session: no write progress", "write_timeout", s.srv.cfg.WriteTimeout)
 			}
 			s.cancel()
@@ -538,6 +539,16 @@ func (s *session) writeLoop() {
 		}
 		s.qmu.Unlock()
 	}
+}
+
+// countSlowClose counts the session's close as a slow consumer's under c,
+// once whatever notices it first; it reports whether this call counted.
+func (s *session) countSlowClose(c prometheus.Counter) bool {
+	if !s.slow.CompareAndSwap(false, true) {
+		return false
+	}
+	c.Inc()
+	return true
 }
 
 // write sends one message; the corkConn bounds the time it may block.
@@ -641,7 +652,7 @@ func (s *session) onIdle() {
 	if err := s.conn.Ping(ctx); err != nil {
 		if s.ctx.Err() == nil {
 			if s.cork != nil && s.cork.TimedOut() {
-				s.srv.m.closedWriteTimeout.Inc() // the ping itself could not be written
+				s.countSlowClose(s.srv.m.closedWriteTimeout) // the ping itself could not be written
 			}
 			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, "idle")
 		}
