@@ -69,7 +69,8 @@ type WebSocketConfig struct {
 	IdleTimeout          duration `toml:"idle_timeout"`
 	PingTimeout          duration `toml:"ping_timeout"`
 	WriteTimeout         duration `toml:"write_timeout"`
-	SendQueueLen         int      `toml:"send_queue_len"`
+	MaxPending           int      `toml:"max_pending"`
+	StallTimeout         duration `toml:"stall_timeout"`
 	MaxAuthFailures      int      `toml:"max_auth_failures"`
 	AllowPlainWithoutTLS bool     `toml:"allow_plain_without_tls"`
 	AllowedOrigins       []string `toml:"allowed_origins"`
@@ -136,7 +137,8 @@ func defaultConfig() Config {
 			IdleTimeout:     duration{90 * time.Second},
 			PingTimeout:     duration{30 * time.Second},
 			WriteTimeout:    duration{15 * time.Second},
-			SendQueueLen:    1000,
+			MaxPending:      16 << 20,
+			StallTimeout:    duration{time.Second},
 			MaxAuthFailures: 3,
 			// Why these values: README, "Flow control".
 			MaxUnauthenticated:           4096,
@@ -183,6 +185,11 @@ func decodeConfig(data string, cfg *Config) error {
 		return err
 	}
 	cfg.Modules.MucLimits.present = md.IsDefined("modules", "mod_muc_limits")
+	if md.IsDefined("websocket", "send_queue_len") {
+		// Refused rather than ignored: it counted stanzas, its replacement
+		// counts bytes, and a tuned value cannot be carried over silently.
+		return errors.New("websocket.send_queue_len was removed: the send queue is bounded in bytes by websocket.max_pending (default 16777216)")
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
@@ -250,8 +257,12 @@ func (c *Config) validate() error {
 		return errors.New("websocket.ping_timeout: must be positive")
 	case w.WriteTimeout.Duration <= 0:
 		return errors.New("websocket.write_timeout: must be positive")
-	case w.SendQueueLen < 1:
-		return errors.New("websocket.send_queue_len: must be at least 1")
+	case w.MaxPending < 4*w.MaxStanzaSize:
+		// Pacing starts at three quarters: the last quarter must hold a
+		// largest stanza, or a paced sender could still close its reader.
+		return errors.New("websocket.max_pending: must be at least 4 × websocket.max_stanza_size")
+	case w.StallTimeout.Duration <= 0 || w.StallTimeout.Duration > w.WriteTimeout.Duration:
+		return errors.New("websocket.stall_timeout: must be positive and at most websocket.write_timeout")
 	case w.MaxAuthFailures < 1:
 		return errors.New("websocket.max_auth_failures: must be at least 1")
 	}

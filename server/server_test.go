@@ -33,7 +33,8 @@ func TestConfigFile(t *testing.T) {
 hosts = ["Example.COM", "chat.example.com"]
 [websocket]
 auth_timeout = "5s"
-send_queue_len = 50
+max_pending = 1048576
+stall_timeout = "250ms"
 allowed_origins = ["*.example.com"]
 `), 0o600)
 	cfg, err := loadConfig(path)
@@ -43,7 +44,7 @@ allowed_origins = ["*.example.com"]
 	if cfg.General.Hosts[0] != "example.com" {
 		t.Errorf("host not canonicalised: %v", cfg.General.Hosts)
 	}
-	if cfg.WebSocket.AuthTimeout.Duration != 5*time.Second || cfg.WebSocket.SendQueueLen != 50 {
+	if cfg.WebSocket.AuthTimeout.Duration != 5*time.Second || cfg.WebSocket.MaxPending != 1<<20 || cfg.WebSocket.StallTimeout.Duration != 250*time.Millisecond {
 		t.Errorf("values not applied: %+v", cfg.WebSocket)
 	}
 	if cfg.WebSocket.MaxStanzaSize != 64<<10 {
@@ -62,11 +63,14 @@ func TestConfigRejected(t *testing.T) {
 		{"[http]\ntls_cert = 'c.pem'", "http.tls_cert"},
 		{"[websocket]\nmax_stanza_size = 10", "websocket.max_stanza_size"},
 		{"[websocket]\nauth_timeout = 'soon'", "auth_timeout"},
-		{"[websocket]\nsend_queue_len = 0", "websocket.send_queue_len"},
+		{"[websocket]\nsend_queue_len = 1000", "websocket.max_pending"},
+		{"[websocket]\nmax_pending = 65536", "websocket.max_pending"},
+		{"[websocket]\nstall_timeout = '0s'", "websocket.stall_timeout"},
+		{"[websocket]\nstall_timeout = '1m'", "websocket.stall_timeout"},
 		{"[websocket]\npath = 'ws'", "websocket.path"},
 		{"[websocket]\nallowed_origins = ['[']", "websocket.allowed_origins"},
 		{"[storage]\nbackend = 'postgres'", "storage.backend"},
-		{"[websocket]\nsend_queue_len = 'many'", "send_queue_len"},
+		{"[websocket]\nmax_pending = 'many'", "max_pending"},
 	} {
 		path := filepath.Join(t.TempDir(), "c.toml")
 		os.WriteFile(path, []byte(tc.toml), 0o600)

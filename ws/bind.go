@@ -52,7 +52,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.timers.auth.Stop()
 	}
 	s.st = stateActive
-	s.log = s.log.With("jid", full.String())
+	s.setLog(s.log.With("jid", full.String()))
 	payload := xmpp.Elem("bind", xmpp.NSBind)
 	payload.CreateElement("jid").SetText(full.String())
 	s.sendElement(xmpp.ResultIQ(st, payload))

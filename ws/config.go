@@ -22,12 +22,20 @@ type Config struct {
 	// PingTimeout is how long the pong may take before the session is closed.
 	IdleTimeout time.Duration
 	PingTimeout time.Duration
-	// WriteTimeout bounds one WebSocket write; a client that stops reading is
-	// closed when it expires.
+	// WriteTimeout is how long a write on the connection may go without the
+	// kernel accepting a byte; a client that stops reading is closed when it
+	// expires, one that reads slowly is not.
 	WriteTimeout time.Duration
-	// SendQueueLen is the most stanzas waiting for one session's writer; a
-	// session whose queue is full is closed with policy-violation.
-	SendQueueLen int
+	// MaxPending bounds, in encoded bytes, what waits for one session's
+	// writer; a delivery that would pass it closes the session with
+	// policy-violation. Above three quarters of it the session's producers
+	// are paced (see StallTimeout). It must hold several of the largest
+	// stanzas.
+	MaxPending int
+	// StallTimeout is the longest a session's reader waits, before its next
+	// stanza, for a recipient it fed above the high-water mark to drain; 0
+	// never waits.
+	StallTimeout time.Duration
 	// MaxAuthFailures is how many SASL failures one connection may have
 	// before it is closed (RFC 6120 §6.4.5 suggests 2 to 5).
 	MaxAuthFailures int
@@ -80,7 +88,8 @@ func Defaults() Config {
 		IdleTimeout:     90 * time.Second,
 		PingTimeout:     30 * time.Second,
 		WriteTimeout:    15 * time.Second,
-		SendQueueLen:    1000,
+		MaxPending:      16 << 20,
+		StallTimeout:    time.Second,
 		MaxAuthFailures: 3,
 		Shaper: ShaperConfig{
 			StanzaRate:  10,

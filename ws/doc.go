@@ -4,9 +4,11 @@
 // services (such as MUC Light) registered for other domains.
 //
 // Each session has one reader goroutine (the HTTP handler's) and a writer
-// goroutine that exists only while the session has something to send; its
-// outgoing queue is bounded, and a session whose queue overflows is closed
-// rather than allowed to stall whoever is writing to it.
+// goroutine that exists only while the session has something to send. Its
+// outgoing queue is bounded in bytes; above a high-water mark the session
+// that caused a delivery waits before its next stanza is read, and a session
+// is closed only when its writer stops making progress or its backlog passes
+// the bound (docs/02_send_queues.md).
 //
 // The package must never block a caller on a slow client, never keep
 // per-session state in package variables, and never let bad input panic the

@@ -20,3 +20,7 @@ func CountPasswordChecks(t testing.TB) *atomic.Int64 {
 	t.Cleanup(func() { verifyPassword = prev })
 	return &n
 }
+
+// SetStallHook makes the flow-control tests wait for pacing as an event: f
+// runs on the paced session's reader each time it starts to wait.
+func SetStallHook(s *Server, f func()) { s.onStall.Store(&f) }

@@ -15,7 +15,11 @@ type metrics struct {
 	stanzasIn    *prometheus.CounterVec
 	stanzasOut   *prometheus.CounterVec
 	streamErrors *prometheus.CounterVec
-	queueKills   prometheus.Counter
+	slowCloses   *prometheus.CounterVec
+	stalls       prometheus.Counter
+	stallSeconds prometheus.Counter
+
+	closedWriteTimeout, closedMaxPending prometheus.Counter
 
 	outMessage, outPresence, outIQ, outOther prometheus.Counter
 	inMessage, inPresence, inIQ              prometheus.Counter
@@ -44,10 +48,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		streamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xmpp_stream_errors_total", Help: "Streams ended with a stream error, by condition.",
 		}, []string{"condition"}),
-		queueKills: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "xmpp_send_queue_overflows_total", Help: "Sessions closed because their send queue was full or a write timed out.",
+		slowCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xmpp_slow_consumer_closes_total", Help: "Sessions closed as slow consumers: no write progress for write_timeout, or pending bytes past max_pending.",
+		}, []string{"reason"}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xmpp_send_stalls_total", Help: "Times a session's reader waited because a recipient it fed was above its high-water mark.",
+		}),
+		stallSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xmpp_send_stall_seconds_total", Help: "Time session readers spent waiting for recipients to drain.",
 		}),
 	}
+	m.closedWriteTimeout = m.slowCloses.WithLabelValues("write_timeout")
+	m.closedMaxPending = m.slowCloses.WithLabelValues("max_pending")
 	m.outMessage = m.stanzasOut.WithLabelValues("message")
 	m.outPresence = m.stanzasOut.WithLabelValues("presence")
 	m.outIQ = m.stanzasOut.WithLabelValues("iq")
@@ -56,7 +68,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.inPresence = m.stanzasIn.WithLabelValues("presence")
 	m.inIQ = m.stanzasIn.WithLabelValues("iq")
 	if reg != nil {
-		reg.MustRegister(m.connections, m.sessions, m.accepted, m.auth, m.stanzasIn, m.stanzasOut, m.streamErrors, m.queueKills)
+		reg.MustRegister(m.connections, m.sessions, m.accepted, m.auth, m.stanzasIn, m.stanzasOut, m.streamErrors,
+			m.slowCloses, m.stalls, m.stallSeconds)
 	}
 	return m
 }
@@ -84,4 +97,32 @@ func (m *metrics) inCounter(kind string) prometheus.Counter {
 		return m.inPresence
 	}
 	return m.inIQ
+}
+
+// pendingCollector reports the bytes waiting for session writers at scrape
+// time, so the delivery path pays nothing for it: the total and the largest
+// single session's backlog (how close anyone is to max_pending), without a
+// per-session label.
+type pendingCollector struct {
+	srv          *Server
+	total, worst *prometheus.Desc
+}
+
+func newPendingCollector(srv *Server) *pendingCollector {
+	return &pendingCollector{
+		srv:   srv,
+		total: prometheus.NewDesc("xmpp_send_pending_bytes", "Encoded bytes waiting for session writers, all sessions.", nil, nil),
+		worst: prometheus.NewDesc("xmpp_send_pending_max_bytes", "Encoded bytes waiting for the most backlogged session's writer.", nil, nil),
+	}
+}
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.total
+	ch <- c.worst
+}
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	total, worst := c.srv.pendingBytes()
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(c.worst, prometheus.GaugeValue, float64(worst))
 }

@@ -17,7 +17,7 @@ import (
 // routing is measured; its WebSocket writes are the load tool's business.
 func BenchmarkRouteDeliver(b *testing.B) {
 	cfg := Defaults()
-	cfg.SendQueueLen = 1 << 30
+	cfg.MaxPending = 1 << 50
 	srv := New(cfg, nil, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	const users = 500
 	var jids []xmpp.JID
@@ -44,6 +44,7 @@ func BenchmarkRouteDeliver(b *testing.B) {
 		if n%users == 0 {
 			for _, s := range sessions {
 				s.queue = s.queue[:0]
+				s.pending = 0
 			}
 		}
 	}

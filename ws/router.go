@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 
@@ -87,11 +88,15 @@ func (r *Router) register(s *session) (replaced *session) {
 	list := r.users[bare]
 	for i, o := range list {
 		if *o.jid.Load() == full {
-			replaced = o
-			list[i] = s
-			return replaced
+			// Copy on write: a delivery may be iterating list right now
+			// (sessionsOf hands it out without a copy).
+			nl := slices.Clone(list)
+			nl[i] = s
+			r.users[bare] = nl
+			return o
 		}
 	}
+	// Appending writes past every length handed out, never into it.
 	r.users[bare] = append(list, s)
 	return nil
 }
@@ -115,8 +120,9 @@ func (r *Router) unregister(s *session) {
 }
 
 // sessionsOf returns the sessions a stanza to 'to' reaches: for a full JID
-// that session, for a bare JID all of the user's sessions. The slice must
-// not be modified.
+// that session, for a bare JID all of the user's sessions. The slice is
+// shared, never written after it is stored (register and unregister build
+// new ones), and must not be modified.
 func (r *Router) sessionsOf(to xmpp.JID) []*session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -136,26 +142,46 @@ func (r *Router) sessionsOf(to xmpp.JID) []*session {
 // all of them for a bare JID), keeping 'to' as addressed (RFC 6121 §8.5.2).
 // It never blocks; it reports whether any session took the stanza.
 func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
+	ok, _ := r.deliver(to, out)
+	return ok
+}
+
+// deliver is Deliver that also returns the stall channel of a recipient
+// above its high-water mark, if any.
+func (r *Router) deliver(to xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
 	targets := r.sessionsOf(to)
 	ok := false
+	var stall <-chan struct{}
 	for _, s := range targets {
 		// 'to' is the session's bare or full JID, whose strings it keeps.
 		toStr := s.bareStr
 		if to.Resource != "" {
 			toStr = s.jidStr
 		}
-		if s.deliver(out, toStr) {
+		took, st := s.deliver(out, toStr)
+		if took {
 			ok = true
 		}
+		if st != nil && stall == nil {
+			stall = st
+		}
 	}
-	return ok
+	return ok, stall
 }
 
 // DeliverPaced is Deliver for a stanza that cause's session made the server
-// send (a room fan-out): a recipient above its high-water mark slows cause
-// rather than dropping anyone. See rooms.Deliverer.
+// send (a room fan-out): a recipient above its high-water mark makes cause's
+// reader wait (at most StallTimeout) before cause's next stanza, rather than
+// anyone being dropped or the caller blocking. A cause that is not a local
+// full JID is not paced. See rooms.Deliverer.
 func (r *Router) DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool {
-	return r.Deliver(to, out)
+	ok, stall := r.deliver(to, out)
+	if stall != nil && cause.Resource != "" {
+		if c := r.sessionsOf(cause); len(c) == 1 {
+			c[0].paceOn(stall)
+		}
+	}
+	return ok
 }
 
 // DeliverElement is Deliver for a one-off element (replies, notifications
@@ -221,8 +247,12 @@ func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
 		toStr := to.String()
 		delivered := false
 		for _, s := range targets {
-			if s.deliver(out, toStr) {
+			took, stall := s.deliver(out, toStr)
+			if took {
 				delivered = true
+			}
+			if stall != nil {
+				from.paceOn(stall) // a flood of 1:1 messages slows its sender, not its target
 			}
 		}
 		if delivered {

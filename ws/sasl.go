@@ -242,7 +242,7 @@ func (s *session) saslSuccess(user xmpp.JID, final []byte) *xmpp.StreamError {
 	}
 	s.sendElement(ok)
 	s.st = stateWaitOpen2
-	s.log = s.log.With("user", user.String())
+	s.setLog(s.log.With("user", user.String()))
 	return nil
 }
 

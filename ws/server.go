@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -46,6 +47,10 @@ type Server struct {
 	conns    map[*session]struct{}
 	shutdown bool
 	wg       sync.WaitGroup // session goroutines
+
+	// onStall, if set, runs when a session's reader starts waiting for a
+	// recipient to drain: tests wait on it instead of on time.
+	onStall atomic.Pointer[func()]
 }
 
 // Options carries the collaborators of New that are not configuration.
@@ -73,7 +78,24 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 	}
 	s.router = newRouter(s)
 	s.admit = newAdmission(cfg, s.im)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newPendingCollector(s))
+	}
 	return s
+}
+
+// pendingBytes sums the sessions' send backlogs and finds the largest.
+func (s *Server) pendingBytes() (total, worst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.conns {
+		sess.qmu.Lock()
+		p := sess.pending
+		sess.qmu.Unlock()
+		total += p
+		worst = max(worst, p)
+	}
+	return total, worst
 }
 
 // Router returns the session table and stanza router, which services use to
@@ -104,7 +126,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		opts.OriginPatterns = s.cfg.AllowedOrigins
 	}
-	cw := &corkingWriter{ResponseWriter: w}
+	cw := &corkingWriter{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
 	conn, err := websocket.Accept(cw, r, opts)
 	if err != nil {
 		if cw.conn != nil { // hijacked, then failed: net/http will not report it closed
@@ -127,6 +149,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sess := newSession(s, conn, r)
 	sess.cork = cw.conn
 	sess.raw = raw
+	// A cancelled session aborts whatever write is blocked on the socket:
+	// Shutdown's deadline must not wait for a write deadline.
+	context.AfterFunc(sess.ctx, func() { conn.CloseNow() })
 	if !s.track(sess) {
 		s.admit.release(raw)
 		conn.Close(websocket.StatusGoingAway, "server shutting down")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -39,6 +40,20 @@ type frame struct {
 	kind string
 }
 
+// encodedLen is the size appendTo will produce, without producing it: what
+// a frame counts against MaxPending. It is recomputed rather than stored,
+// to keep the frame (and every queue) small. The 'to' is counted
+// unescaped: escaping a resource adds a few bytes at most.
+func (f *frame) encodedLen() int {
+	if f.out == nil {
+		return len(f.raw)
+	}
+	if f.to == "" {
+		return f.out.Len()
+	}
+	return f.out.Len() + len(" to=''") + len(f.to)
+}
+
 func (f *frame) appendTo(dst []byte) []byte {
 	if f.out != nil {
 		return f.out.AppendTo(dst, f.to)
@@ -50,15 +65,17 @@ func (f *frame) appendTo(dst []byte) []byte {
 type session struct {
 	srv    *Server
 	conn   *websocket.Conn
-	cork   *corkConn // batches the writer's frames into one system call
-	log    *slog.Logger
-	ctx    context.Context // cancelled when the session ends: aborts writes
+	cork   *corkConn                   // batches the writer's frames into one system call
+	log    *slog.Logger                // the reader's, refined as it learns who the peer is (setLog)
+	shared atomic.Pointer[slog.Logger] // log as other goroutines read it (logger)
+	ctx    context.Context             // cancelled when the session ends: aborts writes
 	cancel context.CancelFunc
 	plain  bool // SASL PLAIN may be offered
 
 	// Owned by the reader goroutine.
 	st       state
-	host     string
+	host     string // written through setHost, whose copy others read
+	hostSeen atomic.Pointer[string]
 	streamID string
 	sasl     saslState
 	user     xmpp.JID // authenticated bare JID
@@ -72,10 +89,19 @@ type session struct {
 	qcond    *sync.Cond
 	queue    []frame
 	spare    []frame
-	writing  bool        // a writer goroutine is running
-	closing  bool        // no more frames accepted
-	opened   bool        // our <open/> has been queued or written
-	stopping atomic.Bool // set with closing; read by the writer without the lock
+	pending  int           // encoded bytes queued or in the batch being written
+	inflight int           // of which in the batch being written
+	stall    chan struct{} // non-nil while pending is above the high-water mark; closed when it falls back
+	writing  bool          // a writer goroutine is running
+	closing  bool          // no more frames accepted
+	opened   bool          // our <open/> has been queued or written
+	stopping atomic.Bool   // set with closing; read by the writer without the lock
+	slow     atomic.Bool   // closed as a slow consumer, and counted so once
+
+	// pmu guards pace: a stall channel of a session this one fed above its
+	// high-water mark, which the reader waits on before its next stanza.
+	pmu  sync.Mutex
+	pace <-chan struct{}
 
 	termOnce sync.Once
 	timers   sessionTimers
@@ -85,10 +111,8 @@ type session struct {
 }
 
 type sessionTimers struct {
-	mu    sync.Mutex
-	auth  *time.Timer
-	idle  *time.Timer
-	write *time.Timer
+	auth *time.Timer
+	idle *time.Timer
 }
 
 func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
@@ -104,6 +128,7 @@ func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
 	}
 	s.qcond = sync.NewCond(&s.qmu)
 	s.shaper = newShaper(srv.cfg.Shaper)
+	s.shared.Store(s.log)
 	// The library's own limit is a backstop above ours, so that an oversized
 	// message reaches our check and gets a stream error instead of a bare
 	// WebSocket close.
@@ -136,6 +161,7 @@ func (s *session) run() {
 	}
 	buf := new(bytes.Buffer)
 	for {
+		s.awaitPace()
 		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
 			s.logEnd(err)
@@ -259,7 +285,7 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "unexpected stream restart"}
 	}
 	if v := el.SelectAttrValue("version", "1.0"); v != "1.0" && !bytes.HasPrefix([]byte(v), []byte("1.")) {
-		s.host = s.defaultHost()
+		s.setHost(s.defaultHost())
 		return &xmpp.StreamError{Condition: xmpp.UnsupportedVersion}
 	}
 	to := el.SelectAttrValue("to", "")
@@ -271,7 +297,7 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 	if !s.srv.servesHost(to) || (s.st == stateWaitOpen2 && to != s.host) {
 		return &xmpp.StreamError{Condition: xmpp.HostUnknown}
 	}
-	s.host = to
+	s.setHost(to)
 	s.sendOpen()
 	feats := xmpp.Elem("stream:features", "")
 	feats.CreateAttr("xmlns:stream", xmpp.NSStream)
@@ -320,9 +346,16 @@ func (s *session) sendOpen() {
 	s.sendElement(openElement(s.host, s.streamID))
 }
 
-// sendElement queues an element for this session.
+// sendElement queues an element for this session. Such elements answer
+// the session's own stanzas (results, bounces), so a backlog above the mark
+// paces the session itself: a client that floods stanzas whose answers it
+// reads slowly waits on its own writer.
 func (s *session) sendElement(e *etree.Element) bool {
-	return s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	ok, stall := s.enqueue(frame{raw: xmpp.Marshal(e), kind: e.Tag})
+	if stall != nil {
+		s.paceOn(stall)
+	}
+	return ok
 }
 
 // replyError answers st with a stanza error, unless st is itself an error
@@ -334,41 +367,113 @@ func (s *session) replyError(st *xmpp.Stanza, se *xmpp.StanzaError) {
 	s.sendElement(xmpp.ErrorReply(st, se))
 }
 
-// deliver queues a shared Outbound with the given 'to'.
-func (s *session) deliver(out *xmpp.Outbound, to string) bool {
+// deliver queues a shared Outbound with the given 'to'. It returns, besides
+// whether the frame was taken, the session's stall channel when the session
+// is above its high-water mark, so the caller can pace whoever caused the
+// delivery.
+func (s *session) deliver(out *xmpp.Outbound, to string) (bool, <-chan struct{}) {
 	if !s.bound.Load() {
-		return false
+		return false, nil
 	}
 	return s.enqueue(frame{out: out, to: to, kind: out.Kind()})
 }
 
-// enqueue adds f to the send queue without ever blocking. A full queue ends
-// the session: its client is not keeping up, and holding more for it would
-// either grow without bound or stall the sender.
-func (s *session) enqueue(f frame) bool {
+// highWater is the pending bytes above which producers are paced: three
+// quarters of the bound, as nats-server stalls fast producers, so that a
+// paced producer still has a quarter of the bound to spend before anyone is
+// closed.
+func (s *session) highWater() int { return s.srv.cfg.MaxPending / 4 * 3 }
+
+// enqueue adds f to the send queue without ever blocking. A frame that would
+// take the session past MaxPending ends it: its client is not keeping up,
+// and holding more for it would grow without bound. That close starts one
+// goroutine per session at most, since the session stops accepting frames
+// under the same lock.
+func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
+	size := f.encodedLen()
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
-		return false
+		return false, nil
 	}
-	if len(s.queue) >= s.srv.cfg.SendQueueLen {
+	if s.pending+size > s.srv.cfg.MaxPending {
+		s.closing = true
+		s.dropLocked()
 		s.qmu.Unlock()
-		s.srv.m.queueKills.Inc()
+		s.countSlowClose(s.srv.m.closedMaxPending)
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too many stanzas waiting: the client is not reading"}, "send queue full", true)
+			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too much waiting to be sent: the client is not reading"}, "max_pending passed", true)
 		}()
-		return false
+		return false, nil
 	}
 	s.queue = append(s.queue, f)
+	s.pending += size
+	var stall chan struct{}
+	if s.pending > s.highWater() {
+		if s.stall == nil {
+			s.stall = make(chan struct{})
+		}
+		stall = s.stall
+	}
 	if !s.writing {
 		s.writing = true
 		s.srv.wg.Add(1)
 		go s.writeLoop()
 	}
 	s.qmu.Unlock()
-	return true
+	return true, stall
+}
+
+// dropLocked discards what is queued for a client that will not read it,
+// and releases whoever is paced on this session. The batch being written
+// stays counted until the writer is done with it.
+func (s *session) dropLocked() {
+	s.stopping.Store(true)
+	clear(s.queue)
+	s.queue, s.spare = nil, nil
+	s.pending = s.inflight
+	s.releaseStallLocked()
+}
+
+func (s *session) releaseStallLocked() {
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
+}
+
+// maxBatchBytes bounds one corked batch, so that the cork's buffer stays
+// small while a large backlog drains, and pending bytes (and with them the
+// pacing of producers) go down as the client reads rather than once at the
+// end of the backlog.
+const maxBatchBytes = 64 << 10
+
+// takeBatchLocked removes the next batch from the queue: frames up to
+// maxBatchBytes, at least one. whole reports that it is the entire queue,
+// whose slice may then be reused.
+func (s *session) takeBatchLocked() (batch []frame, bytes int, whole bool) {
+	k := 0
+	for k < len(s.queue) {
+		n := s.queue[k].encodedLen()
+		if k > 0 && bytes+n > maxBatchBytes {
+			break
+		}
+		bytes += n
+		k++
+	}
+	if k == len(s.queue) {
+		batch = s.queue
+		s.queue = s.spare[:0]
+		s.spare = nil
+		return batch, bytes, true
+	}
+	// The enqueuer only appends past the end of s.queue, so the writer may
+	// clear this prefix without racing with it.
+	batch = s.queue[:k:k]
+	s.queue = s.queue[k:]
+	return batch, bytes, false
 }
 
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -392,8 +497,8 @@ func (s *session) writeLoop() {
 			s.qmu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue = s.spare[:0]
+		batch, n, whole := s.takeBatchLocked()
+		s.inflight = n
 		s.qmu.Unlock()
 		corked := s.cork != nil
 		if corked {
@@ -411,7 +516,7 @@ func (s *session) writeLoop() {
 			batch[i] = frame{}
 		}
 		if corked {
-			if uerr := s.uncork(); err == nil {
+			if uerr := s.cork.Uncork(); err == nil {
 				err = uerr
 			}
 		}
@@ -419,56 +524,133 @@ func (s *session) writeLoop() {
 			s.qmu.Lock()
 			s.writing = false
 			s.closing = true
-			s.queue, s.spare = nil, nil
+			s.inflight = 0
+			s.dropLocked()
 			s.qcond.Broadcast()
 			s.qmu.Unlock()
+			if s.cork != nil && s.cork.TimedOut() && s.ctx.Err() == nil && s.countSlowClose(s.srv.m.closedWriteTimeout) {
+				s.logger().Info("closing session: no write progress", "write_timeout", s.srv.cfg.WriteTimeout)
+			}
 			s.cancel()
 			return
 		}
 		clear(batch)
 		s.qmu.Lock()
-		s.spare = batch[:0]
+		s.pending -= n
+		s.inflight = 0
+		if s.pending <= s.highWater() {
+			s.releaseStallLocked()
+		}
+		if whole {
+			s.spare = batch[:0]
+		}
 		s.qmu.Unlock()
 	}
 }
 
-// write sends one message under the write watchdog.
+// countSlowClose counts the session's close as a slow consumer's under c,
+// once whatever notices it first; it reports whether this call counted.
+func (s *session) countSlowClose(c prometheus.Counter) bool {
+	if !s.slow.CompareAndSwap(false, true) {
+		return false
+	}
+	c.Inc()
+	return true
+}
+
+// write sends one message; the corkConn bounds the time it may block.
 func (s *session) write(b []byte, kind string) error {
-	err := s.guarded(func() error { return s.conn.Write(s.ctx, websocket.MessageText, b) })
+	err := s.conn.Write(s.ctx, websocket.MessageText, b)
 	if err == nil {
 		s.srv.m.outCounter(kind).Inc()
 	}
 	return err
 }
 
-// uncork sends the frames buffered by the cork under the write watchdog.
-func (s *session) uncork() error { return s.guarded(s.cork.Uncork) }
-
-// guarded runs a write under the watchdog: one that takes longer than
-// WriteTimeout cancels the session, which closes the connection and so
-// unblocks the write.
-func (s *session) guarded(write func() error) error {
-	if wt := s.srv.cfg.WriteTimeout; wt > 0 {
-		s.timers.mu.Lock()
-		if s.timers.write == nil {
-			s.timers.write = time.AfterFunc(wt, s.onWriteTimeout)
-		} else {
-			s.timers.write.Reset(wt)
-		}
-		s.timers.mu.Unlock()
-		defer func() {
-			s.timers.mu.Lock()
-			s.timers.write.Stop()
-			s.timers.mu.Unlock()
-		}()
+// paceOn asks this session's reader to wait on stall before its next
+// stanza. One channel is kept: a later one replaces it only once it is
+// closed, so the reader always waits on a recipient still above its mark.
+func (s *session) paceOn(stall <-chan struct{}) {
+	s.pmu.Lock()
+	if s.pace == nil || isClosed(s.pace) {
+		s.pace = stall
 	}
-	return write()
+	s.pmu.Unlock()
 }
 
-func (s *session) onWriteTimeout() {
-	s.srv.m.queueKills.Inc()
-	s.log.Info("closing session: write timed out")
-	s.cancel()
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitPace is the reader's side of pacing: while a session this one fed is
+// above its high-water mark, the next stanza waits (at most StallTimeout in
+// all, or until the session ends), so TCP pushes back on this sender alone
+// and nobody else blocks.
+func (s *session) awaitPace() {
+	var (
+		timer *time.Timer
+		start time.Time
+	)
+	for {
+		s.pmu.Lock()
+		c := s.pace
+		s.pace = nil
+		s.pmu.Unlock()
+		if c == nil || isClosed(c) {
+			break
+		}
+		wait := s.srv.cfg.StallTimeout
+		if wait <= 0 {
+			break
+		}
+		if timer == nil {
+			start = time.Now()
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+			if h := s.srv.onStall.Load(); h != nil {
+				(*h)()
+			}
+		}
+		select {
+		case <-c:
+			continue
+		case <-timer.C:
+		case <-s.ctx.Done():
+		}
+		break
+	}
+	if timer != nil {
+		s.srv.m.stalls.Inc()
+		s.srv.m.stallSeconds.Add(time.Since(start).Seconds())
+	}
+}
+
+// logger is the session's logger for goroutines other than the reader.
+func (s *session) logger() *slog.Logger { return s.shared.Load() }
+
+// setLog replaces the reader's logger and publishes it to the others.
+func (s *session) setLog(l *slog.Logger) {
+	s.log = l
+	s.shared.Store(l)
+}
+
+// setHost records the stream's domain for the reader and publishes it for
+// a terminate on another goroutine, which may have to write <open/>.
+func (s *session) setHost(h string) {
+	s.host = h
+	s.hostSeen.Store(&h)
+}
+
+func (s *session) sharedHost() string {
+	if h := s.hostSeen.Load(); h != nil {
+		return *h
+	}
+	return ""
 }
 
 func (s *session) onIdle() {
@@ -476,6 +658,9 @@ func (s *session) onIdle() {
 	defer cancel()
 	if err := s.conn.Ping(ctx); err != nil {
 		if s.ctx.Err() == nil {
+			if s.cork != nil && s.cork.TimedOut() {
+				s.countSlowClose(s.srv.m.closedWriteTimeout) // the ping itself could not be written
+			}
 			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, "idle")
 		}
 		return
@@ -497,18 +682,18 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		s.qmu.Lock()
 		s.closing = true
 		if drop {
-			s.stopping.Store(true)
-			s.queue = nil
+			s.dropLocked()
 		}
 		for s.writing {
 			s.qcond.Wait()
 		}
+		s.releaseStallLocked()
 		opened := s.opened
 		s.opened = true
 		s.qmu.Unlock()
 		if se != nil {
 			s.srv.m.streamErrors.WithLabelValues(string(se.Condition)).Inc()
-			s.log.Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
+			s.logger().Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
 		}
 		if s.ctx.Err() != nil {
 			s.conn.CloseNow()
@@ -516,7 +701,7 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		}
 		if se != nil {
 			if !opened {
-				s.write(xmpp.Marshal(openElement(s.host, s.streamID)), "open")
+				s.write(xmpp.Marshal(openElement(s.sharedHost(), s.streamID)), "open")
 			}
 			s.write(xmpp.Marshal(se.Element()), "error")
 		}

@@ -53,6 +53,10 @@ type DialOptions struct {
 	// ReadLimit is the largest message accepted from the server, in bytes;
 	// 0 means DefaultReadLimit.
 	ReadLimit int64
+	// HTTPClient makes the handshake instead of http.DefaultClient, for
+	// tests that shape the socket (a small receive buffer brings a slow
+	// reader's backlog back to the server at once).
+	HTTPClient *http.Client
 }
 
 // ErrSubprotocol is wrapped by Dial's error when the handshake succeeded but
@@ -129,6 +133,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{
 		Subprotocols: protos,
 		HTTPHeader:   opts.HTTPHeader,
+		HTTPClient:   opts.HTTPClient,
 	})
 	if err != nil {
 		de := &DialError{Err: err}

@@ -54,9 +54,10 @@ type Config struct {
 	// Window bounds each sender's messages not yet reflected back to it by
 	// the room, so at full speed about senders × Window messages are in
 	// flight and the latency is mostly queueing (Little's law). It does not
-	// bound what waits for a slow receiver: a receiver that falls more than
-	// the server's websocket.send_queue_len behind is closed by the server
-	// as a slow consumer (stream error policy-violation).
+	// bound what waits for a slow receiver: the server paces the senders of
+	// a receiver more than three quarters of websocket.max_pending behind,
+	// and closes a receiver that stops reading for websocket.write_timeout
+	// or falls max_pending behind.
 	Window int
 	// Messages caps the measured messages (0: no cap); Duration always does.
 	Messages int
