@@ -1,3 +1,5 @@
+//go:build flowpending
+
 package main
 
 import (

@@ -54,12 +54,15 @@ type Config struct {
 	// Window bounds each sender's messages not yet reflected back to it by
 	// the room, so at full speed about senders × Window messages are in
 	// flight and the latency is mostly queueing (Little's law). It does not
-	// bound what waits for a slow receiver: a receiver that falls more than
-	// the server's websocket.send_queue_len behind is closed by the server
-	// as a slow consumer (stream error policy-violation).
+	// bound what waits for a slow receiver: the server queues that, and
+	// paces the senders when a receiver's backlog is high.
 	Window int
 	// Messages caps the measured messages (0: no cap); Duration always does.
 	Messages int
+	// PerSender caps each sender's measured messages (0: no cap); with a
+	// Window at least as large, every sender sends them all at once: the
+	// burst workload ("1,000 users, 5 messages each, at once").
+	PerSender int
 	// Warmup is sent before the measured Duration and left out of every
 	// figure but the warm-up count.
 	Warmup   time.Duration
@@ -142,6 +145,8 @@ func (c *Config) Validate() error {
 		return errors.New("load: window must be at least 1")
 	case c.Messages < 0:
 		return errors.New("load: messages must not be negative")
+	case c.PerSender < 0:
+		return errors.New("load: per-sender must not be negative")
 	case c.Duration <= 0:
 		return errors.New("load: duration must be positive (the run is always bounded in time)")
 	case c.Warmup < 0 || c.Drain < 0:
