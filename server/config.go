@@ -36,6 +36,9 @@ type Config struct {
 type GeneralConfig struct {
 	Hosts    []string `toml:"hosts"`
 	LogLevel string   `toml:"log_level"`
+	// ShutdownTimeout bounds a graceful stop: sessions that have not
+	// closed by then are cut.
+	ShutdownTimeout duration `toml:"shutdown_timeout"`
 }
 
 // HTTPConfig is the one HTTP listener (WebSocket, host-meta, web UI, metrics).
@@ -122,7 +125,7 @@ func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 func defaultConfig() Config {
 	return Config{
-		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info"},
+		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info", ShutdownTimeout: duration{10 * time.Second}},
 		HTTP: HTTPConfig{
 			Address:           "127.0.0.1:5280",
 			ReadHeaderTimeout: duration{10 * time.Second},
@@ -218,6 +221,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseLevel(c.General.LogLevel); err != nil {
 		return fmt.Errorf("general.log_level: %w", err)
+	}
+	if c.General.ShutdownTimeout.Duration <= 0 {
+		return errors.New("general.shutdown_timeout: must be positive")
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
 		return fmt.Errorf("http.address: %w", err)

@@ -21,6 +21,12 @@ import (
 // cancelled as Ctrl-C does, as soon as its traffic has started.
 func runLoad(t *testing.T, cfg Config, mode string, interrupt bool) load.Summary {
 	t.Helper()
+	return runLoadWith(t, cfg, mode, interrupt, nil)
+}
+
+// runLoadWith is runLoad with a last say over the tool's configuration.
+func runLoadWith(t *testing.T, cfg Config, mode string, interrupt bool, adjust func(*load.Config)) load.Summary {
+	t.Helper()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	a, err := start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -44,6 +50,9 @@ func runLoad(t *testing.T, cfg Config, mode string, interrupt bool) load.Summary
 	if interrupt {
 		lc.Messages = 0
 		progress.onTraffic = cancel
+	}
+	if adjust != nil {
+		adjust(&lc)
 	}
 	sum, err := load.Run(ctx, lc, progress)
 	if err != nil {
@@ -166,5 +175,19 @@ func TestLoadInterrupted(t *testing.T) {
 	}
 	if n := sum.Errors(); n != 0 || sum.Delivered > sum.Expected {
 		t.Errorf("errors %d (other %v), deliveries %d of %d expected", n, sum.OtherErrors, sum.Delivered, sum.Expected)
+	}
+}
+
+// TestLoadBurst is the burst workload at small scale: every sender sends its
+// quota at once (a window as large as the quota) and every delivery arrives.
+func TestLoadBurst(t *testing.T) {
+	sum := runLoadWith(t, testConfig(t), load.ModeMucLight, false, func(lc *load.Config) {
+		lc.Messages, lc.PerSender, lc.Window = 0, 5, 5
+	})
+	if sum.Stopped != "per-sender" || sum.Sent != 12*5 {
+		t.Errorf("stopped by %s after %d messages, want per-sender after 60", sum.Stopped, sum.Sent)
+	}
+	if sum.Delivered != sum.Sent*4 || sum.Errors() != 0 {
+		t.Errorf("deliveries %d of %d, errors %d (%v %v)", sum.Delivered, sum.Sent*4, sum.Errors(), sum.StanzaErrors, sum.StreamErrors)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 )
 
 const usage = `usage: server [-config file.toml]            run the server
@@ -62,7 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case err := <-app.Failed():
 		log.Error("listener failed", "err", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.General.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := app.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "err", err)

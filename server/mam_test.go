@@ -305,3 +305,66 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 		})
 	}
 }
+
+// TestSIGTERMWithStalledClient stops the server process with SIGTERM while
+// one client has stopped reading and its socket is full: the process still
+// exits once general.shutdown_timeout has passed (the stalled write has a
+// deadline), long before write_timeout would have closed that client.
+func TestSIGTERMWithStalledClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	dir := t.TempDir()
+	toml := fmt.Sprintf("[general]\nshutdown_timeout = \"2s\"\n[http]\naddress = \"127.0.0.1:0\"\n[websocket]\nwrite_timeout = \"10m\"\n[websocket.shaper]\nstanza_rate = 0\nbyte_rate = 0\n[storage]\ndata_dir = %q\n", dir)
+	cfgPath := filepath.Join(dir, "server.toml")
+	os.WriteFile(cfgPath, []byte(toml), 0o600)
+	fileCfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
+			t.Fatalf("add %s: %s", u, e)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := startProcess(t, cfgPath)
+	url := "ws://" + p.addr + "/xmpp-websocket"
+	alice, err := client.Login(ctx, url, xmpp.MustParseJID("alice@localhost/a"), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.CloseNow()
+	bob, err := client.Login(ctx, url, xmpp.MustParseJID("bob@localhost/b"), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.CloseNow()
+	room := "stall@muclight.localhost"
+	if _, err := alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
+		t.Fatal(err)
+	}
+	bob.StopReading()
+	// Alice reads what comes back, so only bob's side backs up; she sends
+	// about 9 MiB: more than the loopback socket buffers hold, less than
+	// websocket.max_pending, so bob's writer is blocked in a write.
+	alice.SetRawHandler(func([]byte) bool { return true })
+	big := strings.Repeat("x", 60<<10)
+	for i := 0; i < 150; i++ {
+		if err := alice.Send(ctx, client.Message(room, "groupchat", big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("server exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit after SIGTERM with a client that does not read")
+	}
+}

@@ -58,6 +58,7 @@ func TestConfigRejected(t *testing.T) {
 		{"[general]\nhosts = ['a@b']", "general.hosts"},
 		{"[general]\nhosts = ['x', 'X']", "general.hosts"},
 		{"[general]\nlog_level = 'loud'", "general.log_level"},
+		{"[general]\nshutdown_timeout = '0s'", "general.shutdown_timeout"},
 		{"[general]\nhostz = ['x']", "general.hostz"},
 		{"[http]\naddress = 'nowhere'", "http.address"},
 		{"[http]\ntls_cert = 'c.pem'", "http.tls_cert"},

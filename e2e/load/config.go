@@ -61,6 +61,10 @@ type Config struct {
 	Window int
 	// Messages caps the measured messages (0: no cap); Duration always does.
 	Messages int
+	// PerSender caps each sender's measured messages (0: no cap); with a
+	// Window at least as large, every sender sends them all at once: the
+	// burst workload ("1,000 users, 5 messages each, at once").
+	PerSender int
 	// Warmup is sent before the measured Duration and left out of every
 	// figure but the warm-up count.
 	Warmup   time.Duration
@@ -143,6 +147,8 @@ func (c *Config) Validate() error {
 		return errors.New("load: window must be at least 1")
 	case c.Messages < 0:
 		return errors.New("load: messages must not be negative")
+	case c.PerSender < 0:
+		return errors.New("load: per-sender must not be negative")
 	case c.Duration <= 0:
 		return errors.New("load: duration must be positive (the run is always bounded in time)")
 	case c.Warmup < 0 || c.Drain < 0:

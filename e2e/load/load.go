@@ -57,6 +57,7 @@ type session struct {
 	// window holds a token for each of this user's messages the room has
 	// not reflected back yet.
 	window  chan struct{}
+	quota   int         // measured messages sent; the sender goroutine's own
 	writing atomic.Bool // a message write is in progress
 	cut     atomic.Bool // the tool cancelled a blocked write, closing the connection
 	dead    atomic.Bool // the stream has ended

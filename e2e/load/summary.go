@@ -20,7 +20,8 @@ type Summary struct {
 	URL     string `json:"url"`
 	Service string `json:"service"`
 	// Stopped says what ended the sending: "duration", "messages" (the cap),
-	// "interrupted", or "not started" when setup failed.
+	// "per-sender" (every sender sent its quota), "interrupted", or "not
+	// started" when setup failed.
 	Stopped string `json:"stopped"`
 
 	Users         int `json:"users"`

@@ -60,6 +60,11 @@ func (e *engine) traffic(ctx context.Context) {
 	for _, s := range senders {
 		sendersWG.Go(func() { e.send(sendCtx, s, interval) })
 	}
+	// With a per-sender quota the run ends when every sender has sent it.
+	allSent := make(chan struct{})
+	if e.cfg.PerSender > 0 {
+		go func() { sendersWG.Wait(); close(allSent) }()
+	}
 	e.say("traffic: %d senders, %s, window %d, warm-up %s, then %s", len(senders), rateText(e.cfg.Rate), e.cfg.Window, e.cfg.Warmup, e.cfg.Duration)
 
 	e.setStatus(e.trafficStatus())
@@ -85,6 +90,8 @@ func (e *engine) traffic(ctx context.Context) {
 			e.sum.Stopped = "duration"
 		case <-e.capReached:
 			e.sum.Stopped = "messages"
+		case <-allSent:
+			e.sum.Stopped = "per-sender"
 		case <-ctx.Done():
 		}
 	}
@@ -94,6 +101,8 @@ func (e *engine) traffic(ctx context.Context) {
 	switch e.sum.Stopped {
 	case "duration":
 		stopAt = e.end
+	case "per-sender":
+		stopAt = max(time.Since(e.t0), e.warmup)
 	case "messages":
 		stopAt = e.capAt
 	}
@@ -266,6 +275,10 @@ func (e *engine) send(ctx context.Context, s *session, interval time.Duration) {
 			return
 		}
 		measured := at >= e.warmup
+		if measured && e.cfg.PerSender > 0 && s.quota >= e.cfg.PerSender {
+			<-s.window
+			return
+		}
 		if measured && e.cfg.Messages > 0 && e.reserved.Add(1) > uint64(e.cfg.Messages) {
 			<-s.window
 			e.capOnce.Do(func() {
@@ -292,6 +305,7 @@ func (e *engine) send(ctx context.Context, s *session, interval time.Duration) {
 		occ := uint64(len(r.joined))
 		e.expectedAll.Add(occ)
 		if measured {
+			s.quota++
 			e.sent.Add(1)
 			e.expected.Add(occ)
 		} else {

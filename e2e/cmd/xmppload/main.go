@@ -141,6 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "messages per second in total; 0 = as fast as the window allows")
 	fs.IntVar(&cfg.Window, "window", cfg.Window, "messages per sender sent but not yet reflected back by the room")
 	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "stop after this many measured messages (0 = only -duration)")
+	fs.IntVar(&cfg.PerSender, "per-sender", cfg.PerSender, "stop each sender after this many measured messages (0 = no cap); with -window as large, a burst")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "traffic before the measured period, left out of the figures")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured period")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "wait at most this long after sending for deliveries under way")
