@@ -227,10 +227,15 @@ func TestBurstWithStalledReader(t *testing.T) {
 			t.Errorf("reader u%02d is no longer online", i)
 		}
 	}
+	// Exactly one session was closed as a slow consumer, for not reading.
+	m := scrape(t, a)
+	if !strings.Contains(m, `xmpp_slow_consumer_closes_total{reason="write_timeout"} 1`) || strings.Contains(m, `xmpp_slow_consumer_closes_total{reason="max_pending"} 1`) {
+		t.Errorf("slow-consumer closes on /metrics:\n%s", grepLines(m, "xmpp_slow_consumer_closes_total"))
+	}
 	// The server holds no more than its stated per-session bound: 20
 	// sessions could queue 20 × max_pending at the very most; in practice
 	// pacing keeps far below that.
-	const rssBound = 256 << 20
+	const rssBound = 128 << 20
 	if growth := peak - rss0; growth > rssBound {
 		t.Errorf("RSS grew by %d MiB during the burst, bound %d MiB", growth>>20, rssBound>>20)
 	}
@@ -373,4 +378,15 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		t.Logf("%d legacy joins: %d rooms created, RSS %+.1f MiB", joins, made, float64(growth)/(1<<20))
 		_ = a
 	})
+}
+
+// grepLines returns the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
