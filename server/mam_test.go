@@ -150,6 +150,7 @@ func TestHistorySurvivesRestart(t *testing.T) {
 type serverProcess struct {
 	cmd  *exec.Cmd
 	addr string
+	cfg  string // configuration file, for a restart
 }
 
 var startedRE = regexp.MustCompile(`msg="server started" http=(\S+)`)
@@ -165,7 +166,7 @@ func startProcess(t *testing.T, cfgPath string) *serverProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serverProcess{cmd: cmd}
+	p := &serverProcess{cmd: cmd, cfg: cfgPath}
 	t.Cleanup(func() { p.kill() })
 	addr := make(chan string, 1)
 	go func() {
@@ -206,31 +207,9 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 				mc := mongoConfig(t, mongotest.URI(t)).Storage.MongoDB
 				toml += fmt.Sprintf("backend = \"mongodb\"\n[storage.mongodb]\nuri = %q\ndatabase = %q\n", mc.URI, mc.Database)
 			}
-			cfgPath := filepath.Join(t.TempDir(), "server.toml")
-			os.WriteFile(cfgPath, []byte(toml), 0o600)
-			fileCfg, err := loadConfig(cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range []string{"alice", "bob"} {
-				if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
-					t.Fatalf("add %s: %s", u, e)
-				}
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			p := startProcess(t, cfgPath)
-			url := "ws://" + p.addr + "/xmpp-websocket"
-			alice, err := client.Login(ctx, url, xmpp.MustParseJID("alice@localhost/a"), "pw")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer alice.CloseNow()
-			bob, err := client.Login(ctx, url, xmpp.MustParseJID("bob@localhost/b"), "pw")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bob.CloseNow()
+			p, alice, bob := processWithPair(ctx, t, toml)
 			room := "crash@muclight.localhost"
 			if _, err := alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
 				t.Fatal(err)
@@ -285,8 +264,8 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 			alice.CloseNow()
 			bob.CloseNow()
 
-			p = startProcess(t, cfgPath)
-			bob, err = client.Login(ctx, "ws://"+p.addr+"/xmpp-websocket", xmpp.MustParseJID("bob@localhost/b2"), "pw")
+			p = startProcess(t, p.cfg)
+			bob, err := client.Login(ctx, "ws://"+p.addr+"/xmpp-websocket", xmpp.MustParseJID("bob@localhost/b2"), "pw")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,33 +293,10 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server process")
 	}
-	dir := t.TempDir()
-	toml := fmt.Sprintf("[general]\nshutdown_timeout = \"2s\"\n[http]\naddress = \"127.0.0.1:0\"\n[websocket]\nwrite_timeout = \"10m\"\n[websocket.shaper]\nstanza_rate = 0\nbyte_rate = 0\n[storage]\ndata_dir = %q\n", dir)
-	cfgPath := filepath.Join(dir, "server.toml")
-	os.WriteFile(cfgPath, []byte(toml), 0o600)
-	fileCfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob"} {
-		if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
-			t.Fatalf("add %s: %s", u, e)
-		}
-	}
+	toml := fmt.Sprintf("[general]\nshutdown_timeout = \"2s\"\n[http]\naddress = \"127.0.0.1:0\"\n[websocket]\nwrite_timeout = \"10m\"\n[websocket.shaper]\nstanza_rate = 0\nbyte_rate = 0\n[storage]\ndata_dir = %q\n", t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p := startProcess(t, cfgPath)
-	url := "ws://" + p.addr + "/xmpp-websocket"
-	alice, err := client.Login(ctx, url, xmpp.MustParseJID("alice@localhost/a"), "pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.CloseNow()
-	bob, err := client.Login(ctx, url, xmpp.MustParseJID("bob@localhost/b"), "pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.CloseNow()
+	p, alice, bob := processWithPair(ctx, t, toml)
 	room := "stall@muclight.localhost"
 	if _, err := alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
 		t.Fatal(err)
@@ -367,4 +323,33 @@ func TestSIGTERMWithStalledClient(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the server did not exit after SIGTERM with a client that does not read")
 	}
+}
+
+// processWithPair writes toml as the configuration, adds alice and bob,
+// starts the server process on it and logs both in; the process and both
+// sessions end with the test.
+func processWithPair(ctx context.Context, t *testing.T, toml string) (p *serverProcess, alice, bob *client.Client) {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "server.toml")
+	os.WriteFile(cfgPath, []byte(toml), 0o600)
+	fileCfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
+			t.Fatalf("add %s: %s", u, e)
+		}
+	}
+	p = startProcess(t, cfgPath)
+	url := "ws://" + p.addr + "/xmpp-websocket"
+	if alice, err = client.Login(ctx, url, xmpp.MustParseJID("alice@localhost/a"), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.CloseNow() })
+	if bob, err = client.Login(ctx, url, xmpp.MustParseJID("bob@localhost/b"), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.CloseNow() })
+	return p, alice, bob
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/ws"
@@ -81,9 +82,16 @@ func (e *env) loginSmall(user, resource string, onFrame func([]byte)) *client.Cl
 // metric reads one counter or gauge of the endpoint, 0 if it has no sample.
 func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
-	mfs, err := e.reg.Gather()
+	return gatherMetric(e.t, e.reg, name, labels...)
+}
+
+// gatherMetric reads the series of reg's metric name whose labels include
+// the given name/value pairs: a counter's or gauge's value, 0 when absent.
+func gatherMetric(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
