@@ -276,7 +276,7 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		defer cancel()
 		cfg := testConfig(t)
 		unshaped(&cfg)
-		a, cs := flowServer(t, ctx, cfg, 1)
+		_, cs := flowServer(t, ctx, cfg, 1)
 		c := cs[0]
 		runtime.GC()
 		rss0, g0 := rssBytes(t), runtime.NumGoroutine()
@@ -314,7 +314,6 @@ func TestStrangersLeaveNoState(t *testing.T) {
 			t.Errorf("RSS grew by %d MiB for %d requests to missing rooms", growth>>20, missing)
 		}
 		t.Logf("%d requests to missing rooms: RSS %+.1f MiB, goroutines back to %d", missing, float64(growth)/(1<<20), runtime.NumGoroutine())
-		_ = a
 	})
 	t.Run("legacy joins", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -325,7 +324,7 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		if err := cfg.validate(); err != nil {
 			t.Fatal(err)
 		}
-		a, cs := flowServer(t, ctx, cfg, 1)
+		_, cs := flowServer(t, ctx, cfg, 1)
 		c := cs[0]
 		runtime.GC()
 		rss0, g0 := rssBytes(t), runtime.NumGoroutine()
@@ -376,7 +375,6 @@ func TestStrangersLeaveNoState(t *testing.T) {
 			t.Errorf("RSS grew by %d MiB for %d legacy joins", growth>>20, joins)
 		}
 		t.Logf("%d legacy joins: %d rooms created, RSS %+.1f MiB", joins, made, float64(growth)/(1<<20))
-		_ = a
 	})
 }
 
