@@ -64,16 +64,16 @@ func (i *instrumented) observe(domain, fn string) func(error) {
 	return func(err error) {
 		i.time.WithLabelValues(host, fn).Observe(time.Since(start).Seconds())
 		var se *xmpp.StanzaError
-		if err != nil && !errors.Is(err, ErrRoomNotFound) && !errors.Is(err, ErrRoomExists) && !errors.As(err, &se) {
+		if err != nil && !errors.Is(err, ErrRoomNotFound) && !errors.Is(err, ErrRoomExists) && !errors.As(err, &se) && !errors.As(err, new(*RoomCapError)) {
 			i.errs.WithLabelValues(host, fn).Inc()
 		}
 	}
 }
 
-func (i *instrumented) CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string) (err error) {
+func (i *instrumented) CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string, caps Caps) (err error) {
 	done := i.observe(room.Domain, "create_room")
 	defer func() { done(err) }()
-	return i.Store.CreateRoom(ctx, room, cfg, affs, version)
+	return i.Store.CreateRoom(ctx, room, cfg, affs, version, caps)
 }
 
 func (i *instrumented) DestroyRoom(ctx context.Context, room xmpp.JID) (err error) {
@@ -142,10 +142,10 @@ func (i *instrumented) GetAffUsers(ctx context.Context, room xmpp.JID) (affs []A
 	return i.Store.GetAffUsers(ctx, room)
 }
 
-func (i *instrumented) ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string) (res AffResult, err error) {
+func (i *instrumented) ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string, caps Caps) (res AffResult, err error) {
 	done := i.observe(room.Domain, "modify_aff_users")
 	defer func() { done(err) }()
-	return i.Store.ModifyAffUsers(ctx, room, change, version)
+	return i.Store.ModifyAffUsers(ctx, room, change, version, caps)
 }
 
 // ArchiveFunctions are the archive operations as the history metrics name them.

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -81,13 +82,34 @@ var (
 	ErrRoomNotFound = errors.New("rooms: no such room")
 )
 
+// Caps are the per-user limits a store checks in the same atomic step as a
+// write that adds users to a room. Checked by the hub before the write, two
+// writers (two room actors, two nodes) could both pass them.
+type Caps struct {
+	// RoomsPerUser caps the rooms of one MUC service a user may occupy
+	// (0: unlimited). A write that would take a user past it is refused.
+	RoomsPerUser int
+}
+
+// RoomCapError refuses a write that would add Users to a room although each
+// already occupies Caps.RoomsPerUser rooms of its service. Nothing was
+// written; the caller decides whether to retry without them.
+type RoomCapError struct {
+	Users []xmpp.JID // bare, sorted, never empty
+}
+
+func (e *RoomCapError) Error() string {
+	return fmt.Sprintf("rooms: %v already occupy rooms_per_user rooms", e.Users)
+}
+
 // Store is where rooms live; the room hub is its only caller. Every method
 // is one atomic change of one room (or one user's blocking list); a store
 // never needs a multi-document transaction. Both backends (embedded and
 // MongoDB) implement it and pass the same contract suite (roomstest).
 type Store interface {
-	// CreateRoom stores a new room, or fails with ErrRoomExists.
-	CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string) error
+	// CreateRoom stores a new room, or fails with ErrRoomExists, or with
+	// *RoomCapError when occupants of affs are at caps.RoomsPerUser.
+	CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string, caps Caps) error
 	// DestroyRoom deletes a room, or fails with ErrRoomNotFound.
 	DestroyRoom(ctx context.Context, room xmpp.JID) error
 	// RoomExists reports whether a room is stored.
@@ -117,6 +139,8 @@ type Store interface {
 	GetAffUsers(ctx context.Context, room xmpp.JID) ([]Aff, string, error)
 	// ModifyAffUsers applies change to the stored list atomically and sets
 	// version when the list changed. When the new list is empty the room is
-	// destroyed (a room with no occupants does not exist).
-	ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string) (AffResult, error)
+	// destroyed (a room with no occupants does not exist). When users the
+	// change adds are at caps.RoomsPerUser it writes nothing and fails with
+	// *RoomCapError; users already in the room are never refused.
+	ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string, caps Caps) (AffResult, error)
 }

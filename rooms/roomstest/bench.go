@@ -39,7 +39,7 @@ func BenchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1"); err != nil {
+		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1", rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -57,7 +57,7 @@ func BenchModifyAffUsers(b *testing.B, open func(b *testing.B) rooms.Store) {
 		affs[i] = rooms.Aff{User: benchUser(i), Aff: rooms.Member, Since: int64(i)}
 	}
 	affs[0].Aff = rooms.Owner
-	if err := s.CreateRoom(ctx, room, benchConfig(), affs, "v0"); err != nil {
+	if err := s.CreateRoom(ctx, room, benchConfig(), affs, "v0", rooms.Caps{}); err != nil {
 		b.Fatal(err)
 	}
 	newcomer := benchUser(999)
@@ -70,10 +70,10 @@ func BenchModifyAffUsers(b *testing.B, open func(b *testing.B) rooms.Store) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := s.ModifyAffUsers(ctx, room, add, fmt.Sprintf("a%d", i)); err != nil {
+		if _, err := s.ModifyAffUsers(ctx, room, add, fmt.Sprintf("a%d", i), rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.ModifyAffUsers(ctx, room, remove, fmt.Sprintf("r%d", i)); err != nil {
+		if _, err := s.ModifyAffUsers(ctx, room, remove, fmt.Sprintf("r%d", i), rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -90,7 +90,7 @@ func BenchGetUserRooms(b *testing.B, open func(b *testing.B) rooms.Store) {
 		for j := 1; j < 5; j++ {
 			affs = append(affs, rooms.Aff{User: benchUser(i*5 + j), Aff: rooms.Member, Since: int64(j)})
 		}
-		if err := s.CreateRoom(ctx, benchRoom(i), benchConfig(), affs, "v1"); err != nil {
+		if err := s.CreateRoom(ctx, benchRoom(i), benchConfig(), affs, "v1", rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
 	}
