@@ -70,6 +70,10 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"ConcurrentModifyAffUsers", testConcurrentModifyAffUsers},
 		{"ConcurrentSetConfig", testConcurrentSetConfig},
 		{"CanceledContext", testCanceledContext},
+		{"RoomCapConcurrentCreates", testRoomCapConcurrentCreates},
+		{"RoomCapConcurrentAdds", testRoomCapConcurrentAdds},
+		{"RoomCapRefusesJoinersOnly", testRoomCapRefusesJoinersOnly},
+		{"RoomCapCountsDown", testRoomCapCountsDown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
