@@ -59,7 +59,7 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 		if b.Get(key) != nil {
 			return fmt.Errorf("boltstore: create room %s: %w", key, rooms.ErrRoomExists)
 		}
-		if err := checkRoomCap(tx, room.Domain, rooms.Joined(nil, sorted), caps); err != nil {
+		if err := checkRoomCap(tx, room.Domain, nil, sorted, caps); err != nil {
 			return err
 		}
 		if err := putJSON(b, key, doc); err != nil {
@@ -326,7 +326,7 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 			res = rooms.UnchangedAffs(cur, doc.Version)
 			return nil
 		}
-		if err := checkRoomCap(tx, room.Domain, rooms.Joined(cur, next), caps); err != nil {
+		if err := checkRoomCap(tx, room.Domain, cur, next, caps); err != nil {
 			return err
 		}
 		res = rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
@@ -355,15 +355,15 @@ func (s *Store) leaveRoom(ctx context.Context, room xmpp.JID, change rooms.AffCh
 	return s.modifyAffs(ctx, room, change, version, rooms.Caps{})
 }
 
-// checkRoomCap refuses, with *rooms.RoomCapError, the users of joining
-// (sorted) who already occupy caps.RoomsPerUser rooms of service. It runs in
-// the transaction of the write, so the count it reads is the one written.
-func checkRoomCap(tx *bolt.Tx, service string, joining []xmpp.JID, caps rooms.Caps) error {
+// checkRoomCap refuses, with *rooms.RoomCapError, the users of next not in
+// cur who already occupy caps.RoomsPerUser rooms of service. It runs in the
+// transaction of the write, so the count it reads is the one written.
+func checkRoomCap(tx *bolt.Tx, service string, cur, next []rooms.Aff, caps rooms.Caps) error {
 	if caps.RoomsPerUser <= 0 {
 		return nil
 	}
 	var full []xmpp.JID
-	for _, u := range joining {
+	for _, u := range rooms.Joined(cur, next) {
 		if len(userRooms(tx, u, service)) >= caps.RoomsPerUser {
 			full = append(full, u)
 		}

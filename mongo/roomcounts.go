@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
@@ -18,9 +19,8 @@ import (
 // joins them: two writers (two nodes) could both count two rooms under a cap
 // of three. So each (user, service) has a counter document in
 // user_room_counts, and a write that adds users to a room first takes one
-// place for each with a conditional update ({_id, n: {$lt: cap}} + $inc),
-// which MongoDB applies atomically on one document: at most cap writers can
-// ever hold places. The room write follows; if it fails, or lost its version
+// place for each with an atomic $inc on that one document, undone when it
+// took n past the cap (takePlace): at most cap writers can ever hold places. The room write follows; if it fails, or lost its version
 // race, the places are given back. Users who leave a room (or whose room is
 // destroyed) give theirs back after the room write.
 //
@@ -28,6 +28,13 @@ import (
 // written before the counters, or after RemoveUser deleted them), so deleting
 // a user's counter is always a safe repair: a crash between taking a place
 // and writing the room leaves the counter one too high until then.
+//
+// Without a cap nothing needs the counters, and keeping them costs a write
+// per room change, so they are kept only once the collection holds a
+// document (countsUsed: found at Open, or built by a write with a cap); from
+// then on every write keeps them right, so that turning the cap off and on
+// again finds them true. Dropping user_room_counts while the cap is off stops
+// that cost. All nodes sharing a database must use the same rooms_per_user.
 //
 // FerretDB v1 applies updates in Go, not atomically on the document, so two
 // conditional updates could both pass n < cap; writers of one process hold
@@ -63,7 +70,7 @@ func countKeys(users []xmpp.JID, service string) []string {
 // room write then fails. Without a cap it still counts, for the counters
 // that exist, so that a cap turned on later finds them right.
 func (s *Store) takePlaces(ctx context.Context, service string, users []xmpp.JID, caps rooms.Caps) (taken []xmpp.JID, err error) {
-	if len(users) == 0 {
+	if len(users) == 0 || !s.counting(caps) {
 		return nil, nil
 	}
 	keys := countKeys(users, service)
@@ -99,25 +106,33 @@ func (s *Store) takePlaces(ctx context.Context, service string, users []xmpp.JID
 	return taken, nil
 }
 
+// counting says whether a write with caps must keep the counters.
+func (s *Store) counting(caps rooms.Caps) bool { return caps.RoomsPerUser > 0 || s.countsUsed.Load() }
+
 // takePlace takes one place for user if their count is under limit,
 // building the counter from the rooms when it does not exist. The caller
 // holds the counter's stripe.
+//
+// The increment is unconditional and undone when it went past limit: the
+// filter names only _id, which FerretDB v1 looks up by key (a filter with
+// more fields makes it scan the collection), and on MongoDB the increment
+// is atomic, so a writer succeeds only if its own increment left n at most
+// limit. Places held never exceed n, so never exceed limit; a writer racing
+// another's undone increment may be refused while a place is free, never
+// admitted while none is.
 func (s *Store) takePlace(ctx context.Context, key string, user xmpp.JID, service string, limit int) (bool, error) {
+	after := options.FindOneAndUpdate().SetReturnDocument(options.After)
 	for range maxTries {
-		res, err := s.counts.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "n", Value: bson.D{{Key: "$lt", Value: limit}}}}, incN(1))
-		if err != nil {
-			return false, fmt.Errorf("mongo: count rooms of %s: %w", user, err)
-		}
-		if res.MatchedCount > 0 {
-			return true, nil
-		}
 		var doc roomCountDoc
-		err = s.counts.FindOne(ctx, byID(key)).Decode(&doc)
+		err := s.counts.FindOneAndUpdate(ctx, byID(key), incN(1), after).Decode(&doc)
 		switch {
-		case err == nil && doc.N >= limit:
-			return false, nil
+		case err == nil && doc.N <= limit:
+			return true, nil
 		case err == nil:
-			continue // another process gave a place back meanwhile
+			if _, err := s.counts.UpdateOne(ctx, byID(key), incN(-1)); err != nil {
+				return false, fmt.Errorf("mongo: count rooms of %s: %w", user, err)
+			}
+			return false, nil
 		case !errors.Is(err, mongo.ErrNoDocuments):
 			return false, fmt.Errorf("mongo: count rooms of %s: %w", user, err)
 		}
@@ -125,6 +140,7 @@ func (s *Store) takePlace(ctx context.Context, key string, user xmpp.JID, servic
 		if err != nil {
 			return false, fmt.Errorf("mongo: count rooms of %s: %w", user, err)
 		}
+		s.countsUsed.Store(true)
 		doc = roomCountDoc{ID: key, User: user.Bare().String(), Service: service, N: int(n)}
 		ok := doc.N < limit
 		if ok {
@@ -147,7 +163,7 @@ func (s *Store) takePlace(ctx context.Context, key string, user xmpp.JID, servic
 // runs even when ctx has just been canceled (the room write it follows was
 // done), bounded by the operation timeout; a counter never goes below zero.
 func (s *Store) givePlaces(ctx context.Context, service string, users []xmpp.JID) error {
-	if len(users) == 0 {
+	if len(users) == 0 || !s.countsUsed.Load() {
 		return nil
 	}
 	ctx, cancel := s.detached(ctx)
@@ -189,6 +205,9 @@ func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JI
 // forgetCount deletes user's counter for service, so that the next write
 // that needs it builds it again from the rooms.
 func (s *Store) forgetCount(ctx context.Context, user xmpp.JID, service string) error {
+	if !s.countsUsed.Load() {
+		return nil
+	}
 	key := countKey(user, service)
 	unlock, err := s.counters.lock(ctx, key)
 	if err != nil {

@@ -66,7 +66,11 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	if err != nil {
 		return err
 	}
-	taken, err := s.takePlaces(ctx, room.Domain, rooms.Joined(nil, sorted), caps)
+	var joined []xmpp.JID
+	if s.counting(caps) {
+		joined = rooms.Joined(nil, sorted)
+	}
+	taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
 	if err != nil {
 		return err
 	}
@@ -82,14 +86,24 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	return errors.Join(err, s.givePlaces(ctx, room.Domain, taken))
 }
 
-// DestroyRoom implements rooms.Store. The deleted document names the
-// occupants, whose room counts then go down.
+// DestroyRoom implements rooms.Store. When room counts are kept, the
+// deleted document names the occupants whose counts then go down.
 func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
 		return err
+	}
+	if !s.countsUsed.Load() {
+		res, err := s.rooms.DeleteOne(ctx, byID(key))
+		if err != nil {
+			return fmt.Errorf("mongo: delete room %s: %w", key, err)
+		}
+		if res.DeletedCount == 0 {
+			return notFound(key)
+		}
+		return nil
 	}
 	// FerretDB v1 refuses a projection on findAndModify: the whole document
 	// comes back.
@@ -362,7 +376,10 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		if rooms.SameAffs(cur, next) {
 			return rooms.UnchangedAffs(cur, doc.Version), false, nil
 		}
-		joined, left := rooms.Joined(cur, next), rooms.Left(cur, next)
+		var joined, left []xmpp.JID
+		if s.counting(caps) {
+			joined, left = rooms.Joined(cur, next), rooms.Left(cur, next)
+		}
 		taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
 		if err != nil {
 			return rooms.AffResult{}, false, err

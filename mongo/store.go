@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -80,6 +81,9 @@ type Store struct {
 	// counters serialises this process's updates of one user_room_counts
 	// document (roomcounts.go), for the same reason.
 	counters *keyLocks
+	// countsUsed says user_room_counts may hold documents, which writes must
+	// then keep right even without a cap (roomcounts.go).
+	countsUsed atomic.Bool
 }
 
 // Open connects to cfg.URI, checks that the server answers and creates the
@@ -149,6 +153,13 @@ func (s *Store) init(ctx context.Context) error {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {
 			return fmt.Errorf("mongo: create index %v on %s: %w", ix.keys, ix.coll.Name(), err)
 		}
+	}
+	err = s.counts.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(projID)).Err()
+	switch {
+	case err == nil:
+		s.countsUsed.Store(true)
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("mongo: read %s: %w", collCounts, err)
 	}
 	return nil
 }

@@ -32,14 +32,26 @@ func benchConfig() rooms.Config {
 
 // BenchCreateRoom creates rooms of two occupants.
 func BenchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store) {
+	benchCreateRoom(b, open, rooms.Caps{}, 1)
+}
+
+// BenchCreateRoomCapped is BenchCreateRoom under a rooms_per_user cap that
+// is never reached: the price of checking it. The rooms go to 100 pairs of
+// users in turn, so that each user's count stays small, as a cap keeps it.
+func BenchCreateRoomCapped(b *testing.B, open func(b *testing.B) rooms.Store) {
+	benchCreateRoom(b, open, rooms.Caps{RoomsPerUser: 1 << 30}, 100)
+}
+
+func benchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store, caps rooms.Caps, pairs int) {
 	s := open(b)
 	ctx := context.Background()
-	affs := []rooms.Aff{{User: benchUser(0), Aff: rooms.Owner, Since: 1}, {User: benchUser(1), Aff: rooms.Member, Since: 2}}
 	cfg := benchConfig()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1", rooms.Caps{}); err != nil {
+		p := i % pairs
+		affs := []rooms.Aff{{User: benchUser(2 * p), Aff: rooms.Owner, Since: 1}, {User: benchUser(2*p + 1), Aff: rooms.Member, Since: 2}}
+		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1", caps); err != nil {
 			b.Fatal(err)
 		}
 		i++

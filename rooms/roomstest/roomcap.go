@@ -202,3 +202,39 @@ func compareJIDs(a, b xmpp.JID) int {
 	}
 	return 0
 }
+
+// testRoomCapOffAndOn checks that writes without a cap still count once a
+// write with one has run, so that turning the cap off and on again (writers
+// with other caps) finds the true number of rooms.
+func testRoomCapOffAndOn(t *testing.T, s rooms.Store) {
+	ctx := testContext(t)
+	two, off := rooms.Caps{RoomsPerUser: 2}, rooms.Caps{}
+	mk := func(name string, caps rooms.Caps) error {
+		return s.CreateRoom(ctx, room(name, service), nil, []rooms.Aff{aff(alice, rooms.Owner, 1), aff(bob, rooms.Member, 2)}, "v1", caps)
+	}
+	for _, step := range []struct {
+		name string
+		caps rooms.Caps
+	}{{"a1", two}, {"a2", off}, {"a3", off}} {
+		if err := mk(step.name, step.caps); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+	}
+	wantCapError(t, mk("a4", two), alice, bob)
+	for _, r := range []string{"a2", "a3"} {
+		if _, err := s.ModifyAffUsers(ctx, room(r, service), leave(alice), "v2", off); err != nil {
+			t.Fatalf("leave %s: %v", r, err)
+		}
+	}
+	if err := s.DestroyRoom(ctx, room("a2", service)); err != nil {
+		t.Fatal(err)
+	}
+	wantCapError(t, mk("a4", two), bob) // alice is in one room, bob in two
+	if _, err := s.ModifyAffUsers(ctx, room("a3", service), leave(bob), "v3", off); err != nil {
+		t.Fatal(err)
+	}
+	if err := mk("a4", two); err != nil {
+		t.Fatalf("a4 with both under the cap: %v", err)
+	}
+	wantCapError(t, mk("a5", two), alice, bob)
+}

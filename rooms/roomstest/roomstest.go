@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"RoomCapConcurrentAdds", testRoomCapConcurrentAdds},
 		{"RoomCapRefusesJoinersOnly", testRoomCapRefusesJoinersOnly},
 		{"RoomCapCountsDown", testRoomCapCountsDown},
+		{"RoomCapOffAndOn", testRoomCapOffAndOn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
