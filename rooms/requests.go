@@ -72,6 +72,7 @@ func (r *room) create(req request) error {
 		if !errors.As(err, &full) {
 			break
 		}
+		h.m.roomCapRefusals.Add(float64(len(full.Users)))
 		if slices.Contains(full.Users, creator) {
 			return errRoomCap
 		}
@@ -334,6 +335,7 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		if !errors.As(err, &full) {
 			break
 		}
+		h.m.roomCapRefusals.Add(float64(len(full.Users)))
 		if items, err = withoutUsers(items, full.Users); err != nil {
 			return err
 		}
