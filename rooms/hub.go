@@ -147,6 +147,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	for _, host := range hosts {
 		h.services[opts.ServiceDomain(host)] = host
 	}
+	if in, ok := store.(*instrumented); ok {
+		in.zeroSeries(hosts)
+	}
 	h.ids = newIDClock()
 	if ho.MAM.Archive != nil {
 		h.mam = ho.MAM

@@ -56,6 +56,19 @@ func InstrumentStore(s Store, backend string, reg prometheus.Registerer, hostOf 
 	return i
 }
 
+// zeroSeries makes every function's series of the served hosts exist at
+// zero, so that the metrics list each function of docs/metrics.md even before
+// it is called, or when the hub no longer calls it (get_user_rooms_count,
+// since the store checks rooms_per_user itself).
+func (i *instrumented) zeroSeries(hosts []string) {
+	for _, host := range hosts {
+		for _, fn := range StoreFunctions {
+			i.count.WithLabelValues(host, fn)
+			i.time.WithLabelValues(host, fn)
+		}
+	}
+}
+
 // observe starts a measurement; the returned func records its outcome.
 func (i *instrumented) observe(domain, fn string) func(error) {
 	host := i.hostOf(domain)
