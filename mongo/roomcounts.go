@@ -20,9 +20,10 @@ import (
 // of three. So each (user, service) has a counter document in
 // user_room_counts, and a write that adds users to a room first takes one
 // place for each with an atomic $inc on that one document, undone when it
-// took n past the cap (takePlace): at most cap writers can ever hold places. The room write follows; if it fails, or lost its version
-// race, the places are given back. Users who leave a room (or whose room is
-// destroyed) give theirs back after the room write.
+// took n past the cap (takePlace): at most cap writers ever hold places.
+// The room write follows; if it fails, or lost its version race, the places
+// are given back. Users who leave a room (or whose room is destroyed) give
+// theirs back after the room write.
 //
 // A counter that does not exist yet is built from the rooms (a user of data
 // written before the counters, or after RemoveUser deleted them), so deleting
@@ -36,11 +37,11 @@ import (
 // again finds them true. Dropping user_room_counts while the cap is off stops
 // that cost. All nodes sharing a database must use the same rooms_per_user.
 //
-// FerretDB v1 applies updates in Go, not atomically on the document, so two
-// conditional updates could both pass n < cap; writers of one process hold
-// the counter's stripe of s.counters while they update it. With several
-// nodes only a server with atomic single-document updates keeps the cap
-// exact.
+// FerretDB v1 applies an update by reading the document and writing it back
+// from Go, so two concurrent increments can lose one; writers of one process
+// hold the counter's stripe of s.counters while they update it. With several
+// nodes only a server with atomic single-document updates (MongoDB) keeps
+// the cap exact.
 
 // roomCountDoc is how many rooms of Service the user occupies, or holds a
 // place in while the room write is under way.
@@ -51,8 +52,8 @@ type roomCountDoc struct {
 	N       int    `bson:"n"`
 }
 
-// countKey is the user's bare JID and the service, apart by a space, which a
-// JID cannot contain.
+// countKey is the user's bare JID and the service, separated by a space,
+// which a JID cannot contain.
 func countKey(user xmpp.JID, service string) string { return user.Bare().String() + " " + service }
 
 func countKeys(users []xmpp.JID, service string) []string {
