@@ -70,7 +70,7 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 }
 
 // DestroyRoom implements rooms.Store.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, _ rooms.Caps) error {
 	key := roomKey(room)
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		doc, err := loadRoom(tx, key)
@@ -128,7 +128,7 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 // runs are not reported. A failure in one room does not stop the others;
 // the failures are joined, and the blocking list is deleted regardless,
 // unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, _ rooms.Caps) ([]rooms.UserRemoval, error) {
 	user = user.Bare()
 	var list []xmpp.JID
 	err := s.view(ctx, func(tx *bolt.Tx) error {

@@ -31,11 +31,14 @@ import (
 // and writing the room leaves the counter one too high until then.
 //
 // Without a cap nothing needs the counters, and keeping them costs a write
-// per room change, so they are kept only once the collection holds a
-// document (countsUsed: found at Open, or built by a write with a cap); from
-// then on every write keeps them right, so that turning the cap off and on
-// again finds them true. Dropping user_room_counts while the cap is off stops
-// that cost. All nodes sharing a database must use the same rooms_per_user.
+// per room change, so a write keeps them when it carries a cap (the hub
+// passes rooms.Caps to every write that changes occupants, removals
+// included, so a node with the cap keeps them from its first write) or once
+// the collection is known to hold documents (countsUsed: found at Open, or
+// built here); then writes without a cap keep them too, so that turning the
+// cap off and on again finds them true. Dropping user_room_counts while the
+// cap is off stops that cost. All nodes sharing a database must use the same
+// rooms_per_user.
 //
 // FerretDB v1 applies an update by reading the document and writing it back
 // from Go, so two concurrent increments can lose one; writers of one process
@@ -163,8 +166,8 @@ func (s *Store) takePlace(ctx context.Context, key string, user xmpp.JID, servic
 // they left a room, or the write that took the place did not happen. It
 // runs even when ctx has just been canceled (the room write it follows was
 // done), bounded by the operation timeout; a counter never goes below zero.
-func (s *Store) givePlaces(ctx context.Context, service string, users []xmpp.JID) error {
-	if len(users) == 0 || !s.countsUsed.Load() {
+func (s *Store) givePlaces(ctx context.Context, service string, users []xmpp.JID, caps rooms.Caps) error {
+	if len(users) == 0 || !s.counting(caps) {
 		return nil
 	}
 	ctx, cancel := s.detached(ctx)
@@ -197,16 +200,16 @@ func (s *Store) givePlacesLocked(ctx context.Context, service string, users []xm
 // happened: the write stands whatever the counters do, so a failure here is
 // logged rather than returned (the counter stays high, which refuses too
 // much, never too little, until RemoveUser or an operator deletes it).
-func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JID) {
-	if err := s.givePlaces(ctx, room.Domain, users); err != nil {
+func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JID, caps rooms.Caps) {
+	if err := s.givePlaces(ctx, room.Domain, users, caps); err != nil {
 		slog.Warn("mongo: room counters left high", "room", room.String(), "users", len(users), "err", err)
 	}
 }
 
 // forgetCount deletes user's counter for service, so that the next write
 // that needs it builds it again from the rooms.
-func (s *Store) forgetCount(ctx context.Context, user xmpp.JID, service string) error {
-	if !s.countsUsed.Load() {
+func (s *Store) forgetCount(ctx context.Context, user xmpp.JID, service string, caps rooms.Caps) error {
+	if !s.counting(caps) {
 		return nil
 	}
 	key := countKey(user, service)

@@ -83,19 +83,19 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	} else {
 		err = fmt.Errorf("mongo: create room %s: %w", key, err)
 	}
-	return errors.Join(err, s.givePlaces(ctx, room.Domain, taken))
+	return errors.Join(err, s.givePlaces(ctx, room.Domain, taken, caps))
 }
 
 // DestroyRoom implements rooms.Store. When room counts are kept, the
 // deleted document names the occupants whose counts then go down.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, caps rooms.Caps) error {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
 		return err
 	}
-	if !s.countsUsed.Load() {
+	if !s.counting(caps) {
 		res, err := s.rooms.DeleteOne(ctx, byID(key))
 		if err != nil {
 			return fmt.Errorf("mongo: delete room %s: %w", key, err)
@@ -119,7 +119,7 @@ func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
 	if err != nil {
 		return err
 	}
-	s.settlePlaces(ctx, room, rooms.Left(former, nil))
+	s.settlePlaces(ctx, room, rooms.Left(former, nil), caps)
 	return nil
 }
 
@@ -186,19 +186,22 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 // that vanished) by the time their write runs are not reported. A failure in
 // one room does not stop the others; the failures are joined, and the
 // blocking list is deleted regardless, unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, caps rooms.Caps) ([]rooms.UserRemoval, error) {
 	user = user.Bare()
 	list, err := s.userRoomIDs(ctx, user, service)
 	if err != nil {
 		return nil, err
 	}
-	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, s.leaveRoom)
+	leaveRoom := func(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+		return s.modifyAffs(ctx, room, change, version, caps)
+	}
+	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, leaveRoom)
 	if stopped {
 		return out, errors.Join(errs...)
 	}
 	// The user's counter went down with each room left; deleting it also
 	// repairs one left high, as it is rebuilt from the rooms when needed.
-	if err := s.forgetCount(ctx, user, service); err != nil {
+	if err := s.forgetCount(ctx, user, service, caps); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.deleteBlocking(ctx, user); err != nil {
@@ -335,11 +338,6 @@ func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.
 	return res, err
 }
 
-// leaveRoom is modifyAffs for a change that only takes users out, which no
-// cap limits.
-func (s *Store) leaveRoom(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
-	return s.modifyAffs(ctx, room, change, version, rooms.Caps{})
-}
 
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
@@ -386,12 +384,12 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		}
 		written, err := s.writeAffs(ctx, key, doc.Version, next, version)
 		if err != nil || !written {
-			if err2 := s.givePlaces(ctx, room.Domain, taken); err2 != nil || err != nil {
+			if err2 := s.givePlaces(ctx, room.Domain, taken, caps); err2 != nil || err != nil {
 				return rooms.AffResult{}, false, errors.Join(err, err2)
 			}
 			continue
 		}
-		s.settlePlaces(ctx, room, left)
+		s.settlePlaces(ctx, room, left, caps)
 		if len(next) == 0 {
 			return rooms.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
 		}

@@ -89,10 +89,10 @@ func (i *instrumented) CreateRoom(ctx context.Context, room xmpp.JID, cfg Config
 	return i.Store.CreateRoom(ctx, room, cfg, affs, version, caps)
 }
 
-func (i *instrumented) DestroyRoom(ctx context.Context, room xmpp.JID) (err error) {
+func (i *instrumented) DestroyRoom(ctx context.Context, room xmpp.JID, caps Caps) (err error) {
 	done := i.observe(room.Domain, "destroy_room")
 	defer func() { done(err) }()
-	return i.Store.DestroyRoom(ctx, room)
+	return i.Store.DestroyRoom(ctx, room, caps)
 }
 
 func (i *instrumented) RoomExists(ctx context.Context, room xmpp.JID) (ok bool, err error) {
@@ -113,10 +113,10 @@ func (i *instrumented) GetUserRoomsCount(ctx context.Context, user xmpp.JID, ser
 	return i.Store.GetUserRoomsCount(ctx, user, service)
 }
 
-func (i *instrumented) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string) (res []UserRemoval, err error) {
+func (i *instrumented) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string, caps Caps) (res []UserRemoval, err error) {
 	done := i.observe(service, "remove_user")
 	defer func() { done(err) }()
-	return i.Store.RemoveUser(ctx, user, service, leave, version)
+	return i.Store.RemoveUser(ctx, user, service, leave, version, caps)
 }
 
 func (i *instrumented) RemoveDomain(ctx context.Context, domain, service string) (err error) {

@@ -180,7 +180,7 @@ func (r *room) destroy(req request, aff Affiliation) error {
 	}
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	if err := h.store.DestroyRoom(ctx, r.jid); err != nil && !errors.Is(err, ErrRoomNotFound) {
+	if err := h.store.DestroyRoom(ctx, r.jid, r.caps()); err != nil && !errors.Is(err, ErrRoomNotFound) {
 		return err
 	}
 	former := r.affs

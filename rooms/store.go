@@ -84,7 +84,9 @@ var (
 
 // Caps are the per-user limits a store checks in the same atomic step as a
 // write that adds users to a room. Checked by the hub before the write, two
-// writers (two room actors, two nodes) could both pass them.
+// writers (two room actors, two nodes) could both pass them. Writes that
+// only take users out get them too, so that a store keeping counts for
+// them (MongoDB) knows from the first write that it must.
 type Caps struct {
 	// RoomsPerUser caps the rooms of one MUC service a user may occupy
 	// (0: unlimited). A write that would take a user past it is refused.
@@ -110,8 +112,10 @@ type Store interface {
 	// CreateRoom stores a new room, or fails with ErrRoomExists, or with
 	// *RoomCapError when occupants of affs are at caps.RoomsPerUser.
 	CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string, caps Caps) error
-	// DestroyRoom deletes a room, or fails with ErrRoomNotFound.
-	DestroyRoom(ctx context.Context, room xmpp.JID) error
+	// DestroyRoom deletes a room, or fails with ErrRoomNotFound. caps are
+	// the limits in force, as for every write that changes who occupies a
+	// room: a store may keep counts for them.
+	DestroyRoom(ctx context.Context, room xmpp.JID, caps Caps) error
 	// RoomExists reports whether a room is stored.
 	RoomExists(ctx context.Context, room xmpp.JID) (bool, error)
 	// GetUserRooms lists the rooms of a MUC service that user occupies,
@@ -122,7 +126,7 @@ type Store interface {
 	// RemoveUser takes user out of every room of the service (applying
 	// leave to each room's list, with owner handover; a room left empty is
 	// destroyed) and deletes their blocking list.
-	RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string) ([]UserRemoval, error)
+	RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string, caps Caps) ([]UserRemoval, error)
 	// RemoveDomain deletes every room of the service and the blocking lists
 	// of the domain's users.
 	RemoveDomain(ctx context.Context, domain, service string) error

@@ -164,11 +164,11 @@ func testRoomCapCountsDown(t *testing.T, s rooms.Store) {
 	must("last to leave a2", err)
 	must("a4 after a2 went", mk("a4", aff(alice, rooms.Owner, 1)))
 
-	must("destroy a3", s.DestroyRoom(ctx, room("a3", service)))
+	must("destroy a3", s.DestroyRoom(ctx, room("a3", service), two))
 	must("a5 after destroying a3", mk("a5", aff(alice, rooms.Owner, 1)))
 	wantCapError(t, mk("a6", aff(alice, rooms.Owner, 1)), alice)
 
-	_, err = s.RemoveUser(ctx, alice, service, leave, func() string { return "v9" })
+	_, err = s.RemoveUser(ctx, alice, service, leave, func() string { return "v9" }, two)
 	must("RemoveUser", err)
 	must("b1 after RemoveUser", mk("b1", aff(alice, rooms.Owner, 1)))
 	must("b2 after RemoveUser", mk("b2", aff(alice, rooms.Owner, 1)))
@@ -226,7 +226,7 @@ func testRoomCapOffAndOn(t *testing.T, s rooms.Store) {
 			t.Fatalf("leave %s: %v", r, err)
 		}
 	}
-	if err := s.DestroyRoom(ctx, room("a2", service)); err != nil {
+	if err := s.DestroyRoom(ctx, room("a2", service), off); err != nil {
 		t.Fatal(err)
 	}
 	wantCapError(t, mk("a4", two), bob) // alice is in one room, bob in two

@@ -122,7 +122,7 @@ func testDestroyRoom(t *testing.T, s rooms.Store) {
 	r := room("coven", service)
 	create(t, s, r, rooms.Config{"roomname": "Coven", "subject": "old"}, "v1", aff(alice, rooms.Owner, 1), aff(bob, rooms.Member, 2))
 
-	if err := s.DestroyRoom(ctx, r); err != nil {
+	if err := s.DestroyRoom(ctx, r, rooms.Caps{}); err != nil {
 		t.Fatalf("DestroyRoom: %v", err)
 	}
 	if ok, err := s.RoomExists(ctx, r); err != nil || ok {
@@ -130,7 +130,7 @@ func testDestroyRoom(t *testing.T, s rooms.Store) {
 	}
 	wantUserRooms(t, s, alice, service)
 	wantUserRooms(t, s, bob, service)
-	if err := s.DestroyRoom(ctx, r); !errors.Is(err, rooms.ErrRoomNotFound) {
+	if err := s.DestroyRoom(ctx, r, rooms.Caps{}); !errors.Is(err, rooms.ErrRoomNotFound) {
 		t.Errorf("second DestroyRoom: %v, want ErrRoomNotFound", err)
 	}
 
@@ -153,7 +153,7 @@ func testRoomNotFound(t *testing.T, s rooms.Store) {
 		name string
 		call func() error
 	}{
-		{"DestroyRoom", func() error { return s.DestroyRoom(ctx, missing) }},
+		{"DestroyRoom", func() error { return s.DestroyRoom(ctx, missing, rooms.Caps{}) }},
 		{"GetConfig", func() error { _, _, err := s.GetConfig(ctx, missing); return err }},
 		{"SetConfig", func() error { _, err := s.SetConfig(ctx, missing, rooms.Config{"a": "b"}, "v2"); return err }},
 		{"GetAffUsers", func() error { _, _, err := s.GetAffUsers(ctx, missing); return err }},
@@ -605,7 +605,7 @@ func testRemoveUser(t *testing.T, s rooms.Store) {
 
 	var n atomic.Int32
 	version := func() string { return fmt.Sprintf("rm%d", n.Add(1)) }
-	removals, err := s.RemoveUser(ctx, alice, service, leave, version)
+	removals, err := s.RemoveUser(ctx, alice, service, leave, version, rooms.Caps{})
 	if err != nil {
 		t.Fatalf("RemoveUser: %v", err)
 	}
@@ -666,7 +666,7 @@ func testRemoveUserWithoutRooms(t *testing.T, s rooms.Store) {
 	if err := s.SetBlocking(ctx, alice, []rooms.BlockItem{blockUser(bob)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	removals, err := s.RemoveUser(ctx, alice, service, leave, func() string { return "v2" })
+	removals, err := s.RemoveUser(ctx, alice, service, leave, func() string { return "v2" }, rooms.Caps{})
 	if err != nil || len(removals) != 0 {
 		t.Errorf("RemoveUser = %+v, %v; want nothing", removals, err)
 	}
