@@ -45,13 +45,15 @@ func BenchCreateRoomCapped(b *testing.B, open func(b *testing.B) rooms.Store) {
 func benchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store, caps rooms.Caps, pairs int) {
 	s := open(b)
 	ctx := context.Background()
+	affs := make([][]rooms.Aff, pairs)
+	for p := range affs {
+		affs[p] = []rooms.Aff{{User: benchUser(2 * p), Aff: rooms.Owner, Since: 1}, {User: benchUser(2*p + 1), Aff: rooms.Member, Since: 2}}
+	}
 	cfg := benchConfig()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		p := i % pairs
-		affs := []rooms.Aff{{User: benchUser(2 * p), Aff: rooms.Owner, Since: 1}, {User: benchUser(2*p + 1), Aff: rooms.Member, Since: 2}}
-		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1", caps); err != nil {
+		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs[i%pairs], "v1", caps); err != nil {
 			b.Fatal(err)
 		}
 		i++
