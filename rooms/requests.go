@@ -121,7 +121,9 @@ func (r *room) checkValueSizes(fields []configField) error {
 }
 
 // caps are the limits the store enforces in the writes that add users.
-func (r *room) caps() Caps { return Caps{RoomsPerUser: r.hub.opts.RoomsPerUser} }
+func (h *Hub) caps() Caps { return Caps{RoomsPerUser: h.opts.RoomsPerUser} }
+
+func (r *room) caps() Caps { return r.hub.caps() }
 
 // errRoomCap refuses a create by a user who is at rooms_per_user.
 var errRoomCap = badRequest("you are in as many rooms as rooms_per_user allows")
