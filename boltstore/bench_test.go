@@ -12,6 +12,7 @@ import (
 
 func benchStore(b *testing.B) rooms.Store { return openTemp(b) }
 
-func BenchmarkCreateRoom(b *testing.B)     { roomstest.BenchCreateRoom(b, benchStore) }
-func BenchmarkModifyAffUsers(b *testing.B) { roomstest.BenchModifyAffUsers(b, benchStore) }
-func BenchmarkGetUserRooms(b *testing.B)   { roomstest.BenchGetUserRooms(b, benchStore) }
+func BenchmarkCreateRoom(b *testing.B)       { roomstest.BenchCreateRoom(b, benchStore) }
+func BenchmarkCreateRoomCapped(b *testing.B) { roomstest.BenchCreateRoomCapped(b, benchStore) }
+func BenchmarkModifyAffUsers(b *testing.B)   { roomstest.BenchModifyAffUsers(b, benchStore) }
+func BenchmarkGetUserRooms(b *testing.B)     { roomstest.BenchGetUserRooms(b, benchStore) }

@@ -42,8 +42,9 @@ type roomDoc struct {
 	Version string            `json:"version"`
 }
 
-// CreateRoom implements rooms.Store.
-func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
+// CreateRoom implements rooms.Store; the occupants' room counts are read in
+// the write transaction, so no other write can pass the cap in between.
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string, caps rooms.Caps) error {
 	key := roomKey(room)
 	sorted := rooms.SortAffs(affs)
 	if len(sorted) == 0 {
@@ -58,6 +59,9 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 		if b.Get(key) != nil {
 			return fmt.Errorf("boltstore: create room %s: %w", key, rooms.ErrRoomExists)
 		}
+		if err := checkRoomCap(tx, room.Domain, nil, sorted, caps); err != nil {
+			return err
+		}
 		if err := putJSON(b, key, doc); err != nil {
 			return fmt.Errorf("boltstore: write room %s: %w", key, err)
 		}
@@ -66,7 +70,7 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 }
 
 // DestroyRoom implements rooms.Store.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, _ rooms.Caps) error {
 	key := roomKey(room)
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		doc, err := loadRoom(tx, key)
@@ -124,7 +128,7 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 // runs are not reported. A failure in one room does not stop the others;
 // the failures are joined, and the blocking list is deleted regardless,
 // unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, _ rooms.Caps) ([]rooms.UserRemoval, error) {
 	user = user.Bare()
 	var list []xmpp.JID
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -136,7 +140,7 @@ func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, l
 	if err != nil {
 		return nil, err
 	}
-	out, errs, stopped := rooms.LeaveRooms(ctx, "boltstore", user, list, leave, version, s.modifyAffs)
+	out, errs, stopped := rooms.LeaveRooms(ctx, "boltstore", user, list, leave, version, s.leaveRoom)
 	if stopped {
 		return out, errors.Join(errs...)
 	}
@@ -287,17 +291,18 @@ func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, st
 }
 
 // ModifyAffUsers implements rooms.Store. bbolt runs one writer at a time, so
-// reading, calling change and writing in one transaction cannot lose a
-// concurrent update, and change is called exactly once per call.
-func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, error) {
-	res, _, err := s.modifyAffs(ctx, room, change, version)
+// reading, calling change, counting the rooms of the users it adds and
+// writing in one transaction cannot lose a concurrent update nor pass the
+// cap, and change is called exactly once per call.
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, error) {
+	res, _, err := s.modifyAffs(ctx, room, change, version, caps)
 	return res, err
 }
 
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
 // error from change is returned as it is.
-func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, bool, error) {
 	key := roomKey(room)
 	var (
 		res     rooms.AffResult
@@ -321,6 +326,9 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 			res = rooms.UnchangedAffs(cur, doc.Version)
 			return nil
 		}
+		if err := checkRoomCap(tx, room.Domain, cur, next, caps); err != nil {
+			return err
+		}
 		res = rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
 		changed = true
 		if len(next) == 0 {
@@ -339,6 +347,31 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		return rooms.AffResult{}, false, err
 	}
 	return res, changed, nil
+}
+
+// leaveRoom is modifyAffs for a change that only takes users out, which no
+// cap limits.
+func (s *Store) leaveRoom(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+	return s.modifyAffs(ctx, room, change, version, rooms.Caps{})
+}
+
+// checkRoomCap refuses, with *rooms.RoomCapError, the users of next not in
+// cur who already occupy caps.RoomsPerUser rooms of service. It runs in the
+// transaction of the write, so the count it reads is the one written.
+func checkRoomCap(tx *bolt.Tx, service string, cur, next []rooms.Aff, caps rooms.Caps) error {
+	if caps.RoomsPerUser <= 0 {
+		return nil
+	}
+	var full []xmpp.JID
+	for _, u := range rooms.Joined(cur, next) {
+		if len(userRooms(tx, u, service)) >= caps.RoomsPerUser {
+			full = append(full, u)
+		}
+	}
+	if len(full) > 0 {
+		return &rooms.RoomCapError{Users: full}
+	}
+	return nil
 }
 
 // loadRoom reads a room document, or fails with rooms.ErrRoomNotFound.

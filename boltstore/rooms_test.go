@@ -22,7 +22,7 @@ func TestRoomsPersist(t *testing.T) {
 	alice := xmpp.MustParseJID("alice@a.test")
 	room := xmpp.MustParseJID("coven@muc.a.test")
 	affs := []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 42}}
-	if err := s.CreateRoom(ctx, room, rooms.Config{"roomname": "Coven"}, affs, "v1"); err != nil {
+	if err := s.CreateRoom(ctx, room, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	block := []rooms.BlockItem{{Kind: rooms.BlockUser, JID: xmpp.MustParseJID("bob@a.test")}}

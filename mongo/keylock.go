@@ -3,6 +3,7 @@ package mongo
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 )
 
 // keyLocks serialises this process's read-modify-write cycles on one
@@ -47,4 +48,30 @@ func (l *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// lockAll waits for the stripes of every key, taken in stripe order so that
+// two callers cannot each hold what the other waits for, or fails when ctx
+// ends; unlock releases them all.
+func (l *keyLocks) lockAll(ctx context.Context, keys []string) (unlock func(), err error) {
+	idx := make([]int, 0, len(keys))
+	for _, k := range keys {
+		idx = append(idx, int(maphash.String(l.seed, k)%lockStripes))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	release := func(held []int) {
+		for _, i := range held {
+			<-l.stripes[i]
+		}
+	}
+	for n, i := range idx {
+		select {
+		case l.stripes[i] <- struct{}{}:
+		case <-ctx.Done():
+			release(idx[:n])
+			return nil, ctx.Err()
+		}
+	}
+	return func() { release(idx) }, nil
 }

@@ -48,8 +48,10 @@ var (
 	sortByID   = bson.D{{Key: "_id", Value: 1}}
 )
 
-// CreateRoom implements rooms.Store.
-func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string) error {
+// CreateRoom implements rooms.Store: it takes a place for every occupant
+// under caps.RoomsPerUser, then inserts the room, giving the places back if
+// the insert fails (the room exists, the database is down).
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string, caps rooms.Caps) error {
 	key := roomKey(room)
 	sorted := rooms.SortAffs(affs)
 	if len(sorted) == 0 {
@@ -64,31 +66,60 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	if err != nil {
 		return err
 	}
-	_, err = s.rooms.InsertOne(ctx, doc)
-	if mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("mongo: create room %s: %w", key, rooms.ErrRoomExists)
+	var joined []xmpp.JID
+	if s.counting(caps) {
+		joined = rooms.Joined(nil, sorted)
 	}
+	taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
 	if err != nil {
-		return fmt.Errorf("mongo: create room %s: %w", key, err)
+		return err
 	}
-	return nil
+	_, err = s.rooms.InsertOne(ctx, doc)
+	if err == nil {
+		return nil
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		err = fmt.Errorf("mongo: create room %s: %w", key, rooms.ErrRoomExists)
+	} else {
+		err = fmt.Errorf("mongo: create room %s: %w", key, err)
+	}
+	return errors.Join(err, s.givePlaces(ctx, room.Domain, taken, caps))
 }
 
-// DestroyRoom implements rooms.Store.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID) error {
+// DestroyRoom implements rooms.Store. When room counts are kept, the
+// deleted document names the occupants whose counts then go down.
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, caps rooms.Caps) error {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
 		return err
 	}
-	res, err := s.rooms.DeleteOne(ctx, byID(key))
+	if !s.counting(caps) {
+		res, err := s.rooms.DeleteOne(ctx, byID(key))
+		if err != nil {
+			return fmt.Errorf("mongo: delete room %s: %w", key, err)
+		}
+		if res.DeletedCount == 0 {
+			return notFound(key)
+		}
+		return nil
+	}
+	// FerretDB v1 refuses a projection on findAndModify: the whole document
+	// comes back.
+	var doc roomDoc
+	err = s.rooms.FindOneAndDelete(ctx, byID(key)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return notFound(key)
+	}
 	if err != nil {
 		return fmt.Errorf("mongo: delete room %s: %w", key, err)
 	}
-	if res.DeletedCount == 0 {
-		return notFound(key)
+	former, err := doc.affs()
+	if err != nil {
+		return err
 	}
+	s.settlePlaces(ctx, room, rooms.Left(former, nil), caps)
 	return nil
 }
 
@@ -155,15 +186,23 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 // that vanished) by the time their write runs are not reported. A failure in
 // one room does not stop the others; the failures are joined, and the
 // blocking list is deleted regardless, unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, caps rooms.Caps) ([]rooms.UserRemoval, error) {
 	user = user.Bare()
 	list, err := s.userRoomIDs(ctx, user, service)
 	if err != nil {
 		return nil, err
 	}
-	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, s.modifyAffs)
+	leaveRoom := func(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+		return s.modifyAffs(ctx, room, change, version, caps)
+	}
+	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, leaveRoom)
 	if stopped {
 		return out, errors.Join(errs...)
+	}
+	// The user's counter went down with each room left; deleting it also
+	// repairs one left high, as it is rebuilt from the rooms when needed.
+	if err := s.forgetCount(ctx, user, service, caps); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.deleteBlocking(ctx, user); err != nil {
 		errs = append(errs, err)
@@ -209,6 +248,9 @@ func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error 
 	}
 	if _, err := s.rooms.DeleteMany(ctx, bson.D{{Key: "service", Value: service}}); err != nil {
 		return fmt.Errorf("mongo: delete rooms of %s: %w", service, err)
+	}
+	if _, err := s.counts.DeleteMany(ctx, bson.D{{Key: "service", Value: service}}); err != nil {
+		return fmt.Errorf("mongo: delete room counts of %s: %w", service, err)
 	}
 	if _, err := s.blocking.DeleteMany(ctx, bson.D{{Key: "domain", Value: domain}}); err != nil {
 		return fmt.Errorf("mongo: delete blocking lists of %s: %w", domain, err)
@@ -288,16 +330,19 @@ func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, st
 // ModifyAffUsers implements rooms.Store: read the room, apply change, and
 // write the result only if the version is still the one read; otherwise
 // read again and retry. change may therefore run more than once, which the
-// AffChange contract allows.
-func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, error) {
-	res, _, err := s.modifyAffs(ctx, room, change, version)
+// AffChange contract allows. Places under caps.RoomsPerUser are taken for
+// the users the change adds before the write and given back if it does not
+// happen; those who leave give theirs back after it.
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, error) {
+	res, _, err := s.modifyAffs(ctx, room, change, version, caps)
 	return res, err
 }
+
 
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
 // error from change is returned as it is.
-func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, bool, error) {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
@@ -329,30 +374,50 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		if rooms.SameAffs(cur, next) {
 			return rooms.UnchangedAffs(cur, doc.Version), false, nil
 		}
-		cond := bson.D{{Key: "_id", Value: key}, {Key: "version", Value: doc.Version}}
-		if len(next) == 0 {
-			res, err := s.rooms.DeleteOne(ctx, cond)
-			if err != nil {
-				return rooms.AffResult{}, false, fmt.Errorf("mongo: delete room %s: %w", key, err)
-			}
-			if res.DeletedCount > 0 {
-				return rooms.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
+		var joined, left []xmpp.JID
+		if s.counting(caps) {
+			joined, left = rooms.Joined(cur, next), rooms.Left(cur, next)
+		}
+		taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
+		if err != nil {
+			return rooms.AffResult{}, false, err
+		}
+		written, err := s.writeAffs(ctx, key, doc.Version, next, version)
+		if err != nil || !written {
+			if err2 := s.givePlaces(ctx, room.Domain, taken, caps); err2 != nil || err != nil {
+				return rooms.AffResult{}, false, errors.Join(err, err2)
 			}
 			continue
 		}
-		update := bson.D{{Key: "$set", Value: bson.D{
-			{Key: "affiliations", Value: rooms.AffRecords(next)},
-			{Key: "version", Value: version},
-		}}}
-		res, err := s.rooms.UpdateOne(ctx, cond, update)
-		if err != nil {
-			return rooms.AffResult{}, false, fmt.Errorf("mongo: write room %s: %w", key, err)
+		s.settlePlaces(ctx, room, left, caps)
+		if len(next) == 0 {
+			return rooms.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
 		}
-		if res.MatchedCount > 0 {
-			return rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}, true, nil
-		}
+		return rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}, true, nil
 	}
 	return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s after %d tries: %w", key, maxTries, errContention)
+}
+
+// writeAffs writes next at version if the room is still at prev (deleting
+// it when next is empty), and says whether it did.
+func (s *Store) writeAffs(ctx context.Context, key, prev string, next []rooms.Aff, version string) (bool, error) {
+	cond := bson.D{{Key: "_id", Value: key}, {Key: "version", Value: prev}}
+	if len(next) == 0 {
+		res, err := s.rooms.DeleteOne(ctx, cond)
+		if err != nil {
+			return false, fmt.Errorf("mongo: delete room %s: %w", key, err)
+		}
+		return res.DeletedCount > 0, nil
+	}
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "affiliations", Value: rooms.AffRecords(next)},
+		{Key: "version", Value: version},
+	}}}
+	res, err := s.rooms.UpdateOne(ctx, cond, update)
+	if err != nil {
+		return false, fmt.Errorf("mongo: write room %s: %w", key, err)
+	}
+	return res.MatchedCount > 0, nil
 }
 
 // loadRoom reads the projected fields of a room, or fails with

@@ -1,16 +1,18 @@
-// Package mongo is the MongoDB storage backend: accounts, MUC Light rooms and
-// blocking lists in three collections of one database, reached with the
-// official driver. It runs against MongoDB and against FerretDB v1, which the
-// tests use.
+// Package mongo is the MongoDB storage backend: accounts, MUC Light rooms,
+// blocking lists and per-user room counts in collections of one database,
+// reached with the official driver. It runs against MongoDB and against
+// FerretDB v1, which the tests use.
 //
-// Every change is one single-document write: FerretDB v1 has no
+// Every change is made of single-document writes: FerretDB v1 has no
 // multi-document transactions. A change that depends on what is stored (an
 // affiliation list, a blocking list) reads the document and writes it back
 // only if its version is still the one read, retrying otherwise, so that
 // concurrent writers cannot lose an update. FerretDB v1 does not apply that
 // condition atomically, so writers within one process are also serialised
 // per document (keylock.go); across processes only a server with atomic
-// single-document updates (MongoDB) keeps the guarantee.
+// single-document updates (MongoDB) keeps the guarantee. rooms_per_user is
+// kept by a counter document per user taken before the room write and given
+// back when that fails (roomcounts.go).
 //
 // The package persists and returns data; it never decides protocol questions.
 package mongo
@@ -19,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,6 +52,7 @@ const (
 	collAccounts = "accounts"
 	collRooms    = "rooms"
 	collBlocking = "blocking"
+	collCounts   = "user_room_counts"
 	collArchive  = "muc_light_archive"
 )
 
@@ -67,12 +71,19 @@ type Store struct {
 	accounts  *mongo.Collection
 	rooms     *mongo.Collection
 	blocking  *mongo.Collection
+	counts    *mongo.Collection
 	archive   *mongo.Collection
 	opTimeout time.Duration
 	// writers serialises this process's read-modify-write cycles per room
 	// and per blocking list; see keylock.go for why the version condition
 	// alone is not enough.
 	writers *keyLocks
+	// counters serialises this process's updates of one user_room_counts
+	// document (roomcounts.go), for the same reason.
+	counters *keyLocks
+	// countsUsed says user_room_counts may hold documents, which writes must
+	// then keep right even without a cap (roomcounts.go).
+	countsUsed atomic.Bool
 }
 
 // Open connects to cfg.URI, checks that the server answers and creates the
@@ -98,9 +109,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		accounts:  db.Collection(collAccounts),
 		rooms:     db.Collection(collRooms),
 		blocking:  db.Collection(collBlocking),
+		counts:    db.Collection(collCounts),
 		archive:   db.Collection(collArchive),
 		opTimeout: cfg.OpTimeout,
 		writers:   newKeyLocks(),
+		counters:  newKeyLocks(),
 	}
 	if err := s.init(ctx); err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
@@ -130,6 +143,7 @@ func (s *Store) init(ctx context.Context) error {
 		// RemoveDomain deletes by service.
 		{s.rooms, bson.D{{Key: "service", Value: 1}}},
 		{s.blocking, bson.D{{Key: "domain", Value: 1}}},
+		{s.counts, bson.D{{Key: "service", Value: 1}}},
 		// Archive queries and RemoveRoom select a room's id range (the
 		// service leads, so RemoveDomain uses it too); RemoveBefore scans ids.
 		{s.archive, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}, {Key: "id", Value: 1}}},
@@ -139,6 +153,13 @@ func (s *Store) init(ctx context.Context) error {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {
 			return fmt.Errorf("mongo: create index %v on %s: %w", ix.keys, ix.coll.Name(), err)
 		}
+	}
+	err = s.counts.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(projID)).Err()
+	switch {
+	case err == nil:
+		s.countsUsed.Store(true)
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("mongo: read %s: %w", collCounts, err)
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func TestPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	affs := []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 42}}
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1"); err != nil {
+	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	block := []rooms.BlockItem{{Kind: rooms.BlockUser, JID: bob}}
@@ -196,7 +196,7 @@ func TestModifyAffUsersRetries(t *testing.T) {
 	ctx := testContext(t)
 	s := openTemp(t, uri)
 	other := open(t, uri, s.rooms.Database().Name())
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1"); err != nil {
+	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,14 +207,14 @@ func TestModifyAffUsersRetries(t *testing.T) {
 			calls++
 			if calls == 1 {
 				var err error
-				otherRes, err = other.ModifyAffUsers(ctx, coven, addUser(dave, rooms.Member, 3), "v-other")
+				otherRes, err = other.ModifyAffUsers(ctx, coven, addUser(dave, rooms.Member, 3), "v-other", rooms.Caps{})
 				if err != nil {
 					t.Errorf("other writer: %v", err)
 				}
 			}
 			return addUser(bob, rooms.Member, 2)(cur)
 		}
-		res, err := s.ModifyAffUsers(ctx, coven, change, "v2")
+		res, err := s.ModifyAffUsers(ctx, coven, change, "v2", rooms.Caps{})
 		if err != nil {
 			t.Fatalf("ModifyAffUsers: %v", err)
 		}
@@ -244,7 +244,7 @@ func TestModifyAffUsersRetries(t *testing.T) {
 			}
 			return slicesDelete(cur, dave), nil
 		}
-		res, err := s.ModifyAffUsers(ctx, coven, change, "v3")
+		res, err := s.ModifyAffUsers(ctx, coven, change, "v3", rooms.Caps{})
 		if err != nil || calls != 2 || res.OldVersion != "v-cfg" {
 			t.Errorf("ModifyAffUsers = %+v, %v after %d calls; want a retry over v-cfg", res, err, calls)
 		}
@@ -263,7 +263,7 @@ func TestModifyAffUsersRetries(t *testing.T) {
 			}
 			return slicesDelete(cur, bob), nil
 		}
-		_, err := s.ModifyAffUsers(ctx, coven, change, "never")
+		_, err := s.ModifyAffUsers(ctx, coven, change, "never", rooms.Caps{})
 		if !errors.Is(err, errContention) {
 			t.Fatalf("ModifyAffUsers under endless contention: %v, want errContention", err)
 		}
@@ -300,7 +300,7 @@ func TestDocumentLayout(t *testing.T) {
 	s := openTemp(t, mongotest.URI(t))
 	ctx := testContext(t)
 	affs := []rooms.Aff{{User: bob, Aff: rooms.Member, Since: 2}, {User: alice, Aff: rooms.Owner, Since: 1}}
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1"); err != nil {
+	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetBlocking(ctx, alice, []rooms.BlockItem{{Kind: rooms.BlockRoom, JID: coven}}, nil); err != nil {

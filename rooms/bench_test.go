@@ -62,7 +62,7 @@ func benchFanout(b *testing.B, occupants int, cache bool) {
 		affs[i] = rooms.Aff{User: xmpp.MustParseJID(fmt.Sprintf("user%04d@localhost", i)), Aff: rooms.Member, Since: int64(i)}
 	}
 	affs[0].Aff = rooms.Owner
-	if err := st.CreateRoom(context.Background(), room, rooms.Config{}, affs, "v1"); err != nil {
+	if err := st.CreateRoom(context.Background(), room, rooms.Config{}, affs, "v1", rooms.Caps{}); err != nil {
 		b.Fatal(err)
 	}
 	opts := rooms.DefaultOptions()

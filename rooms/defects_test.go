@@ -128,7 +128,7 @@ func TestOfflineRemoveUserRemovesHistory(t *testing.T) {
 			for i := range 5 {
 				room := xmpp.MustParseJID(fmt.Sprintf("solo%d@%s", i, svc))
 				rs = append(rs, room)
-				if err := st.CreateRoom(ctx, room, rooms.Config{"roomname": "x", "subject": ""}, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1"); err != nil {
+				if err := st.CreateRoom(ctx, room, rooms.Config{"roomname": "x", "subject": ""}, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1", rooms.Caps{}); err != nil {
 					t.Fatal(err)
 				}
 				id := fmt.Sprintf("%016x%04d", time.Now().UnixMicro(), i)

@@ -2,8 +2,6 @@ package rooms
 
 import (
 	"context"
-	"hash/maphash"
-	"slices"
 	"sync"
 	"time"
 
@@ -149,49 +147,6 @@ func (q *queryLimiter) acquire(ctx context.Context, h *Hub, room xmpp.JID) (func
 			leaveRoom()
 		})
 	}, nil
-}
-
-// stripedLocks serialise work per key on this node with a fixed memory
-// bound: keys hash onto stripes, and keys that share a stripe simply wait
-// for each other.
-type stripedLocks struct {
-	seed    maphash.Seed
-	stripes [256]chan struct{}
-}
-
-func newStripedLocks() *stripedLocks {
-	l := &stripedLocks{seed: maphash.MakeSeed()}
-	for i := range l.stripes {
-		l.stripes[i] = make(chan struct{}, 1)
-	}
-	return l
-}
-
-// lock takes the stripes of every key, in stripe order so that two callers
-// cannot each hold what the other waits for, or fails when ctx ends. The
-// returned func releases them; calling it twice is harmless.
-func (l *stripedLocks) lock(ctx context.Context, keys []string) (func(), error) {
-	idx := make([]int, 0, len(keys))
-	for _, k := range keys {
-		idx = append(idx, int(maphash.String(l.seed, k)%uint64(len(l.stripes))))
-	}
-	slices.Sort(idx)
-	idx = slices.Compact(idx)
-	release := func(held []int) {
-		for _, i := range held {
-			<-l.stripes[i]
-		}
-	}
-	for n, i := range idx {
-		select {
-		case l.stripes[i] <- struct{}{}:
-		case <-ctx.Done():
-			release(idx[:n])
-			return nil, ctx.Err()
-		}
-	}
-	var once sync.Once
-	return func() { once.Do(func() { release(idx) }) }, nil
 }
 
 // canonicalOverrides keys per-room limiter overrides by the room's

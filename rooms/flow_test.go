@@ -71,7 +71,7 @@ func burstHub(t *testing.T, n int, want int64, ho rooms.HubOptions, wrapArchive 
 		affs = append(affs, rooms.Aff{User: xmpp.MustParseJID(fmt.Sprintf("u%d@localhost", i)), Aff: rooms.Member, Since: int64(i + 1)})
 	}
 	affs[0].Aff = rooms.Owner
-	if err := st.CreateRoom(tctx(t), room, rooms.Config{"roomname": "busy", "subject": ""}, affs, "v1"); err != nil {
+	if err := st.CreateRoom(tctx(t), room, rooms.Config{"roomname": "busy", "subject": ""}, affs, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	if wrapArchive != nil {

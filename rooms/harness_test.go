@@ -80,10 +80,18 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 // through wrapArchive (nil: as it is), for archives that stall or fail.
 func newEnvArchive(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
 	t.Helper()
+	return newNode(t, newStore(t, hosts), tweak, wrap, ho, hosts, wrapArchive)
+}
+
+// newStore opens a fresh embedded store with the test users of hosts, closed
+// when the test ends (after the nodes on it, whose cleanups run first).
+func newStore(t *testing.T, hosts []string) *boltstore.Store {
+	t.Helper()
 	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	for _, host := range hosts {
 		for _, u := range []string{"alice", "bob", "kate", "mike", "carol"} {
 			rec, _ := account.New(xmpp.MustParseJID(u+"@"+host), "pw")
@@ -92,6 +100,13 @@ func newEnvArchive(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Sto
 			}
 		}
 	}
+	return st
+}
+
+// newNode serves a WebSocket endpoint and a hub on st, as one node of a
+// cluster would: several nodes may share one store.
+func newNode(t *testing.T, st *boltstore.Store, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
+	t.Helper()
 	opts := rooms.DefaultOptions()
 	if tweak != nil {
 		tweak(&opts)
@@ -139,7 +154,6 @@ func newEnvArchive(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Sto
 		srv.Shutdown(ctx)
 		hub.Close()
 		hs.Close()
-		st.Close()
 	})
 	return &env{t: t, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", store: st, hub: hub, archive: ho.MAM.Archive}
 }

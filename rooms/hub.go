@@ -58,9 +58,8 @@ type Hub struct {
 	actors  sync.WaitGroup // room actors
 	wg      sync.WaitGroup // everything else
 
-	creates   *createLimiter
-	queries   *queryLimiter
-	userLocks *stripedLocks
+	creates *createLimiter
+	queries *queryLimiter
 
 	// idleTimeout unloads a room actor with nothing to do.
 	idleTimeout  time.Duration
@@ -121,7 +120,6 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		stopping:     make(chan struct{}),
 		ctx:          ctx,
 		cancel:       cancel,
-		userLocks:    newStripedLocks(),
 		rooms:        make(map[xmpp.JID]*room),
 		idleTimeout:  time.Minute,
 		storeTimeout: DefaultStoreTimeout,
@@ -148,6 +146,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	h.m = newHubMetrics(ho.Registerer, h)
 	for _, host := range hosts {
 		h.services[opts.ServiceDomain(host)] = host
+	}
+	if in, ok := store.(*instrumented); ok {
+		in.zeroSeries(hosts)
 	}
 	h.ids = newIDClock()
 	if ho.MAM.Archive != nil {

@@ -56,6 +56,19 @@ func InstrumentStore(s Store, backend string, reg prometheus.Registerer, hostOf 
 	return i
 }
 
+// zeroSeries makes every function's series of the served hosts exist at
+// zero, so that the metrics list each function of docs/metrics.md even before
+// it is called, or when the hub no longer calls it (get_user_rooms_count,
+// since the store checks rooms_per_user itself).
+func (i *instrumented) zeroSeries(hosts []string) {
+	for _, host := range hosts {
+		for _, fn := range StoreFunctions {
+			i.count.WithLabelValues(host, fn)
+			i.time.WithLabelValues(host, fn)
+		}
+	}
+}
+
 // observe starts a measurement; the returned func records its outcome.
 func (i *instrumented) observe(domain, fn string) func(error) {
 	host := i.hostOf(domain)
@@ -64,22 +77,22 @@ func (i *instrumented) observe(domain, fn string) func(error) {
 	return func(err error) {
 		i.time.WithLabelValues(host, fn).Observe(time.Since(start).Seconds())
 		var se *xmpp.StanzaError
-		if err != nil && !errors.Is(err, ErrRoomNotFound) && !errors.Is(err, ErrRoomExists) && !errors.As(err, &se) {
+		if err != nil && !errors.Is(err, ErrRoomNotFound) && !errors.Is(err, ErrRoomExists) && !errors.As(err, &se) && !errors.As(err, new(*RoomCapError)) {
 			i.errs.WithLabelValues(host, fn).Inc()
 		}
 	}
 }
 
-func (i *instrumented) CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string) (err error) {
+func (i *instrumented) CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string, caps Caps) (err error) {
 	done := i.observe(room.Domain, "create_room")
 	defer func() { done(err) }()
-	return i.Store.CreateRoom(ctx, room, cfg, affs, version)
+	return i.Store.CreateRoom(ctx, room, cfg, affs, version, caps)
 }
 
-func (i *instrumented) DestroyRoom(ctx context.Context, room xmpp.JID) (err error) {
+func (i *instrumented) DestroyRoom(ctx context.Context, room xmpp.JID, caps Caps) (err error) {
 	done := i.observe(room.Domain, "destroy_room")
 	defer func() { done(err) }()
-	return i.Store.DestroyRoom(ctx, room)
+	return i.Store.DestroyRoom(ctx, room, caps)
 }
 
 func (i *instrumented) RoomExists(ctx context.Context, room xmpp.JID) (ok bool, err error) {
@@ -100,10 +113,10 @@ func (i *instrumented) GetUserRoomsCount(ctx context.Context, user xmpp.JID, ser
 	return i.Store.GetUserRoomsCount(ctx, user, service)
 }
 
-func (i *instrumented) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string) (res []UserRemoval, err error) {
+func (i *instrumented) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string, caps Caps) (res []UserRemoval, err error) {
 	done := i.observe(service, "remove_user")
 	defer func() { done(err) }()
-	return i.Store.RemoveUser(ctx, user, service, leave, version)
+	return i.Store.RemoveUser(ctx, user, service, leave, version, caps)
 }
 
 func (i *instrumented) RemoveDomain(ctx context.Context, domain, service string) (err error) {
@@ -142,10 +155,10 @@ func (i *instrumented) GetAffUsers(ctx context.Context, room xmpp.JID) (affs []A
 	return i.Store.GetAffUsers(ctx, room)
 }
 
-func (i *instrumented) ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string) (res AffResult, err error) {
+func (i *instrumented) ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string, caps Caps) (res AffResult, err error) {
 	done := i.observe(room.Domain, "modify_aff_users")
 	defer func() { done(err) }()
-	return i.Store.ModifyAffUsers(ctx, room, change, version)
+	return i.Store.ModifyAffUsers(ctx, room, change, version, caps)
 }
 
 // ArchiveFunctions are the archive operations as the history metrics name them.

@@ -20,6 +20,8 @@ type hubMetrics struct {
 	strangers      prometheus.Counter
 	createRefusals prometheus.Counter
 	queryRefusals  *prometheus.CounterVec
+	// roomCapRefusals counts users the store refused at rooms_per_user.
+	roomCapRefusals prometheus.Counter
 }
 
 func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
@@ -50,6 +52,9 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		}),
 		createRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "muc_light_create_rate_refusals_total", Help: "Room creations refused by create_rate.",
+		}),
+		roomCapRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "muc_light_rooms_per_user_refusals_total", Help: "Users refused by rooms_per_user: creators answered bad-request and occupants skipped.",
 		}),
 		queryRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "muc_light_mam_query_refusals_total", Help: "Archive queries refused by max_mam_queries_per_room (scope room) or max_mam_queries (scope server).",
@@ -88,6 +93,6 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		Name: "muc_light_create_rate_users", Help: "Users whose create_rate bucket the hub keeps (bounded).",
 	}, func() float64 { return float64(h.creates.size()) })
 	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued,
-		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators)
+		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators, m.roomCapRefusals)
 	return m
 }

@@ -24,7 +24,7 @@ func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
 		if host != user.Domain {
 			continue
 		}
-		removals, err := h.store.RemoveUser(ctx, user, svc, leave, newVersion)
+		removals, err := h.store.RemoveUser(ctx, user, svc, leave, newVersion, h.caps())
 		errs = append(errs, err)
 		id := randomHex(8)
 		// The actors must learn of every change (their cached occupants

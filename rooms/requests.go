@@ -45,26 +45,12 @@ func (r *room) create(req request) error {
 		h.m.createRefusals.Inc()
 		return errCreateRate
 	}
-	unlock, err := r.lockUsers(creator, items)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if over, err := r.atRoomCap(creator); err != nil {
-		return err
-	} else if over {
-		return badRequest("you are in as many rooms as rooms_per_user allows")
-	}
 	if items, err = r.admissible(creator, items, !req.generated); err != nil {
 		return err
 	}
 	first := Aff{User: creator, Aff: Owner, Since: h.now().UnixNano()}
 	if h.opts.EqualOccupants {
 		first.Aff = Member
-	}
-	affs, err := applyAffChanges([]Aff{first}, items, r.rules())
-	if err != nil {
-		return err
 	}
 	cfg := h.opts.Schema.defaults()
 	for k, v := range changes {
@@ -73,13 +59,33 @@ func (r *room) create(req request) error {
 	version := newVersion()
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	if err := h.store.CreateRoom(ctx, r.jid, cfg, affs, version); err != nil {
+	// The store checks rooms_per_user in the write itself; occupants it
+	// refuses are left out, as MongooseIM's documentation says, and the
+	// room is computed again without them (who owns it may depend on them).
+	var affs []Aff
+	for {
+		if affs, err = applyAffChanges([]Aff{first}, items, r.rules()); err != nil {
+			return err
+		}
+		err = h.store.CreateRoom(ctx, r.jid, cfg, affs, version, r.caps())
+		var full *RoomCapError
+		if !errors.As(err, &full) {
+			break
+		}
+		h.m.roomCapRefusals.Add(float64(len(full.Users)))
+		if slices.Contains(full.Users, creator) {
+			return errRoomCap
+		}
+		if items, err = withoutUsers(items, full.Users); err != nil {
+			return err
+		}
+	}
+	if err != nil {
 		if errors.Is(err, ErrRoomExists) {
 			return xmpp.NewError(xmpp.Conflict, "the room already exists")
 		}
 		return err
 	}
-	unlock()
 	r.loaded, r.exists, r.cfg, r.affs, r.version, r.affsAt = true, true, cfg, affs, version, h.now()
 	if req.legacy {
 		r.legacyCreated(req, affs)
@@ -114,39 +120,29 @@ func (r *room) checkValueSizes(fields []configField) error {
 	return nil
 }
 
-// lockUsers serialises, on this node, the rooms_per_user check and the
-// write that adds actor and the users items add, so that two rooms cannot
-// both pass the check for the same user. Without the cap it does nothing.
-func (r *room) lockUsers(actor xmpp.JID, items []AffItem) (func(), error) {
-	if r.hub.opts.RoomsPerUser <= 0 {
-		return func() {}, nil
-	}
-	keys := []string{actor.String() + "\x00" + r.jid.Domain}
-	for _, it := range items {
-		if it.Aff != None && affOf(r.affs, it.User) == None {
-			keys = append(keys, it.User.String()+"\x00"+r.jid.Domain)
-		}
-	}
-	ctx, cancel := r.storeCtx()
-	defer cancel()
-	return r.hub.userLocks.lock(ctx, keys)
-}
+// caps are the limits the store enforces in the writes that add users.
+func (h *Hub) caps() Caps { return Caps{RoomsPerUser: h.opts.RoomsPerUser} }
 
-// atRoomCap reports whether user already occupies rooms_per_user rooms.
-func (r *room) atRoomCap(user xmpp.JID) (bool, error) {
-	limit := r.hub.opts.RoomsPerUser
-	if limit <= 0 {
-		return false, nil
+func (r *room) caps() Caps { return r.hub.caps() }
+
+// errRoomCap refuses a create by a user who is at rooms_per_user.
+var errRoomCap = badRequest("you are in as many rooms as rooms_per_user allows")
+
+// withoutUsers drops the items of users the store refused. The store only
+// refuses users the items add, so at least one must go; if none does the
+// retry would never end, and the store is at fault.
+func withoutUsers(items []AffItem, refused []xmpp.JID) ([]AffItem, error) {
+	out := slices.DeleteFunc(slices.Clone(items), func(it AffItem) bool { return slices.Contains(refused, it.User.Bare()) })
+	if len(out) == len(items) {
+		return nil, fmt.Errorf("rooms: the store refused %v, whom the change does not add", refused)
 	}
-	ctx, cancel := r.storeCtx()
-	defer cancel()
-	n, err := r.hub.store.GetUserRoomsCount(ctx, user, r.jid.Domain)
-	return n >= limit, err
+	return out, nil
 }
 
 // admissible drops, silently, the additions that may not happen: users who
-// blocked the actor (or, when checkRoom, this room), and users already at
-// their rooms_per_user cap. Removals and changes to present occupants pass.
+// blocked the actor (or, when checkRoom, this room). Removals and changes
+// to present occupants pass. rooms_per_user is the store's to check, in the
+// same step as the write.
 func (r *room) admissible(actor xmpp.JID, items []AffItem, checkRoom bool) ([]AffItem, error) {
 	out := items[:0:0]
 	for _, it := range items {
@@ -167,11 +163,6 @@ func (r *room) admissible(actor xmpp.JID, items []AffItem, checkRoom bool) ([]Af
 				continue
 			}
 		}
-		if over, err := r.atRoomCap(it.User); err != nil {
-			return nil, err
-		} else if over {
-			continue
-		}
 		out = append(out, it)
 	}
 	return out, nil
@@ -191,7 +182,7 @@ func (r *room) destroy(req request, aff Affiliation) error {
 	}
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	if err := h.store.DestroyRoom(ctx, r.jid); err != nil && !errors.Is(err, ErrRoomNotFound) {
+	if err := h.store.DestroyRoom(ctx, r.jid, r.caps()); err != nil && !errors.Is(err, ErrRoomNotFound) {
 		return err
 	}
 	former := r.affs
@@ -321,27 +312,36 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 			return err
 		}
 	}
-	unlock, err := r.lockUsers(sender, items)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	if items, err = r.admissible(sender, items, true); err != nil {
 		return err
-	}
-	if len(items) == 0 {
-		if req.st.Kind == xmpp.KindIQ {
-			h.replyFrom(req.st, r.jid)
-		}
-		return nil
 	}
 	rules := r.rules()
 	version := newVersion()
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	res, err := h.store.ModifyAffUsers(ctx, r.jid, func(cur []Aff) ([]Aff, error) {
-		return applyAffChanges(cur, items, rules)
-	}, version)
+	var res AffResult
+	for {
+		if len(items) == 0 {
+			if req.st.Kind == xmpp.KindIQ {
+				h.replyFrom(req.st, r.jid)
+			}
+			return nil
+		}
+		add := items
+		res, err = h.store.ModifyAffUsers(ctx, r.jid, func(cur []Aff) ([]Aff, error) {
+			return applyAffChanges(cur, add, rules)
+		}, version, r.caps())
+		// Users at rooms_per_user are skipped silently; the rest of the
+		// change is applied without them.
+		var full *RoomCapError
+		if !errors.As(err, &full) {
+			break
+		}
+		h.m.roomCapRefusals.Add(float64(len(full.Users)))
+		if items, err = withoutUsers(items, full.Users); err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrRoomNotFound) {
 			r.forget()
@@ -349,7 +349,6 @@ func (r *room) setAffs(req request, sender xmpp.JID, aff Affiliation) error {
 		}
 		return err
 	}
-	unlock()
 	if len(res.New) == 0 {
 		r.gone() // the last occupant left: the room is destroyed
 	} else {

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -81,15 +82,40 @@ var (
 	ErrRoomNotFound = errors.New("rooms: no such room")
 )
 
+// Caps are the per-user limits a store checks in the same atomic step as a
+// write that adds users to a room. Checked by the hub before the write, two
+// writers (two room actors, two nodes) could both pass them. Writes that
+// only take users out get them too, so that a store keeping counts for
+// them (MongoDB) knows from the first write that it must.
+type Caps struct {
+	// RoomsPerUser caps the rooms of one MUC service a user may occupy
+	// (0: unlimited). A write that would take a user past it is refused.
+	RoomsPerUser int
+}
+
+// RoomCapError refuses a write that would add Users to a room although each
+// already occupies Caps.RoomsPerUser rooms of its service. Nothing was
+// written; the caller decides whether to retry without them.
+type RoomCapError struct {
+	Users []xmpp.JID // bare, sorted, never empty
+}
+
+func (e *RoomCapError) Error() string {
+	return fmt.Sprintf("rooms: %v already occupy rooms_per_user rooms", e.Users)
+}
+
 // Store is where rooms live; the room hub is its only caller. Every method
 // is one atomic change of one room (or one user's blocking list); a store
 // never needs a multi-document transaction. Both backends (embedded and
 // MongoDB) implement it and pass the same contract suite (roomstest).
 type Store interface {
-	// CreateRoom stores a new room, or fails with ErrRoomExists.
-	CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string) error
-	// DestroyRoom deletes a room, or fails with ErrRoomNotFound.
-	DestroyRoom(ctx context.Context, room xmpp.JID) error
+	// CreateRoom stores a new room, or fails with ErrRoomExists, or with
+	// *RoomCapError when occupants of affs are at caps.RoomsPerUser.
+	CreateRoom(ctx context.Context, room xmpp.JID, cfg Config, affs []Aff, version string, caps Caps) error
+	// DestroyRoom deletes a room, or fails with ErrRoomNotFound. caps are
+	// the limits in force, as for every write that changes who occupies a
+	// room: a store may keep counts for them.
+	DestroyRoom(ctx context.Context, room xmpp.JID, caps Caps) error
 	// RoomExists reports whether a room is stored.
 	RoomExists(ctx context.Context, room xmpp.JID) (bool, error)
 	// GetUserRooms lists the rooms of a MUC service that user occupies,
@@ -100,7 +126,7 @@ type Store interface {
 	// RemoveUser takes user out of every room of the service (applying
 	// leave to each room's list, with owner handover; a room left empty is
 	// destroyed) and deletes their blocking list.
-	RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string) ([]UserRemoval, error)
+	RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) AffChange, version func() string, caps Caps) ([]UserRemoval, error)
 	// RemoveDomain deletes every room of the service and the blocking lists
 	// of the domain's users.
 	RemoveDomain(ctx context.Context, domain, service string) error
@@ -117,6 +143,8 @@ type Store interface {
 	GetAffUsers(ctx context.Context, room xmpp.JID) ([]Aff, string, error)
 	// ModifyAffUsers applies change to the stored list atomically and sets
 	// version when the list changed. When the new list is empty the room is
-	// destroyed (a room with no occupants does not exist).
-	ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string) (AffResult, error)
+	// destroyed (a room with no occupants does not exist). When users the
+	// change adds are at caps.RoomsPerUser it writes nothing and fails with
+	// *RoomCapError; users already in the room are never refused.
+	ModifyAffUsers(ctx context.Context, room xmpp.JID, change AffChange, version string, caps Caps) (AffResult, error)
 }

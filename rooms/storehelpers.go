@@ -218,3 +218,27 @@ func ceilMicro(t time.Time) time.Time {
 	}
 	return c
 }
+
+// Joined lists, sorted, the users of next who are not in cur: the ones a
+// write counts against Caps.RoomsPerUser.
+func Joined(cur, next []Aff) []xmpp.JID { return missingFrom(next, cur) }
+
+// Left lists, sorted, the users of cur who are not in next: the ones whose
+// room count a write brings down.
+func Left(cur, next []Aff) []xmpp.JID { return missingFrom(cur, next) }
+
+// missingFrom lists the users of a that b lacks, sorted by JID.
+func missingFrom(a, b []Aff) []xmpp.JID {
+	in := make(map[xmpp.JID]bool, len(b))
+	for _, x := range b {
+		in[x.User.Bare()] = true
+	}
+	var out []xmpp.JID
+	for _, x := range a {
+		if u := x.User.Bare(); !in[u] {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(x, y xmpp.JID) int { return strings.Compare(x.String(), y.String()) })
+	return out
+}

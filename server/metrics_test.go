@@ -43,7 +43,7 @@ func exerciseStore(t *testing.T, cfg Config, a *app) {
 		}
 		return el
 	}
-	// create_room, get_config (load), get_user_rooms_count, get_blocking
+	// create_room, get_config (load), get_blocking
 	must(alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))))
 	// set_config, modify_aff_users, get_aff_users (groupchat rereads occupants without cache_affs)
 	must(alice.IQ(ctx, client.IQ("set", room, mucQuery(rooms.NSConfiguration, "<subject>s</subject>"))))
@@ -94,7 +94,7 @@ func checkBackendMetrics(t *testing.T, text, backend string) {
 
 func TestBackendMetricsEmbedded(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.rooms.RoomsPerUser = 10 // so that get_user_rooms_count runs
+	cfg.rooms.RoomsPerUser = 10 // the store checks it in create_room and modify_aff_users
 	a, err := start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

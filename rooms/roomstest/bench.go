@@ -32,14 +32,39 @@ func benchConfig() rooms.Config {
 
 // BenchCreateRoom creates rooms of two occupants.
 func BenchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store) {
+	benchCreateRoom(b, open, rooms.Caps{}, 1)
+}
+
+// BenchCreateRoomCapped is BenchCreateRoom under a rooms_per_user cap that
+// is never reached: the price of checking it once each user's count exists.
+// The rooms go to 100 pairs of users in turn, so that each user's count
+// stays small, as a cap keeps it.
+func BenchCreateRoomCapped(b *testing.B, open func(b *testing.B) rooms.Store) {
+	benchCreateRoom(b, open, rooms.Caps{RoomsPerUser: 1 << 30}, 100)
+}
+
+func benchCreateRoom(b *testing.B, open func(b *testing.B) rooms.Store, caps rooms.Caps, pairs int) {
 	s := open(b)
 	ctx := context.Background()
-	affs := []rooms.Aff{{User: benchUser(0), Aff: rooms.Owner, Since: 1}, {User: benchUser(1), Aff: rooms.Member, Since: 2}}
+	affs := make([][]rooms.Aff, pairs)
+	for p := range affs {
+		affs[p] = []rooms.Aff{{User: benchUser(2 * p), Aff: rooms.Owner, Since: 1}, {User: benchUser(2*p + 1), Aff: rooms.Member, Since: 2}}
+	}
 	cfg := benchConfig()
+	if caps.RoomsPerUser > 0 {
+		// Each user's first capped write builds their count (on MongoDB
+		// from the rooms); the timed loop measures the writes after it.
+		for p := range affs {
+			warm := xmpp.JID{Local: fmt.Sprintf("warm%03d", p), Domain: benchService}
+			if err := s.CreateRoom(ctx, warm, cfg, affs[p], "v1", caps); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs, "v1"); err != nil {
+		if err := s.CreateRoom(ctx, benchRoom(i), cfg, affs[i%pairs], "v1", caps); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -57,7 +82,7 @@ func BenchModifyAffUsers(b *testing.B, open func(b *testing.B) rooms.Store) {
 		affs[i] = rooms.Aff{User: benchUser(i), Aff: rooms.Member, Since: int64(i)}
 	}
 	affs[0].Aff = rooms.Owner
-	if err := s.CreateRoom(ctx, room, benchConfig(), affs, "v0"); err != nil {
+	if err := s.CreateRoom(ctx, room, benchConfig(), affs, "v0", rooms.Caps{}); err != nil {
 		b.Fatal(err)
 	}
 	newcomer := benchUser(999)
@@ -70,10 +95,10 @@ func BenchModifyAffUsers(b *testing.B, open func(b *testing.B) rooms.Store) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := s.ModifyAffUsers(ctx, room, add, fmt.Sprintf("a%d", i)); err != nil {
+		if _, err := s.ModifyAffUsers(ctx, room, add, fmt.Sprintf("a%d", i), rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.ModifyAffUsers(ctx, room, remove, fmt.Sprintf("r%d", i)); err != nil {
+		if _, err := s.ModifyAffUsers(ctx, room, remove, fmt.Sprintf("r%d", i), rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -90,7 +115,7 @@ func BenchGetUserRooms(b *testing.B, open func(b *testing.B) rooms.Store) {
 		for j := 1; j < 5; j++ {
 			affs = append(affs, rooms.Aff{User: benchUser(i*5 + j), Aff: rooms.Member, Since: int64(j)})
 		}
-		if err := s.CreateRoom(ctx, benchRoom(i), benchConfig(), affs, "v1"); err != nil {
+		if err := s.CreateRoom(ctx, benchRoom(i), benchConfig(), affs, "v1", rooms.Caps{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -31,7 +31,7 @@ func RunInvariants(t *testing.T, open func(t *testing.T) rooms.Store, invalid er
 	}
 	for _, tc := range creates {
 		t.Run("create/"+tc.name, func(t *testing.T) {
-			if err := s.CreateRoom(ctx, r, nil, tc.affs, "v1"); !errors.Is(err, invalid) {
+			if err := s.CreateRoom(ctx, r, nil, tc.affs, "v1", rooms.Caps{}); !errors.Is(err, invalid) {
 				t.Errorf("CreateRoom: %v, want %v", err, invalid)
 			}
 			if ok, _ := s.RoomExists(ctx, r); ok {
@@ -40,7 +40,7 @@ func RunInvariants(t *testing.T, open func(t *testing.T) rooms.Store, invalid er
 		})
 	}
 
-	if err := s.CreateRoom(ctx, r, nil, []rooms.Aff{owner}, "v1"); err != nil {
+	if err := s.CreateRoom(ctx, r, nil, []rooms.Aff{owner}, "v1", rooms.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 	changes := []struct {
@@ -53,7 +53,7 @@ func RunInvariants(t *testing.T, open func(t *testing.T) rooms.Store, invalid er
 	for _, tc := range changes {
 		t.Run("modify/"+tc.name, func(t *testing.T) {
 			change := func([]rooms.Aff) ([]rooms.Aff, error) { return tc.next, nil }
-			if _, err := s.ModifyAffUsers(ctx, r, change, "v2"); !errors.Is(err, invalid) {
+			if _, err := s.ModifyAffUsers(ctx, r, change, "v2", rooms.Caps{}); !errors.Is(err, invalid) {
 				t.Errorf("ModifyAffUsers: %v, want %v", err, invalid)
 			}
 			got, v, err := s.GetAffUsers(ctx, r)

@@ -70,6 +70,11 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"ConcurrentModifyAffUsers", testConcurrentModifyAffUsers},
 		{"ConcurrentSetConfig", testConcurrentSetConfig},
 		{"CanceledContext", testCanceledContext},
+		{"RoomCapConcurrentCreates", testRoomCapConcurrentCreates},
+		{"RoomCapConcurrentAdds", testRoomCapConcurrentAdds},
+		{"RoomCapRefusesJoinersOnly", testRoomCapRefusesJoinersOnly},
+		{"RoomCapCountsDown", testRoomCapCountsDown},
+		{"RoomCapOffAndOn", testRoomCapOffAndOn},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +108,7 @@ func testCreateRoomConflict(t *testing.T, s rooms.Store) {
 	cfg := rooms.Config{"roomname": "Coven"}
 	create(t, s, r, cfg, "v1", aff(alice, rooms.Owner, 1))
 
-	err := s.CreateRoom(ctx, r, rooms.Config{"roomname": "Impostor"}, []rooms.Aff{aff(dave, rooms.Owner, 5)}, "v9")
+	err := s.CreateRoom(ctx, r, rooms.Config{"roomname": "Impostor"}, []rooms.Aff{aff(dave, rooms.Owner, 5)}, "v9", rooms.Caps{})
 	if !errors.Is(err, rooms.ErrRoomExists) {
 		t.Fatalf("second CreateRoom: %v, want ErrRoomExists", err)
 	}
@@ -117,7 +122,7 @@ func testDestroyRoom(t *testing.T, s rooms.Store) {
 	r := room("coven", service)
 	create(t, s, r, rooms.Config{"roomname": "Coven", "subject": "old"}, "v1", aff(alice, rooms.Owner, 1), aff(bob, rooms.Member, 2))
 
-	if err := s.DestroyRoom(ctx, r); err != nil {
+	if err := s.DestroyRoom(ctx, r, rooms.Caps{}); err != nil {
 		t.Fatalf("DestroyRoom: %v", err)
 	}
 	if ok, err := s.RoomExists(ctx, r); err != nil || ok {
@@ -125,7 +130,7 @@ func testDestroyRoom(t *testing.T, s rooms.Store) {
 	}
 	wantUserRooms(t, s, alice, service)
 	wantUserRooms(t, s, bob, service)
-	if err := s.DestroyRoom(ctx, r); !errors.Is(err, rooms.ErrRoomNotFound) {
+	if err := s.DestroyRoom(ctx, r, rooms.Caps{}); !errors.Is(err, rooms.ErrRoomNotFound) {
 		t.Errorf("second DestroyRoom: %v, want ErrRoomNotFound", err)
 	}
 
@@ -148,12 +153,12 @@ func testRoomNotFound(t *testing.T, s rooms.Store) {
 		name string
 		call func() error
 	}{
-		{"DestroyRoom", func() error { return s.DestroyRoom(ctx, missing) }},
+		{"DestroyRoom", func() error { return s.DestroyRoom(ctx, missing, rooms.Caps{}) }},
 		{"GetConfig", func() error { _, _, err := s.GetConfig(ctx, missing); return err }},
 		{"SetConfig", func() error { _, err := s.SetConfig(ctx, missing, rooms.Config{"a": "b"}, "v2"); return err }},
 		{"GetAffUsers", func() error { _, _, err := s.GetAffUsers(ctx, missing); return err }},
 		{"ModifyAffUsers", func() error {
-			_, err := s.ModifyAffUsers(ctx, missing, addUser(bob, rooms.Member, 2), "v2")
+			_, err := s.ModifyAffUsers(ctx, missing, addUser(bob, rooms.Member, 2), "v2", rooms.Caps{})
 			return err
 		}},
 	}
@@ -248,7 +253,7 @@ func testModifyAffUsers(t *testing.T, s rooms.Store) {
 			svc := caseService(i)
 			r := room("coven", svc)
 			create(t, s, r, nil, "v1", initial...)
-			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2")
+			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2", rooms.Caps{})
 			if err != nil {
 				t.Fatalf("ModifyAffUsers: %v", err)
 			}
@@ -295,7 +300,7 @@ func testModifyAffUsersNoOp(t *testing.T, s rooms.Store) {
 			svc := caseService(i)
 			r := room("coven", svc)
 			create(t, s, r, rooms.Config{"subject": "s"}, "v1", initial...)
-			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2")
+			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2", rooms.Caps{})
 			if err != nil {
 				t.Fatalf("ModifyAffUsers: %v", err)
 			}
@@ -323,14 +328,14 @@ func testModifyAffUsersRefused(t *testing.T, s rooms.Store) {
 		}
 		return append(cur, aff(dave, rooms.Owner, 9)), errRefused
 	}
-	if _, err := s.ModifyAffUsers(ctx, r, refuse, "v2"); !errors.Is(err, errRefused) {
+	if _, err := s.ModifyAffUsers(ctx, r, refuse, "v2", rooms.Caps{}); !errors.Is(err, errRefused) {
 		t.Fatalf("ModifyAffUsers: %v, want the change's error", err)
 	}
 	wantAffs(t, s, r, initial, "v1")
 	wantUserRooms(t, s, dave, service)
 
 	// The room still takes changes afterwards.
-	if _, err := s.ModifyAffUsers(ctx, r, removeUser(bob), "v3"); err != nil {
+	if _, err := s.ModifyAffUsers(ctx, r, removeUser(bob), "v3", rooms.Caps{}); err != nil {
 		t.Fatalf("ModifyAffUsers after refusal: %v", err)
 	}
 	wantAffs(t, s, r, initial[:1], "v3")
@@ -352,7 +357,7 @@ func testModifyAffUsersLastOccupant(t *testing.T, s rooms.Store) {
 			svc := caseService(i)
 			r := room("coven", svc)
 			create(t, s, r, rooms.Config{"roomname": "doomed"}, "v1", tc.initial...)
-			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2")
+			res, err := s.ModifyAffUsers(ctx, r, tc.change, "v2", rooms.Caps{})
 			if err != nil {
 				t.Fatalf("ModifyAffUsers: %v", err)
 			}
@@ -394,7 +399,7 @@ func testModifyAffUsersChangeMayRepeat(t *testing.T, s rooms.Store) {
 		}
 		return add(cur)
 	}
-	res, err := s.ModifyAffUsers(ctx, r, change, "v2")
+	res, err := s.ModifyAffUsers(ctx, r, change, "v2", rooms.Caps{})
 	if err != nil {
 		t.Fatalf("ModifyAffUsers: %v", err)
 	}
@@ -406,7 +411,7 @@ func testModifyAffUsersChangeMayRepeat(t *testing.T, s rooms.Store) {
 	wantAffs(t, s, r, want, "v2")
 
 	// Calling the same change again is a no-op now, however often it runs.
-	res, err = s.ModifyAffUsers(ctx, r, change2(add), "v3")
+	res, err = s.ModifyAffUsers(ctx, r, change2(add), "v3", rooms.Caps{})
 	if err != nil || res.NewVersion != "v2" || !sameAffs(res.New, want) {
 		t.Errorf("repeat = %+v, %v; want a no-op at v2", res, err)
 	}
@@ -471,7 +476,7 @@ func testNoAliasing(t *testing.T, s rooms.Store) {
 		}
 		return cur, nil
 	}
-	res, err := s.ModifyAffUsers(ctx, r, demote, "v3")
+	res, err := s.ModifyAffUsers(ctx, r, demote, "v3", rooms.Caps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +605,7 @@ func testRemoveUser(t *testing.T, s rooms.Store) {
 
 	var n atomic.Int32
 	version := func() string { return fmt.Sprintf("rm%d", n.Add(1)) }
-	removals, err := s.RemoveUser(ctx, alice, service, leave, version)
+	removals, err := s.RemoveUser(ctx, alice, service, leave, version, rooms.Caps{})
 	if err != nil {
 		t.Fatalf("RemoveUser: %v", err)
 	}
@@ -661,7 +666,7 @@ func testRemoveUserWithoutRooms(t *testing.T, s rooms.Store) {
 	if err := s.SetBlocking(ctx, alice, []rooms.BlockItem{blockUser(bob)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	removals, err := s.RemoveUser(ctx, alice, service, leave, func() string { return "v2" })
+	removals, err := s.RemoveUser(ctx, alice, service, leave, func() string { return "v2" }, rooms.Caps{})
 	if err != nil || len(removals) != 0 {
 		t.Errorf("RemoveUser = %+v, %v; want nothing", removals, err)
 	}
@@ -717,7 +722,7 @@ func testConcurrentModifyAffUsers(t *testing.T, s rooms.Store) {
 	for i := range n {
 		users[i] = xmpp.MustParseJID(fmt.Sprintf("user%02d@a.test", i))
 		wg.Go(func() {
-			res, err := s.ModifyAffUsers(ctx, r, addUser(users[i], rooms.Member, int64(i+1)), fmt.Sprintf("v%02d", i))
+			res, err := s.ModifyAffUsers(ctx, r, addUser(users[i], rooms.Member, int64(i+1)), fmt.Sprintf("v%02d", i), rooms.Caps{})
 			if err != nil {
 				t.Errorf("writer %d: %v", i, err)
 				return
@@ -805,13 +810,13 @@ func testCanceledContext(t *testing.T, s rooms.Store) {
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 
-	if err := s.CreateRoom(done, room("late", service), nil, []rooms.Aff{aff(alice, rooms.Owner, 1)}, "v1"); err == nil {
+	if err := s.CreateRoom(done, room("late", service), nil, []rooms.Aff{aff(alice, rooms.Owner, 1)}, "v1", rooms.Caps{}); err == nil {
 		t.Error("CreateRoom with a canceled context succeeded")
 	}
 	if ok, err := s.RoomExists(ctx, room("late", service)); err != nil || ok {
 		t.Errorf("RoomExists after canceled create = %v, %v; want false", ok, err)
 	}
-	if _, err := s.ModifyAffUsers(done, r, addUser(bob, rooms.Member, 2), "v2"); err == nil {
+	if _, err := s.ModifyAffUsers(done, r, addUser(bob, rooms.Member, 2), "v2", rooms.Caps{}); err == nil {
 		t.Error("ModifyAffUsers with a canceled context succeeded")
 	}
 	if _, err := s.SetConfig(done, r, rooms.Config{"a": "b"}, "v2"); err == nil {
@@ -930,7 +935,7 @@ func blockRoom(j xmpp.JID) rooms.BlockItem { return rooms.BlockItem{Kind: rooms.
 
 func create(t *testing.T, s rooms.Store, r xmpp.JID, cfg rooms.Config, version string, affs ...rooms.Aff) {
 	t.Helper()
-	if err := s.CreateRoom(testContext(t), r, cfg, affs, version); err != nil {
+	if err := s.CreateRoom(testContext(t), r, cfg, affs, version, rooms.Caps{}); err != nil {
 		t.Fatalf("CreateRoom(%s): %v", r, err)
 	}
 }
