@@ -94,7 +94,7 @@ func FuzzGroupchatThroughRoom(f *testing.F) {
 	room := xmpp.MustParseJID("fuzz@" + svc)
 	alice, bob := xmpp.MustParseJID("alice@localhost"), xmpp.MustParseJID("bob@localhost")
 	affs := []rooms.Aff{{User: alice, Aff: rooms.Owner}, {User: bob, Aff: rooms.Member, Since: 1}}
-	if err := store.CreateRoom(context.Background(), room, rooms.Config{}, affs, "v1"); err != nil {
+	if err := store.CreateRoom(context.Background(), room, rooms.Config{}, affs, "v1", rooms.Caps{}); err != nil {
 		f.Fatal(err)
 	}
 	d := newRecordingDeliverer()
