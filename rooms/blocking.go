@@ -39,7 +39,7 @@ func (h *Hub) blocking(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	var deny, allow []BlockItem
 	for _, k := range kids {
 		kind := BlockKind(k.Tag)
-		action := k.SelectAttrValue("action", "")
+		action := xmpp.Attr(k, "action")
 		j, err := xmpp.ParseJID(k.Text())
 		if (kind != BlockRoom && kind != BlockUser) || (action != "deny" && action != "allow") ||
 			err != nil || j.Local == "" || len(k.ChildElements()) > 0 {

@@ -69,7 +69,7 @@ func parseUsers(e *etree.Element) ([]AffItem, error) {
 		if k.Tag != "user" || len(k.ChildElements()) > 0 {
 			return nil, badRequest("expected <user affiliation='...'>JID</user>")
 		}
-		aff := Affiliation(k.SelectAttrValue("affiliation", ""))
+		aff := Affiliation(xmpp.Attr(k, "affiliation"))
 		if aff != Owner && aff != Member && aff != None {
 			return nil, badRequest("affiliation must be owner, member or none")
 		}

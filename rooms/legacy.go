@@ -103,7 +103,7 @@ func (h *Hub) legacyMessage(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 		x := xmpp.Child(st.El, "x", NSMUCUser)
 		var items []AffItem
 		for _, inv := range xmpp.Children(x, "invite", NSMUCUser) {
-			u, err := parseUserJID(inv.SelectAttrValue("to", ""))
+			u, err := parseUserJID(xmpp.Attr(inv, "to"))
 			if err != nil {
 				h.replyError(st, err)
 				return
@@ -174,7 +174,7 @@ func (h *Hub) legacyOwner(ctx context.Context, st *xmpp.Stanza, q *etree.Element
 		h.replyError(st, badRequest("expected a data form or <destroy/>"))
 		return
 	}
-	switch x.SelectAttrValue("type", "") {
+	switch xmpp.Attr(x, "type") {
 	case "cancel":
 		h.reply(st, nil)
 		return
@@ -185,7 +185,7 @@ func (h *Hub) legacyOwner(ctx context.Context, st *xmpp.Stanza, q *etree.Element
 	}
 	var fields []configField
 	for _, f := range xmpp.Children(x, "field", xmpp.NSDataForm) {
-		v := f.SelectAttrValue("var", "")
+		v := xmpp.Attr(f, "var")
 		if v == "FORM_TYPE" {
 			continue
 		}
@@ -211,7 +211,7 @@ func (h *Hub) legacyAdmin(ctx context.Context, st *xmpp.Stanza, q *etree.Element
 		return
 	}
 	if st.Type == "get" {
-		aff := Affiliation(items[0].SelectAttrValue("affiliation", ""))
+		aff := Affiliation(xmpp.Attr(items[0], "affiliation"))
 		if aff != Owner && aff != Member {
 			h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, "only owner and member lists exist"))
 			return
@@ -221,16 +221,16 @@ func (h *Hub) legacyAdmin(ctx context.Context, st *xmpp.Stanza, q *etree.Element
 	}
 	var changes []AffItem
 	for _, it := range items {
-		if it.SelectAttr("role") != nil && it.SelectAttr("affiliation") == nil {
+		if xmpp.Attr(it, "role") != "" && xmpp.Attr(it, "affiliation") == "" {
 			h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, "roles do not exist in MUC Light rooms"))
 			return
 		}
-		aff := Affiliation(it.SelectAttrValue("affiliation", ""))
+		aff := Affiliation(xmpp.Attr(it, "affiliation"))
 		if aff != Owner && aff != Member && aff != None {
 			h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, "only owner, member and none exist"))
 			return
 		}
-		u, err := parseUserJID(it.SelectAttrValue("jid", ""))
+		u, err := parseUserJID(xmpp.Attr(it, "jid"))
 		if err != nil {
 			h.replyError(st, err)
 			return
@@ -247,7 +247,7 @@ func (h *Hub) legacyPrivacy(ctx context.Context, st *xmpp.Stanza, q *etree.Eleme
 	user := st.From.Bare()
 	svc := h.opts.ServiceDomain(user.Domain)
 	lists := xmpp.Children(q, "list", NSPrivacy)
-	if !h.opts.Blocking || len(lists) != 1 || lists[0].SelectAttrValue("name", "") != NS {
+	if !h.opts.Blocking || len(lists) != 1 || xmpp.Attr(lists[0], "name") != NS {
 		if st.Type == "get" && len(lists) == 0 && len(q.ChildElements()) == 0 {
 			res := xmpp.Elem("query", NSPrivacy)
 			if h.opts.Blocking {
@@ -284,10 +284,10 @@ func (h *Hub) legacyPrivacy(ctx context.Context, st *xmpp.Stanza, q *etree.Eleme
 	}
 	var deny, allow []BlockItem
 	for _, it := range xmpp.Children(lists[0], "item", NSPrivacy) {
-		j, err := xmpp.ParseJID(it.SelectAttrValue("value", ""))
+		j, err := xmpp.ParseJID(xmpp.Attr(it, "value"))
 		var bi BlockItem
 		switch {
-		case err != nil || it.SelectAttrValue("type", "") != "jid":
+		case err != nil || xmpp.Attr(it, "type") != "jid":
 			h.replyError(st, badRequest("items are of type jid"))
 			return
 		case j.Domain == svc && j.Local == "" && j.Resource != "":
@@ -303,7 +303,7 @@ func (h *Hub) legacyPrivacy(ctx context.Context, st *xmpp.Stanza, q *etree.Eleme
 			h.replyError(st, badRequest("value is a room JID or service/user-JID"))
 			return
 		}
-		switch it.SelectAttrValue("action", "") {
+		switch xmpp.Attr(it, "action") {
 		case "deny":
 			deny = append(deny, bi)
 		case "allow":

@@ -357,7 +357,7 @@ type mamQuery struct {
 // parseMAMQuery reads a XEP-0313 query: the data form filters and RSM paging.
 func (h *Hub) parseMAMQuery(st *xmpp.Stanza, q *etree.Element) (mamQuery, error) {
 	ns := q.NamespaceURI()
-	mq := mamQuery{ns: ns, queryID: q.SelectAttrValue("queryid", ""), q: ArchiveQuery{Room: st.To.Bare(), Max: h.mam.DefaultPageSize}}
+	mq := mamQuery{ns: ns, queryID: xmpp.Attr(q, "queryid"), q: ArchiveQuery{Room: st.To.Bare(), Max: h.mam.DefaultPageSize}}
 	if x := xmpp.Child(q, "x", xmpp.NSDataForm); x != nil {
 		for _, f := range xmpp.Children(x, "field", xmpp.NSDataForm) {
 			var vals []string
@@ -369,7 +369,7 @@ func (h *Hub) parseMAMQuery(st *xmpp.Stanza, q *etree.Element) (mamQuery, error)
 				one = vals[0]
 			}
 			var err error
-			switch v := f.SelectAttrValue("var", ""); v {
+			switch v := xmpp.Attr(f, "var"); v {
 			case "FORM_TYPE":
 				if one != ns {
 					return mq, badRequest("FORM_TYPE must be " + ns)

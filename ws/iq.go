@@ -18,7 +18,7 @@ func (r *Router) serverIQ(ctx context.Context, from *session, st *xmpp.Stanza) {
 	payload := st.El.ChildElements()[0]
 	ns := payload.NamespaceURI()
 	switch {
-	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoInfo) && payload.SelectAttrValue("node", "") == "":
+	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoInfo) && xmpp.Attr(payload, "node") == "":
 		q := xmpp.Elem("query", xmpp.NSDiscoInfo)
 		id := q.CreateElement("identity")
 		id.CreateAttr("category", "server")
@@ -28,7 +28,7 @@ func (r *Router) serverIQ(ctx context.Context, from *session, st *xmpp.Stanza) {
 			q.CreateElement("feature").CreateAttr("var", f)
 		}
 		from.sendElement(xmpp.ResultIQ(st, q))
-	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoItems) && payload.SelectAttrValue("node", "") == "":
+	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoItems) && xmpp.Attr(payload, "node") == "":
 		q := xmpp.Elem("query", xmpp.NSDiscoItems)
 		for _, svc := range r.sortedServices(st.To.Domain) {
 			it := q.CreateElement("item")
@@ -81,7 +81,7 @@ func (r *Router) accountIQ(ctx context.Context, from *session, st *xmpp.Stanza) 
 			}
 		}
 		from.sendElement(xmpp.ResultIQ(st, q))
-	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoInfo) && payload.SelectAttrValue("node", "") == "":
+	case st.Type == "get" && xmpp.Is(payload, "query", xmpp.NSDiscoInfo) && xmpp.Attr(payload, "node") == "":
 		q := xmpp.Elem("query", xmpp.NSDiscoInfo)
 		id := q.CreateElement("identity")
 		id.CreateAttr("category", "account")

@@ -72,7 +72,7 @@ func (s *session) handleSASL(el *etree.Element) *xmpp.StreamError {
 
 func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
 	s.sasl.conv, s.sasl.storeErr = nil, nil
-	s.sasl.mech = el.SelectAttrValue("mechanism", "")
+	s.sasl.mech = xmpp.Attr(el, "mechanism")
 	text := el.Text()
 	var initial []byte
 	if text != "" {

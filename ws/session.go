@@ -284,11 +284,11 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 	if s.st != stateWaitOpen && s.st != stateWaitOpen2 {
 		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "unexpected stream restart"}
 	}
-	if v := el.SelectAttrValue("version", "1.0"); v != "1.0" && !bytes.HasPrefix([]byte(v), []byte("1.")) {
+	if v, ok := xmpp.LookupAttr(el, "version"); ok && v != "1.0" && !bytes.HasPrefix([]byte(v), []byte("1.")) {
 		s.setHost(s.defaultHost())
 		return &xmpp.StreamError{Condition: xmpp.UnsupportedVersion}
 	}
-	to := el.SelectAttrValue("to", "")
+	to := xmpp.Attr(el, "to")
 	if to == "" {
 		to = s.defaultHost()
 	} else if j, err := xmpp.ParseJID(to); err == nil {

@@ -219,6 +219,11 @@ func TestOpenErrors(t *testing.T) {
 	for _, tc := range []struct{ name, open, cond string }{
 		{"unknown host", `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0'/>`, "host-unknown"},
 		{"bad version", `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='2.0'/>`, "unsupported-version"},
+		// A prefixed namesake is another attribute: the stream header's own
+		// to and version decide, whichever comes first.
+		{"prefixed to is not to", `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xmlns:f='urn:x' f:to='localhost' to='example.org' version='1.0'/>`, "host-unknown"},
+		{"prefixed version is not version", `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' xmlns:f='urn:x' f:version='1.0' to='localhost' version='2.0'/>`, "unsupported-version"},
+		{"empty version", `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version=''/>`, "unsupported-version"},
 		{"stream:stream", `<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'/>`, "invalid-namespace"},
 		{"stanza before open", `<message xmlns='jabber:client' to='bob@localhost'><body>hi</body></message>`, "not-authorized"},
 	} {
@@ -312,6 +317,9 @@ func TestTooManyAuthFailures(t *testing.T) {
 func TestSASLFailures(t *testing.T) {
 	for _, tc := range []struct{ name, auth, cond string }{
 		{"unknown mechanism", `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='DIGEST-MD5'/>`, "invalid-mechanism"},
+		// alice's right PLAIN credentials, under a mechanism the server
+		// does not offer: the prefixed look-alike must not choose PLAIN.
+		{"prefixed mechanism is not the mechanism", `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' xmlns:f='urn:x' f:mechanism='PLAIN' mechanism='DIGEST-MD5'>AGFsaWNlAHB3LWFsaWNl</auth>`, "invalid-mechanism"},
 		{"bad base64", `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%%%</auth>`, "incorrect-encoding"},
 		{"malformed plain", `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>YWxpY2U=</auth>`, "malformed-request"},
 		{"abort", `<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`, "aborted"},
@@ -522,14 +530,25 @@ func TestStreamErrors(t *testing.T) {
 		{"wrong stanza namespace", "<message xmlns='jabber:server' to='bob@localhost'/>", "invalid-namespace"},
 		{"unknown element", "<enable xmlns='urn:xmpp:sm:3'/>", "unsupported-stanza-type"},
 		{"forged from", "<message xmlns='jabber:client' from='bob@localhost/x' to='carol@localhost'/>", "invalid-from"},
+		// What XML forbids (issue 14, defect 10): refused before routing.
+		// A message with two to once went to the second.
+		{"duplicate to", "<message xmlns='jabber:client' to='bob@localhost' to='carol@localhost'><body>x</body></message>", "not-well-formed"},
+		{"xml prefix bound elsewhere", "<message xmlns='jabber:client' xmlns:xml='urn:x' xml:lang='en' to='bob@localhost'><body>x</body></message>", "not-well-formed"},
+		{"xmlns prefix declared", "<message xmlns='jabber:client' xmlns:xmlns='urn:x' to='bob@localhost'><body>x</body></message>", "not-well-formed"},
+		{"prefixed from", "<message xmlns='jabber:client' xmlns:j='jabber:client' j:from='carol@localhost/x' to='bob@localhost'><body>x</body></message>", "bad-namespace-prefix"},
+		{"prefixed to", "<message xmlns='jabber:client' xmlns:j='urn:x' j:to='carol@localhost' to='bob@localhost'><body>x</body></message>", "bad-namespace-prefix"},
+		{"surrogate reference", "<message xmlns='jabber:client' to='bob@localhost'><body>&#xD800;</body></message>", "not-well-formed"},
+		{"UTF-16 declaration", "<?xml version='1.0' encoding='UTF-16'?><message xmlns='jabber:client' to='bob@localhost'><body>x</body></message>", "unsupported-encoding"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			c := e.login("alice", "a")
+			bob, carol := e.login("bob", "b"), e.login("carol", "c")
 			if err := c.SendRaw(ctxT(t), tc.data); err != nil {
 				t.Fatal(err)
 			}
 			expectStreamError(t, c, tc.cond)
+			nothingDelivered(t, bob, carol)
 		})
 	}
 	t.Run("binary message", func(t *testing.T) {
@@ -544,6 +563,29 @@ func TestStreamErrors(t *testing.T) {
 		c.Send(ctxT(t), client.Message("bob@localhost", "chat", "x"))
 		expectStreamError(t, c, "not-authorized")
 	})
+}
+
+// nothingDelivered checks that a and b have received nothing: each sends the
+// other a marker, which must be the first thing each reads. Whatever was
+// routed before (the refused sender's stream error is already in) would be
+// queued ahead of it.
+func nothingDelivered(t *testing.T, a, b *client.Client) {
+	t.Helper()
+	ctx := ctxT(t)
+	for _, p := range [][2]*client.Client{{a, b}, {b, a}} {
+		if err := p[0].Send(ctx, client.Message(p[1].JID().Bare().String(), "chat", "marker")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*client.Client{a, b} {
+		m, err := c.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if textOf(m, "body", xmpp.NSClient) != "marker" {
+			t.Fatalf("%s received %s", c.JID(), xmpp.String(m))
+		}
+	}
 }
 
 func TestClientClose(t *testing.T) {

@@ -91,6 +91,19 @@ func Attr(e *etree.Element, key string) string {
 	return attrValue(e, key)
 }
 
+// LookupAttr is Attr that also says whether e has the unprefixed attribute,
+// for protocol code whose default for an absent attribute differs from what
+// it makes of an empty one (a stream header's version).
+func LookupAttr(e *etree.Element, key string) (string, bool) {
+	if e == nil {
+		return "", false
+	}
+	if i := attrIndex(e, key); i >= 0 {
+		return e.Attr[i].Value, true
+	}
+	return "", false
+}
+
 func setAttr(e *etree.Element, key, val string) {
 	if val == "" {
 		e.RemoveAttr(key)

@@ -537,4 +537,18 @@ func TestAttr(t *testing.T) {
 	if got := Attr(nil, "affiliation"); got != "" {
 		t.Errorf("Attr(nil) = %q", got)
 	}
+	// LookupAttr tells an empty attribute from an absent one, and does not
+	// take a prefixed namesake for either.
+	v := mustParse(t, `<open xmlns:f='urn:f' f:version='1.0' version='' f:to='x'/>`)
+	for _, tt := range []struct {
+		key, want string
+		ok        bool
+	}{{"version", "", true}, {"to", "", false}} {
+		if got, ok := LookupAttr(v, tt.key); got != tt.want || ok != tt.ok {
+			t.Errorf("LookupAttr(%q) = %q, %v; want %q, %v", tt.key, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok := LookupAttr(nil, "version"); ok {
+		t.Error("LookupAttr(nil) found an attribute")
+	}
 }
