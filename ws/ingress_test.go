@@ -110,12 +110,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // the shaper's metrics count the delays.
 func TestShaperPacesSender(t *testing.T) {
 	e := newIngressEnv(t, func(c *ws.Config) {
-		c.Shaper = ws.ShaperConfig{StanzaRate: 200, StanzaBurst: 5}
+		// 50 ms between tokens: far longer than handling one frame takes even
+		// on a loaded machine, so every frame past the burst must wait.
+		c.Shaper = ws.ShaperConfig{StanzaRate: 20, StanzaBurst: 5}
 	}, nil)
 	ctx := ctxT(t)
 	alice := e.login("alice", "a")
 	bob := e.login("bob", "b")
-	const n = 60
+	const n = 30
 	for i := range n {
 		if err := alice.Send(ctx, client.Message("bob@localhost/b", "chat", "m"+string(rune('0'+i%10)))); err != nil {
 			t.Fatal(err)
