@@ -142,9 +142,12 @@ func (b *burstCounter) frame(f []byte) bool {
 // has made no progress for write_timeout.
 func TestBurstWithStalledReader(t *testing.T) {
 	const members = 20
-	perSender := 2000
+	perSender, pad := 2000, ""
 	if raceEnabled || testing.Short() {
-		perSender = 200
+		// Fewer, larger messages: the member who stops reading must still
+		// be sent more than the loopback socket buffers hold (about 11 MB
+		// in both cases), or its writer never blocks.
+		perSender, pad = 200, " "+strings.Repeat("p", 3000)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -182,7 +185,7 @@ func TestBurstWithStalledReader(t *testing.T) {
 	for s, c := range readers {
 		g.Go(func() error {
 			for n := range perSender {
-				if err := c.Send(ctx, client.Message(room, "groupchat", fmt.Sprintf("s%d-%d", s, n))); err != nil {
+				if err := c.Send(ctx, client.Message(room, "groupchat", fmt.Sprintf("s%d-%d%s", s, n, pad))); err != nil {
 					return fmt.Errorf("sender %d, message %d: %w", s, n, err)
 				}
 			}
