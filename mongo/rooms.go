@@ -338,7 +338,6 @@ func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.
 	return res, err
 }
 
-
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
 // error from change is returned as it is.

@@ -174,7 +174,6 @@ func TestOneToOneFloodPacesSender(t *testing.T) {
 	// A pause is sure to end in a stall while more is still to come than
 	// the socket buffers (about 600 KiB) and the mark (96 KiB) hold.
 	const n, pauseEvery, guaranteed = 3000, 250, 1000
-	sent := make(chan error, 1)
 	pauses := 0
 	bob := e.loginSmall("bob", "b", func(b []byte) {
 		if !strings.Contains(string(b), "flood-") {
@@ -196,27 +195,9 @@ func TestOneToOneFloodPacesSender(t *testing.T) {
 	})
 	alice := e.login("alice", "a")
 	body := strings.Repeat("b", 2<<10)
-	go func() {
-		for i := range n {
-			if err := alice.Send(ctx, chat("bob@localhost/b", fmt.Sprintf("flood-%d", i), body)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
-	for i := range n {
-		m, err := bob.Next(ctx)
-		if err != nil {
-			t.Fatalf("after %d messages: %v", i, err)
-		}
-		if id := m.SelectAttrValue("id", ""); id != fmt.Sprintf("flood-%d", i) {
-			t.Fatalf("message %d has id %s: lost, duplicated or reordered", i, id)
-		}
-	}
-	if err := <-sent; err != nil {
-		t.Fatal(err)
-	}
+	floodInOrder(ctx, t, alice, bob, n, func(i int) *etree.Element {
+		return chat("bob@localhost/b", fmt.Sprintf("flood-%d", i), body)
+	})
 	if err := bob.Ping(ctx, "localhost"); err != nil {
 		t.Fatalf("target lost its session: %v", err)
 	}
@@ -459,30 +440,11 @@ func TestDeliverPacedSlowsCause(t *testing.T) {
 	})
 	alice := e.login("alice", "a")
 	body := strings.Repeat("r", 2<<10)
-	sent := make(chan error, 1)
-	go func() {
-		for i := range n {
-			m := client.Message("r@fan.localhost", "groupchat", body)
-			m.CreateAttr("id", fmt.Sprintf("fan-%d", i))
-			if err := alice.Send(ctx, m); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
-	for i := range n {
-		m, err := bob.Next(ctx)
-		if err != nil {
-			t.Fatalf("after %d messages: %v", i, err)
-		}
-		if id := m.SelectAttrValue("id", ""); id != fmt.Sprintf("fan-%d", i) {
-			t.Fatalf("message %d has id %s", i, id)
-		}
-	}
-	if err := <-sent; err != nil {
-		t.Fatal(err)
-	}
+	floodInOrder(ctx, t, alice, bob, n, func(i int) *etree.Element {
+		m := client.Message("r@fan.localhost", "groupchat", body)
+		m.CreateAttr("id", fmt.Sprintf("fan-%d", i))
+		return m
+	})
 	if e.metric("xmpp_send_stalls_total") == 0 {
 		t.Error("the cause was never paced")
 	}
@@ -499,4 +461,38 @@ func flowEnv(t *testing.T, tweak func(*ws.Config), wrap func(net.Listener) net.L
 			tweak(c)
 		}
 	}, wrap)
+}
+
+// floodInOrder has from send n stanzas built by msg as fast as it can while
+// to reads: to must receive each exactly once and in order, matched by id.
+func floodInOrder(ctx context.Context, t *testing.T, from, to *client.Client, n int, msg func(i int) *etree.Element) {
+	t.Helper()
+	ids := make([]string, n)
+	els := make([]*etree.Element, n)
+	for i := range n {
+		els[i] = msg(i)
+		ids[i] = els[i].SelectAttrValue("id", "")
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for _, el := range els {
+			if err := from.Send(ctx, el); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range n {
+		m, err := to.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		if id := m.SelectAttrValue("id", ""); id != ids[i] {
+			t.Fatalf("message %d has id %s, want %s: lost, duplicated or reordered", i, id, ids[i])
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
 }
