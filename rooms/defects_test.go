@@ -161,12 +161,7 @@ func TestOfflineRemoveUserRemovesHistory(t *testing.T) {
 // removal). Destroy is the last thing occupants see, and the history of a
 // destroyed room is empty.
 func TestDestroyIsLastAndRemovesPendingHistory(t *testing.T) {
-	var ga *gatedArchive
-	_, ho := mamHub(false)
-	e := newEnvArchive(t, nil, nil, ho, []string{"localhost"}, func(a rooms.Archive) rooms.Archive {
-		ga = newGatedArchive(a)
-		return ga
-	})
+	e, ga := gatedEnv(t)
 	rooms.SetHandleHook(e.hub, func(st *xmpp.Stanza) {
 		if st != nil && st.ID == "destroy" {
 			ga.open() // the archive writes once the actor has taken the destroy
@@ -220,12 +215,7 @@ func waitTaken(t *testing.T, e *env, u *user, room string) {
 // Defect 4: the room moved the sender's children into the fan-out copy, so
 // a refused message bounced without the <body/> a client's Resend needs.
 func TestRefusedGroupchatEchoesBody(t *testing.T) {
-	var ga *gatedArchive
-	_, ho := mamHub(false)
-	e := newEnvArchive(t, nil, nil, ho, []string{"localhost"}, func(a rooms.Archive) rooms.Archive {
-		ga = newGatedArchive(a)
-		return ga
-	})
+	e, ga := gatedEnv(t)
 	alice, bob := e.login("alice"), e.login("bob")
 	room := createRoom(t, "bouncy", alice, bob)
 	ga.fail.Store(true)
@@ -409,12 +399,7 @@ func TestRoomDiscoItems(t *testing.T) {
 // Defect 11: when archiving a room event failed, its notifications still
 // went out as if it had been recorded; the requester must get the error.
 func TestRoomEventArchiveFailure(t *testing.T) {
-	var ga *gatedArchive
-	_, ho := mamHub(false)
-	e := newEnvArchive(t, nil, nil, ho, []string{"localhost"}, func(a rooms.Archive) rooms.Archive {
-		ga = newGatedArchive(a)
-		return ga
-	})
+	e, ga := gatedEnv(t)
 	alice, bob := e.login("alice"), e.login("bob")
 	room := createRoom(t, "unrecorded", alice)
 	ga.fail.Store(true)
@@ -448,4 +433,17 @@ func TestStoreTimeoutIsConfigured(t *testing.T) {
 	if ahead := time.Duration(ds.ahead.Load()); ahead <= 0 || ahead > 200*time.Millisecond {
 		t.Fatalf("store call deadline %v ahead, want at most the configured 200ms", ahead)
 	}
+}
+
+// gatedEnv is a server with history on whose archive the test can hold or
+// make fail.
+func gatedEnv(t *testing.T) (*env, *gatedArchive) {
+	t.Helper()
+	var ga *gatedArchive
+	_, ho := mamHub(false)
+	e := newEnvArchive(t, nil, nil, ho, []string{"localhost"}, func(a rooms.Archive) rooms.Archive {
+		ga = newGatedArchive(a)
+		return ga
+	})
+	return e, ga
 }
