@@ -264,6 +264,37 @@ func goroutinesBackTo(ctx context.Context, t *testing.T, n int) {
 	}
 }
 
+// baseline is what the process holds before a stranger's requests.
+type baseline struct {
+	rss        int64
+	goroutines int
+}
+
+// stranger starts the server with cfg (shaper off: the test is about what
+// the server keeps, not about pacing) and one logged-in user, and takes the
+// baseline after a GC.
+func stranger(ctx context.Context, t *testing.T, cfg Config) (*client.Client, baseline) {
+	t.Helper()
+	unshaped(&cfg)
+	_, cs := flowServer(t, ctx, cfg, 1)
+	runtime.GC()
+	return cs[0], baseline{rss: rssBytes(t), goroutines: runtime.NumGoroutine()}
+}
+
+// check waits for the goroutines to come back to the baseline (plus
+// extra, one per room legitimately created) and fails when RSS grew past
+// 20 MiB; it returns the growth.
+func (b baseline) check(ctx context.Context, t *testing.T, extra int) int64 {
+	t.Helper()
+	goroutinesBackTo(ctx, t, b.goroutines+2+extra)
+	runtime.GC()
+	growth := rssBytes(t) - b.rss
+	if growth > 20<<20 {
+		t.Errorf("RSS grew by %d MiB, bound 20 MiB", growth>>20)
+	}
+	return growth
+}
+
 // TestStrangersLeaveNoState sends what a hostile logged-in user would: tens
 // of thousands of messages to rooms that do not exist, and legacy joins
 // that would each create a persistent room. Each gets its answer, and the
@@ -278,11 +309,7 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cfg := testConfig(t)
-		unshaped(&cfg)
-		_, cs := flowServer(t, ctx, cfg, 1)
-		c := cs[0]
-		runtime.GC()
-		rss0, g0 := rssBytes(t), runtime.NumGoroutine()
+		c, base := stranger(ctx, t, cfg)
 		answered := make(chan struct{})
 		var mu sync.Mutex
 		n, wrong := 0, 0
@@ -310,27 +337,18 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		if wrong > 0 {
 			t.Errorf("%d answers were not item-not-found", wrong)
 		}
-		goroutinesBackTo(ctx, t, g0+2)
-		runtime.GC()
-		growth := rssBytes(t) - rss0
-		if growth > 20<<20 {
-			t.Errorf("RSS grew by %d MiB for %d requests to missing rooms", growth>>20, missing)
-		}
+		growth := base.check(ctx, t, 0)
 		t.Logf("%d requests to missing rooms: RSS %+.1f MiB, goroutines back to %d", missing, float64(growth)/(1<<20), runtime.NumGoroutine())
 	})
 	t.Run("legacy joins", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cfg := testConfig(t)
-		unshaped(&cfg)
 		cfg.Modules.MucLight.LegacyMode = true
 		if err := cfg.validate(); err != nil {
 			t.Fatal(err)
 		}
-		_, cs := flowServer(t, ctx, cfg, 1)
-		c := cs[0]
-		runtime.GC()
-		rss0, g0 := rssBytes(t), runtime.NumGoroutine()
+		c, base := stranger(ctx, t, cfg)
 		answered := make(chan struct{})
 		var mu sync.Mutex
 		created, n := 0, 0
@@ -371,12 +389,7 @@ func TestStrangersLeaveNoState(t *testing.T) {
 		}
 		// The rooms the cap let through are real: each keeps its actor until
 		// the idle unload. The refused joins keep nothing.
-		goroutinesBackTo(ctx, t, g0+2+made)
-		runtime.GC()
-		growth := rssBytes(t) - rss0
-		if growth > 20<<20 {
-			t.Errorf("RSS grew by %d MiB for %d legacy joins", growth>>20, joins)
-		}
+		growth := base.check(ctx, t, made)
 		t.Logf("%d legacy joins: %d rooms created, RSS %+.1f MiB", joins, made, float64(growth)/(1<<20))
 	})
 }
