@@ -12,7 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/archive"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -27,10 +27,10 @@ var bucketArchive = []byte("archive")
 // in the caller.
 var errInvalidArchive = errors.New("boltstore: invalid archive entry")
 
-var _ rooms.Archive = (*Archive)(nil)
+var _ archive.Archive = (*Archive)(nil)
 
-// Archive is the store's room history, a rooms.Archive. It is a view of the
-// Store rather than the Store itself because rooms.Store and rooms.Archive
+// Archive is the store's room history, a archive.Archive. It is a view of the
+// Store rather than the Store itself because roomstore.Store and archive.Archive
 // both name a RemoveDomain, with different arguments.
 type Archive struct{ s *Store }
 
@@ -46,17 +46,17 @@ type archiveEntry struct {
 	Stanza []byte `json:"stanza"`
 }
 
-// Append implements rooms.Archive in one transaction: the caller batches so
+// Append implements archive.Archive in one transaction: the caller batches so
 // that one fsync covers many messages. An id already stored in the room
 // (or twice in the batch) rolls the whole batch back.
-func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) error {
+func (a *Archive) Append(ctx context.Context, msgs []archive.Message) error {
 	if len(msgs) == 0 {
 		return ctx.Err()
 	}
 	keys := make([][]byte, len(msgs))
 	vals := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		if m.Room.IsZero() || !rooms.ValidArchiveID(m.ID) {
+		if m.Room.IsZero() || !archive.ValidID(m.ID) {
 			return fmt.Errorf("boltstore: archive message %q of room %q: %w", m.ID, m.Room, errInvalidArchive)
 		}
 		keys[i] = archiveKey(m.Room, m.ID)
@@ -80,11 +80,11 @@ func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) erro
 	})
 }
 
-// Query implements rooms.Archive. It walks the filters' key range once,
+// Query implements archive.Archive. It walks the filters' key range once,
 // counting every match (Count, FirstIndex and Complete need them all) and
 // decoding only the page's; the With filter reads each candidate's sender.
-func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
-	var page rooms.ArchivePage
+func (a *Archive) Query(ctx context.Context, q archive.Query) (archive.Page, error) {
+	var page archive.Page
 	err := a.s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		page, err = queryArchive(tx.Bucket(bucketArchive), q)
@@ -93,10 +93,10 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 	return page, err
 }
 
-func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
+func queryArchive(b *bolt.Bucket, q archive.Query) (archive.Page, error) {
 	room := q.Room.Bare()
 	prefix := archiveKey(room, "")
-	lo, hi := rangeKeys(rooms.QueryIDRange(q), prefix)
+	lo, hi := rangeKeys(archive.QueryIDRange(q), prefix)
 	var with string
 	if !q.With.IsZero() {
 		with = q.With.Bare().String()
@@ -105,7 +105,7 @@ func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, erro
 
 	// before and after count the matches older and newer than the page.
 	var (
-		page          rooms.ArchivePage
+		page          archive.Page
 		before, after int
 	)
 	for k, v := range archiveRange(b, prefix, lo, hi, q.IDs, backward) {
@@ -115,7 +115,7 @@ func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, erro
 				Sender string `json:"sender"`
 			}
 			if err := json.Unmarshal(v, &e); err != nil {
-				return rooms.ArchivePage{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
+				return archive.Page{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
 			}
 			if e.Sender != with {
 				continue
@@ -129,7 +129,7 @@ func queryArchive(b *bolt.Bucket, q rooms.ArchiveQuery) (rooms.ArchivePage, erro
 		case len(page.Messages) < q.Max:
 			m, err := decodeArchived(room, id, v)
 			if err != nil {
-				return rooms.ArchivePage{}, err
+				return archive.Page{}, err
 			}
 			page.Messages = append(page.Messages, m)
 		case backward:
@@ -196,19 +196,19 @@ func archiveRange(b *bolt.Bucket, prefix, lo, hi []byte, ids []string, backward 
 	}
 }
 
-func decodeArchived(room xmpp.JID, id, v []byte) (rooms.ArchivedMessage, error) {
+func decodeArchived(room xmpp.JID, id, v []byte) (archive.Message, error) {
 	var e archiveEntry
 	if err := json.Unmarshal(v, &e); err != nil {
-		return rooms.ArchivedMessage{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
+		return archive.Message{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
 	}
-	m := rooms.ArchivedMessage{Room: room, ID: string(id), Time: time.UnixMicro(e.T).UTC(), Stanza: e.Stanza}
+	m := archive.Message{Room: room, ID: string(id), Time: time.UnixMicro(e.T).UTC(), Stanza: e.Stanza}
 	if e.Sender != "" {
 		m.Sender = bareJID(e.Sender)
 	}
 	return m, nil
 }
 
-// RemoveRoom implements rooms.Archive in one transaction.
+// RemoveRoom implements archive.Archive in one transaction.
 func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 	prefix := archiveKey(room.Bare(), "")
 	target := prefix[:len(prefix)-1]
@@ -223,7 +223,7 @@ func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 	})
 }
 
-// RemoveDomain implements rooms.Archive in one transaction. A service's
+// RemoveDomain implements archive.Archive in one transaction. A service's
 // rooms are not contiguous (keys start with the room's local part), so it
 // visits every room, skipping over those of other services.
 func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
@@ -238,10 +238,10 @@ func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 	})
 }
 
-// RemoveBefore implements rooms.Archive in one transaction. Within a room
+// RemoveBefore implements archive.Archive in one transaction. Within a room
 // entries are in time order, so it stops at a room's first entry to keep.
 func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
-	cut := []byte(rooms.ArchiveIDFrom(t))
+	cut := []byte(archive.IDFrom(t))
 	var n int
 	err := a.s.update(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -316,7 +316,7 @@ func archiveKey(room xmpp.JID, id string) []byte {
 
 // rangeKeys turns an id window into a key range [lo, hi) of the room whose
 // keys start with prefix (room + "\x00").
-func rangeKeys(r rooms.ArchiveIDRange, prefix []byte) (lo, hi []byte) {
+func rangeKeys(r archive.IDRange, prefix []byte) (lo, hi []byte) {
 	lo = append(slices.Clip(prefix), r.Lo...)
 	if r.LoOpen {
 		lo = append(lo, 0) // the smallest key above r.Lo

@@ -3,15 +3,15 @@ package boltstore
 import (
 	"testing"
 
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/archive"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 )
 
 // The archive benchmarks are roomstest's, run under the same names by the
 // MongoDB backend. Here each appended batch is one transaction and one
 // fsync.
 
-func benchArchive(b *testing.B) rooms.Archive { return openTemp(b).Archive() }
+func benchArchive(b *testing.B) archive.Archive { return openTemp(b).Archive() }
 
-func BenchmarkArchiveAppend(b *testing.B) { roomstest.BenchArchiveAppend(b, benchArchive) }
-func BenchmarkArchiveQuery(b *testing.B)  { roomstest.BenchArchiveQuery(b, benchArchive) }
+func BenchmarkArchiveAppend(b *testing.B) { roomstoretest.BenchArchiveAppend(b, benchArchive) }
+func BenchmarkArchiveQuery(b *testing.B)  { roomstoretest.BenchArchiveQuery(b, benchArchive) }

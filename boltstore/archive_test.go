@@ -10,13 +10,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/archive"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 func TestArchiveContract(t *testing.T) {
-	roomstest.RunArchive(t, func(t *testing.T) rooms.Archive { return openTemp(t).Archive() })
+	roomstoretest.RunArchive(t, func(t *testing.T) archive.Archive { return openTemp(t).Archive() })
 }
 
 // TestArchivePersists checks that the archive survives closing and
@@ -28,10 +28,10 @@ func TestArchivePersists(t *testing.T) {
 	coven := xmpp.MustParseJID("coven@muc.a.test")
 	other := xmpp.MustParseJID("other@muc.a.test")
 	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	var msgs []rooms.ArchivedMessage
+	var msgs []archive.Message
 	for i := range 5 {
 		at := t0.Add(time.Duration(i) * time.Second)
-		msgs = append(msgs, rooms.ArchivedMessage{
+		msgs = append(msgs, archive.Message{
 			Room:   coven,
 			ID:     fmt.Sprintf("%016x%04x", at.UnixMicro(), 7),
 			Time:   at,
@@ -53,17 +53,17 @@ func TestArchivePersists(t *testing.T) {
 
 	s = openDir(t, dir)
 	defer s.Close()
-	p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven, Max: 10})
+	p, err := s.Archive().Query(ctx, archive.Query{Room: coven, Max: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := func(a, b rooms.ArchivedMessage) bool {
+	same := func(a, b archive.Message) bool {
 		return a.Room == b.Room && a.ID == b.ID && a.Time.Equal(b.Time) && a.Sender == b.Sender && bytes.Equal(a.Stanza, b.Stanza)
 	}
 	if !slices.EqualFunc(p.Messages, msgs, same) || p.Count != 5 || !p.Complete {
 		t.Errorf("after reopen: %+v", p)
 	}
-	if p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: other, Max: 10}); err != nil || p.Count != 0 {
+	if p, err := s.Archive().Query(ctx, archive.Query{Room: other, Max: 10}); err != nil || p.Count != 0 {
 		t.Errorf("removed room after reopen: %+v, %v", p, err)
 	}
 }
@@ -72,14 +72,14 @@ func TestArchivePersists(t *testing.T) {
 // tools (bbolt's CLI) and any migration read.
 func TestArchiveEntryLayout(t *testing.T) {
 	s := openTemp(t)
-	m := rooms.ArchivedMessage{
+	m := archive.Message{
 		Room:   xmpp.MustParseJID("coven@muc.a.test"),
 		ID:     "000612981d875000beef",
 		Time:   time.UnixMicro(1709294400000000).UTC(),
 		Sender: xmpp.MustParseJID("alice@a.test"),
 		Stanza: []byte("<message/>"),
 	}
-	if err := s.Archive().Append(context.Background(), []rooms.ArchivedMessage{m}); err != nil {
+	if err := s.Archive().Append(context.Background(), []archive.Message{m}); err != nil {
 		t.Fatal(err)
 	}
 	wantKey := "coven@muc.a.test\x00000612981d875000beef"

@@ -12,7 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -32,32 +32,32 @@ var (
 // empty list at creation); it is a bug in the caller, not a protocol answer.
 var errInvalidAffs = errors.New("boltstore: invalid affiliation list")
 
-var _ rooms.Store = (*Store)(nil)
+var _ roomstore.Store = (*Store)(nil)
 
 // roomDoc is the stored form of a room; affs are kept sorted by user JID.
-// A blocking list is stored as a JSON list of rooms.BlockRecord.
+// A blocking list is stored as a JSON list of roomstore.BlockRecord.
 type roomDoc struct {
-	Config  rooms.Config      `json:"config"`
-	Affs    []rooms.AffRecord `json:"affs"`
-	Version string            `json:"version"`
+	Config  roomstore.Config      `json:"config"`
+	Affs    []roomstore.AffRecord `json:"affs"`
+	Version string                `json:"version"`
 }
 
-// CreateRoom implements rooms.Store; the occupants' room counts are read in
+// CreateRoom implements roomstore.Store; the occupants' room counts are read in
 // the write transaction, so no other write can pass the cap in between.
-func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string, caps rooms.Caps) error {
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg roomstore.Config, affs []roomstore.Aff, version string, caps roomstore.Caps) error {
 	key := roomKey(room)
-	sorted := rooms.SortAffs(affs)
+	sorted := roomstore.SortAffs(affs)
 	if len(sorted) == 0 {
 		return fmt.Errorf("boltstore: create room %s with no occupants: %w", room, errInvalidAffs)
 	}
-	if err := rooms.CheckAffs(sorted, errInvalidAffs); err != nil {
+	if err := roomstore.CheckAffs(sorted, errInvalidAffs); err != nil {
 		return fmt.Errorf("boltstore: create room %s: %w", room, err)
 	}
-	doc := roomDoc{Config: maps.Clone(cfg), Affs: rooms.AffRecords(sorted), Version: version}
+	doc := roomDoc{Config: maps.Clone(cfg), Affs: roomstore.AffRecords(sorted), Version: version}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRooms)
 		if b.Get(key) != nil {
-			return fmt.Errorf("boltstore: create room %s: %w", key, rooms.ErrRoomExists)
+			return fmt.Errorf("boltstore: create room %s: %w", key, roomstore.ErrRoomExists)
 		}
 		if err := checkRoomCap(tx, room.Domain, nil, sorted, caps); err != nil {
 			return err
@@ -69,8 +69,8 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	})
 }
 
-// DestroyRoom implements rooms.Store.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, _ rooms.Caps) error {
+// DestroyRoom implements roomstore.Store.
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, _ roomstore.Caps) error {
 	key := roomKey(room)
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		doc, err := loadRoom(tx, key)
@@ -81,7 +81,7 @@ func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, _ rooms.Caps) er
 	})
 }
 
-// RoomExists implements rooms.Store.
+// RoomExists implements roomstore.Store.
 func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
 	key := roomKey(room)
 	var ok bool
@@ -92,28 +92,28 @@ func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
 	return ok, err
 }
 
-// GetUserRooms implements rooms.Store. The index's key order is already the
+// GetUserRooms implements roomstore.Store. The index's key order is already the
 // order by room JID. An index entry whose room is missing (which the
 // transactions never leave behind) is skipped rather than failing the list.
-func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]rooms.RoomInfo, error) {
-	var out []rooms.RoomInfo
+func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]roomstore.RoomInfo, error) {
+	var out []roomstore.RoomInfo
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		for _, r := range userRooms(tx, user, service) {
 			doc, err := loadRoom(tx, []byte(r))
-			if errors.Is(err, rooms.ErrRoomNotFound) {
+			if errors.Is(err, roomstore.ErrRoomNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			out = append(out, rooms.RoomInfo{Room: bareJID(r), Config: doc.config(), Version: doc.Version})
+			out = append(out, roomstore.RoomInfo{Room: bareJID(r), Config: doc.config(), Version: doc.Version})
 		}
 		return nil
 	})
 	return out, err
 }
 
-// GetUserRoomsCount implements rooms.Store; it reads only the index.
+// GetUserRoomsCount implements roomstore.Store; it reads only the index.
 func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service string) (int, error) {
 	var n int
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -123,12 +123,12 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 	return n, err
 }
 
-// RemoveUser implements rooms.Store, one transaction per room. Rooms the
+// RemoveUser implements roomstore.Store, one transaction per room. Rooms the
 // user has already left (or that vanished) by the time their transaction
 // runs are not reported. A failure in one room does not stop the others;
 // the failures are joined, and the blocking list is deleted regardless,
 // unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, _ rooms.Caps) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) roomstore.AffChange, version func() string, _ roomstore.Caps) ([]roomstore.UserRemoval, error) {
 	user = user.Bare()
 	var list []xmpp.JID
 	err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -140,7 +140,7 @@ func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, l
 	if err != nil {
 		return nil, err
 	}
-	out, errs, stopped := rooms.LeaveRooms(ctx, "boltstore", user, list, leave, version, s.leaveRoom)
+	out, errs, stopped := roomstore.LeaveRooms(ctx, "boltstore", user, list, leave, version, s.leaveRoom)
 	if stopped {
 		return out, errors.Join(errs...)
 	}
@@ -154,7 +154,7 @@ func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, l
 	return out, errors.Join(errs...)
 }
 
-// RemoveDomain implements rooms.Store in a single transaction.
+// RemoveDomain implements roomstore.Store in a single transaction.
 func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		// bbolt forbids changing a bucket while ForEach walks it, so collect
@@ -209,8 +209,8 @@ func (s *Store) readRoom(ctx context.Context, room xmpp.JID) (roomDoc, error) {
 	return doc, err
 }
 
-// GetConfig implements rooms.Store.
-func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+// GetConfig implements roomstore.Store.
+func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (roomstore.Config, string, error) {
 	doc, err := s.readRoom(ctx, room)
 	if err != nil {
 		return nil, "", err
@@ -218,8 +218,8 @@ func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, str
 	return doc.config(), doc.Version, nil
 }
 
-// SetConfig implements rooms.Store.
-func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Config, version string) (string, error) {
+// SetConfig implements roomstore.Store.
+func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes roomstore.Config, version string) (string, error) {
 	key := roomKey(room)
 	var prev string
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -242,9 +242,9 @@ func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Conf
 	return prev, nil
 }
 
-// GetBlocking implements rooms.Store; items come sorted by kind, then JID.
-func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockItem, error) {
-	var items []rooms.BlockRecord
+// GetBlocking implements roomstore.Store; items come sorted by kind, then JID.
+func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]roomstore.BlockItem, error) {
+	var items []roomstore.BlockRecord
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
 		items, err = loadBlocking(tx, []byte(user.Bare().String()))
@@ -253,23 +253,23 @@ func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockIt
 	if err != nil {
 		return nil, err
 	}
-	var out []rooms.BlockItem
+	var out []roomstore.BlockItem
 	for _, it := range items {
-		out = append(out, rooms.BlockItem{Kind: it.Kind, JID: bareJID(it.JID)})
+		out = append(out, roomstore.BlockItem{Kind: it.Kind, JID: bareJID(it.JID)})
 	}
 	return out, nil
 }
 
-// SetBlocking implements rooms.Store. deny is applied before allow, so an
+// SetBlocking implements roomstore.Store. deny is applied before allow, so an
 // item named in both ends up allowed; an emptied list is deleted.
-func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []rooms.BlockItem) error {
+func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []roomstore.BlockItem) error {
 	key := []byte(user.Bare().String())
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		items, err := loadBlocking(tx, key)
 		if err != nil {
 			return err
 		}
-		next := rooms.ApplyBlocking(items, deny, allow)
+		next := roomstore.ApplyBlocking(items, deny, allow)
 		b := tx.Bucket(bucketBlocking)
 		if len(next) == 0 {
 			return b.Delete(key)
@@ -281,8 +281,8 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 	})
 }
 
-// GetAffUsers implements rooms.Store; occupants come sorted by user JID.
-func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, string, error) {
+// GetAffUsers implements roomstore.Store; occupants come sorted by user JID.
+func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]roomstore.Aff, string, error) {
 	doc, err := s.readRoom(ctx, room)
 	if err != nil {
 		return nil, "", err
@@ -290,11 +290,11 @@ func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, st
 	return doc.affs(), doc.Version, nil
 }
 
-// ModifyAffUsers implements rooms.Store. bbolt runs one writer at a time, so
+// ModifyAffUsers implements roomstore.Store. bbolt runs one writer at a time, so
 // reading, calling change, counting the rooms of the users it adds and
 // writing in one transaction cannot lose a concurrent update nor pass the
 // cap, and change is called exactly once per call.
-func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, error) {
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string, caps roomstore.Caps) (roomstore.AffResult, error) {
 	res, _, err := s.modifyAffs(ctx, room, change, version, caps)
 	return res, err
 }
@@ -302,10 +302,10 @@ func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
 // error from change is returned as it is.
-func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, bool, error) {
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string, caps roomstore.Caps) (roomstore.AffResult, bool, error) {
 	key := roomKey(room)
 	var (
-		res     rooms.AffResult
+		res     roomstore.AffResult
 		changed bool
 	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -318,25 +318,25 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		if err != nil {
 			return err
 		}
-		next = rooms.SortAffs(next)
-		if err := rooms.CheckAffs(next, errInvalidAffs); err != nil {
+		next = roomstore.SortAffs(next)
+		if err := roomstore.CheckAffs(next, errInvalidAffs); err != nil {
 			return fmt.Errorf("boltstore: modify affiliations of %s: %w", key, err)
 		}
-		if rooms.SameAffs(cur, next) {
-			res = rooms.UnchangedAffs(cur, doc.Version)
+		if roomstore.SameAffs(cur, next) {
+			res = roomstore.UnchangedAffs(cur, doc.Version)
 			return nil
 		}
 		if err := checkRoomCap(tx, room.Domain, cur, next, caps); err != nil {
 			return err
 		}
-		res = rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
+		res = roomstore.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}
 		changed = true
 		if len(next) == 0 {
 			res.New = nil
 			return deleteRoom(tx, key, doc)
 		}
 		prev := doc.Affs
-		doc.Affs = rooms.AffRecords(next)
+		doc.Affs = roomstore.AffRecords(next)
 		doc.Version = version
 		if err := putJSON(tx.Bucket(bucketRooms), key, doc); err != nil {
 			return fmt.Errorf("boltstore: write room %s: %w", key, err)
@@ -344,42 +344,42 @@ func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffC
 		return indexOccupants(tx, key, prev, doc.Affs)
 	})
 	if err != nil {
-		return rooms.AffResult{}, false, err
+		return roomstore.AffResult{}, false, err
 	}
 	return res, changed, nil
 }
 
 // leaveRoom is modifyAffs for a change that only takes users out, which no
 // cap limits.
-func (s *Store) leaveRoom(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
-	return s.modifyAffs(ctx, room, change, version, rooms.Caps{})
+func (s *Store) leaveRoom(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string) (roomstore.AffResult, bool, error) {
+	return s.modifyAffs(ctx, room, change, version, roomstore.Caps{})
 }
 
-// checkRoomCap refuses, with *rooms.RoomCapError, the users of next not in
+// checkRoomCap refuses, with *roomstore.RoomCapError, the users of next not in
 // cur who already occupy caps.RoomsPerUser rooms of service. It runs in the
 // transaction of the write, so the count it reads is the one written.
-func checkRoomCap(tx *bolt.Tx, service string, cur, next []rooms.Aff, caps rooms.Caps) error {
+func checkRoomCap(tx *bolt.Tx, service string, cur, next []roomstore.Aff, caps roomstore.Caps) error {
 	if caps.RoomsPerUser <= 0 {
 		return nil
 	}
 	var full []xmpp.JID
-	for _, u := range rooms.Joined(cur, next) {
+	for _, u := range roomstore.Joined(cur, next) {
 		if len(userRooms(tx, u, service)) >= caps.RoomsPerUser {
 			full = append(full, u)
 		}
 	}
 	if len(full) > 0 {
-		return &rooms.RoomCapError{Users: full}
+		return &roomstore.RoomCapError{Users: full}
 	}
 	return nil
 }
 
-// loadRoom reads a room document, or fails with rooms.ErrRoomNotFound.
+// loadRoom reads a room document, or fails with roomstore.ErrRoomNotFound.
 func loadRoom(tx *bolt.Tx, key []byte) (roomDoc, error) {
 	var doc roomDoc
 	v := tx.Bucket(bucketRooms).Get(key)
 	if v == nil {
-		return doc, fmt.Errorf("boltstore: room %s: %w", key, rooms.ErrRoomNotFound)
+		return doc, fmt.Errorf("boltstore: room %s: %w", key, roomstore.ErrRoomNotFound)
 	}
 	if err := json.Unmarshal(v, &doc); err != nil {
 		return doc, fmt.Errorf("boltstore: decode room %s: %w", key, err)
@@ -397,7 +397,7 @@ func deleteRoom(tx *bolt.Tx, key []byte, doc roomDoc) error {
 
 // indexOccupants brings the user_rooms index of room from the occupants in
 // prev to those in next.
-func indexOccupants(tx *bolt.Tx, room []byte, prev, next []rooms.AffRecord) error {
+func indexOccupants(tx *bolt.Tx, room []byte, prev, next []roomstore.AffRecord) error {
 	b := tx.Bucket(bucketUserRooms)
 	keep := make(map[string]bool, len(next))
 	for _, a := range next {
@@ -434,12 +434,12 @@ func userRooms(tx *bolt.Tx, user xmpp.JID, service string) []string {
 	return out
 }
 
-func loadBlocking(tx *bolt.Tx, key []byte) ([]rooms.BlockRecord, error) {
+func loadBlocking(tx *bolt.Tx, key []byte) ([]roomstore.BlockRecord, error) {
 	v := tx.Bucket(bucketBlocking).Get(key)
 	if v == nil {
 		return nil, nil
 	}
-	var items []rooms.BlockRecord
+	var items []roomstore.BlockRecord
 	if err := json.Unmarshal(v, &items); err != nil {
 		return nil, fmt.Errorf("boltstore: decode blocking list of %s: %w", key, err)
 	}
@@ -470,17 +470,17 @@ func bareJID(s string) xmpp.JID {
 func domainOf(bare string) string { return bareJID(bare).Domain }
 
 // config returns a fresh, never nil, copy of the stored configuration.
-func (d roomDoc) config() rooms.Config {
-	c := make(rooms.Config, len(d.Config))
+func (d roomDoc) config() roomstore.Config {
+	c := make(roomstore.Config, len(d.Config))
 	maps.Copy(c, d.Config)
 	return c
 }
 
 // affs returns a fresh copy of the stored occupants.
-func (d roomDoc) affs() []rooms.Aff {
-	out := make([]rooms.Aff, len(d.Affs))
+func (d roomDoc) affs() []roomstore.Aff {
+	out := make([]roomstore.Aff, len(d.Affs))
 	for i, a := range d.Affs {
-		out[i] = rooms.Aff{User: bareJID(a.JID), Aff: a.Aff, Since: a.Since}
+		out[i] = roomstore.Aff{User: bareJID(a.JID), Aff: a.Aff, Since: a.Since}
 	}
 	return out
 }

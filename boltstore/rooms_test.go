@@ -4,13 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/roomstore"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 func TestRoomStoreContract(t *testing.T) {
-	roomstest.Run(t, func(t *testing.T) rooms.Store { return openTemp(t) })
+	roomstoretest.Run(t, func(t *testing.T) roomstore.Store { return openTemp(t) })
 }
 
 // TestRoomsPersist checks that rooms, the user index and blocking lists
@@ -21,11 +21,11 @@ func TestRoomsPersist(t *testing.T) {
 	s := openDir(t, dir)
 	alice := xmpp.MustParseJID("alice@a.test")
 	room := xmpp.MustParseJID("coven@muc.a.test")
-	affs := []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 42}}
-	if err := s.CreateRoom(ctx, room, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
+	affs := []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 42}}
+	if err := s.CreateRoom(ctx, room, roomstore.Config{"roomname": "Coven"}, affs, "v1", roomstore.Caps{}); err != nil {
 		t.Fatal(err)
 	}
-	block := []rooms.BlockItem{{Kind: rooms.BlockUser, JID: xmpp.MustParseJID("bob@a.test")}}
+	block := []roomstore.BlockItem{{Kind: roomstore.BlockUser, JID: xmpp.MustParseJID("bob@a.test")}}
 	if err := s.SetBlocking(ctx, alice, block, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -54,5 +54,5 @@ func TestRoomsPersist(t *testing.T) {
 // TestRoomInvariants checks that lists that would break the store's
 // invariants are refused and leave the room as it was.
 func TestRoomInvariants(t *testing.T) {
-	roomstest.RunInvariants(t, func(t *testing.T) rooms.Store { return openTemp(t) }, errInvalidAffs)
+	roomstoretest.RunInvariants(t, func(t *testing.T) roomstore.Store { return openTemp(t) }, errInvalidAffs)
 }

@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/archive"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -39,10 +39,10 @@ const (
 // caller.
 var errInvalidArchive = errors.New("mongo: invalid archive message")
 
-var _ rooms.Archive = (*Archive)(nil)
+var _ archive.Archive = (*Archive)(nil)
 
-// Archive is the store's room history, a rooms.Archive. It is a view of the
-// Store rather than the Store itself because rooms.Store and rooms.Archive
+// Archive is the store's room history, a archive.Archive. It is a view of the
+// Store rather than the Store itself because roomstore.Store and archive.Archive
 // both name a RemoveDomain, with different arguments.
 type Archive struct{ s *Store }
 
@@ -67,14 +67,14 @@ type archiveDoc struct {
 // projArchived fetches what a page returns; the room is the query's.
 var projArchived = bson.D{{Key: "_id", Value: 0}, {Key: "id", Value: 1}, {Key: "t", Value: 1}, {Key: "sender", Value: 1}, {Key: "stanza", Value: 1}}
 
-// Append implements rooms.Archive with ordered inserts. Without
+// Append implements archive.Archive with ordered inserts. Without
 // transactions a failed insert may leave part of the batch stored, so
 // Append then deletes what it wrote: on a write error, the messages before
 // it (the one refused, a duplicate, belongs to an earlier Append); on any
 // other error, where what landed is unknown, the whole batch up to the
 // failed chunk. If that undo fails too, both errors are returned and part of
 // the batch may remain.
-func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) error {
+func (a *Archive) Append(ctx context.Context, msgs []archive.Message) error {
 	if len(msgs) == 0 {
 		return ctx.Err()
 	}
@@ -82,7 +82,7 @@ func (a *Archive) Append(ctx context.Context, msgs []rooms.ArchivedMessage) erro
 	seen := make(map[string]bool, len(msgs))
 	for i, m := range msgs {
 		room := m.Room.Bare()
-		if room.IsZero() || !rooms.ValidArchiveID(m.ID) {
+		if room.IsZero() || !archive.ValidID(m.ID) {
 			return fmt.Errorf("mongo: archive message %q of room %q: %w", m.ID, room, errInvalidArchive)
 		}
 		key := room.String() + "/" + m.ID
@@ -135,25 +135,25 @@ func (a *Archive) undo(ctx context.Context, docs []archiveDoc) error {
 	return nil
 }
 
-// Query implements rooms.Archive with up to three indexed operations: the
+// Query implements archive.Archive with up to three indexed operations: the
 // count of matches, the count on the paging side of the After or Before
 // bound (which places the page), and the page itself. A message appended
 // in between can make the counters disagree by that message.
-func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.ArchivePage, error) {
+func (a *Archive) Query(ctx context.Context, q archive.Query) (archive.Page, error) {
 	ctx, cancel, err := a.s.op(ctx)
 	defer cancel()
 	if err != nil {
-		return rooms.ArchivePage{}, err
+		return archive.Page{}, err
 	}
 	room := q.Room.Bare()
-	r := rooms.QueryIDRange(q)
-	page := rooms.ArchivePage{Complete: true}
+	r := archive.QueryIDRange(q)
+	page := archive.Page{Complete: true}
 	if r.Empty() {
 		return page, nil
 	}
 	count, err := a.count(ctx, q, r)
 	if err != nil {
-		return rooms.ArchivePage{}, err
+		return archive.Page{}, err
 	}
 	if count == 0 {
 		return page, nil
@@ -173,13 +173,13 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 		rest = 0
 		if !pr.Empty() {
 			if rest, err = a.count(ctx, q, pr); err != nil {
-				return rooms.ArchivePage{}, err
+				return archive.Page{}, err
 			}
 		}
 	}
 	if q.Max > 0 && rest > 0 {
 		if page.Messages, err = a.find(ctx, room, q, pr, backward); err != nil {
-			return rooms.ArchivePage{}, err
+			return archive.Page{}, err
 		}
 	}
 	n := len(page.Messages)
@@ -193,7 +193,7 @@ func (a *Archive) Query(ctx context.Context, q rooms.ArchiveQuery) (rooms.Archiv
 	return page, nil
 }
 
-func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r rooms.ArchiveIDRange) (int, error) {
+func (a *Archive) count(ctx context.Context, q archive.Query, r archive.IDRange) (int, error) {
 	n, err := a.s.archive.CountDocuments(ctx, archiveFilter(q, r))
 	if err != nil {
 		return 0, fmt.Errorf("mongo: count archive of %s: %w", q.Room.Bare(), err)
@@ -203,7 +203,7 @@ func (a *Archive) count(ctx context.Context, q rooms.ArchiveQuery, r rooms.Archi
 
 // find returns the first Max matches in r, or the last Max when backward,
 // oldest first.
-func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery, r rooms.ArchiveIDRange, backward bool) ([]rooms.ArchivedMessage, error) {
+func (a *Archive) find(ctx context.Context, room xmpp.JID, q archive.Query, r archive.IDRange, backward bool) ([]archive.Message, error) {
 	dir := 1
 	if backward {
 		dir = -1
@@ -220,11 +220,11 @@ func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery,
 	if backward {
 		slices.Reverse(docs)
 	}
-	out := make([]rooms.ArchivedMessage, len(docs))
+	out := make([]archive.Message, len(docs))
 	for i, d := range docs {
 		// The driver copies binary values out of its buffers, so the
 		// stanza is the caller's own.
-		out[i] = rooms.ArchivedMessage{Room: room, ID: d.ID, Time: archiveTime(d.ID, d.T), Stanza: d.Stanza}
+		out[i] = archive.Message{Room: room, ID: d.ID, Time: archiveTime(d.ID, d.T), Stanza: d.Stanza}
 		if d.Sender != "" {
 			if out[i].Sender, err = parseJID(d.Sender); err != nil {
 				return nil, err
@@ -236,7 +236,7 @@ func (a *Archive) find(ctx context.Context, room xmpp.JID, q rooms.ArchiveQuery,
 
 // archiveFilter selects the room's messages in r that match q's other
 // filters; the service leads, as in the index.
-func archiveFilter(q rooms.ArchiveQuery, r rooms.ArchiveIDRange) bson.D {
+func archiveFilter(q archive.Query, r archive.IDRange) bson.D {
 	room := q.Room.Bare()
 	f := bson.D{{Key: "service", Value: room.Domain}, {Key: "room", Value: room.String()}}
 	var id bson.D
@@ -265,24 +265,24 @@ func archiveFilter(q rooms.ArchiveQuery, r rooms.ArchiveIDRange) bson.D {
 // archiveTime is a message's time: the id's, which has the microseconds a
 // date lost, unless the stored date says otherwise.
 func archiveTime(id string, t time.Time) time.Time {
-	if at, ok := rooms.ArchiveIDTime(id); ok && at.Truncate(time.Millisecond).Equal(t) {
+	if at, ok := archive.IDTime(id); ok && at.Truncate(time.Millisecond).Equal(t) {
 		return at
 	}
 	return t.UTC()
 }
 
-// RemoveRoom implements rooms.Archive.
+// RemoveRoom implements archive.Archive.
 func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 	room = room.Bare()
 	return a.deleteMany(ctx, "room "+room.String(), bson.D{{Key: "service", Value: room.Domain}, {Key: "room", Value: room.String()}})
 }
 
-// RemoveDomain implements rooms.Archive.
+// RemoveDomain implements archive.Archive.
 func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 	return a.deleteMany(ctx, "service "+service, bson.D{{Key: "service", Value: service}})
 }
 
-// RemoveBefore implements rooms.Archive on the ids, whose time is exact,
+// RemoveBefore implements archive.Archive on the ids, whose time is exact,
 // rather than the dates, which lost the microseconds.
 func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
 	ctx, cancel, err := a.s.op(ctx)
@@ -290,7 +290,7 @@ func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cut := rooms.ArchiveIDFrom(t)
+	cut := archive.IDFrom(t)
 	res, err := a.s.archive.DeleteMany(ctx, bson.D{{Key: "id", Value: bson.D{{Key: "$lt", Value: cut}}}})
 	if err != nil {
 		return 0, fmt.Errorf("mongo: delete archive before %s: %w", t.Format(time.RFC3339Nano), err)

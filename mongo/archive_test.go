@@ -9,26 +9,26 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/wschat/xmppws/archive"
 	"github.com/wschat/xmppws/mongo/mongotest"
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 func TestArchiveContract(t *testing.T) {
 	uri := mongotest.URI(t)
-	roomstest.RunArchive(t, func(t *testing.T) rooms.Archive { return openTemp(t, uri).Archive() })
+	roomstoretest.RunArchive(t, func(t *testing.T) archive.Archive { return openTemp(t, uri).Archive() })
 }
 
 var archT0 = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // archiveSeries makes n messages of room, one a millisecond and a
 // microsecond apart from archT0, with id suffix n.
-func archiveSeries(room xmpp.JID, n, suffix int) []rooms.ArchivedMessage {
-	msgs := make([]rooms.ArchivedMessage, n)
+func archiveSeries(room xmpp.JID, n, suffix int) []archive.Message {
+	msgs := make([]archive.Message, n)
 	for i := range msgs {
 		at := archT0.Add(time.Duration(i) * (time.Millisecond + time.Microsecond))
-		msgs[i] = rooms.ArchivedMessage{
+		msgs[i] = archive.Message{
 			Room:   room,
 			ID:     fmt.Sprintf("%016x%04x", at.UnixMicro(), suffix),
 			Time:   at,
@@ -39,7 +39,7 @@ func archiveSeries(room xmpp.JID, n, suffix int) []rooms.ArchivedMessage {
 	return msgs
 }
 
-func sameArchived(a, b rooms.ArchivedMessage) bool {
+func sameArchived(a, b archive.Message) bool {
 	return a.Room == b.Room && a.ID == b.ID && a.Time.Equal(b.Time) && a.Sender == b.Sender && bytes.Equal(a.Stanza, b.Stanza)
 }
 
@@ -60,7 +60,7 @@ func TestArchivePersists(t *testing.T) {
 	restart()
 
 	s = openDropped(t, uri, name)
-	p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven, Max: 10})
+	p, err := s.Archive().Query(ctx, archive.Query{Room: coven, Max: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestArchiveUndoAcrossChunks(t *testing.T) {
 	if err := s.Archive().Append(ctx, batch); err == nil {
 		t.Fatal("Append with a stored id succeeded")
 	}
-	p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven, Max: 10})
+	p, err := s.Archive().Query(ctx, archive.Query{Room: coven, Max: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestArchiveUndoAcrossChunks(t *testing.T) {
 	if err := s.Archive().Append(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := s.Archive().Query(ctx, rooms.ArchiveQuery{Room: coven}); err != nil || p.Count != len(batch)+1 {
+	if p, err := s.Archive().Query(ctx, archive.Query{Room: coven}); err != nil || p.Count != len(batch)+1 {
 		t.Errorf("count after the accepted batch = %d, %v; want %d", p.Count, err, len(batch)+1)
 	}
 }
@@ -112,14 +112,14 @@ func TestArchiveUndoAcrossChunks(t *testing.T) {
 func TestArchiveDocumentLayout(t *testing.T) {
 	s := openTemp(t, mongotest.URI(t))
 	ctx := testContext(t)
-	m := rooms.ArchivedMessage{
+	m := archive.Message{
 		Room:   coven,
 		ID:     "000612981d875000beef",
 		Time:   time.UnixMicro(1709294400000000).UTC(),
 		Sender: alice,
 		Stanza: []byte("<message/>"),
 	}
-	if err := s.Archive().Append(ctx, []rooms.ArchivedMessage{m}); err != nil {
+	if err := s.Archive().Append(ctx, []archive.Message{m}); err != nil {
 		t.Fatal(err)
 	}
 	var raw bson.Raw

@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/wschat/xmppws/mongo/mongotest"
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/roomstore"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 )
 
 // The benchmarks are roomstest's, run under the same names by boltstore, so
@@ -13,9 +13,9 @@ import (
 // MONGODB_URI when it is set, otherwise against the embedded FerretDB
 // (SQLite), whose figures measure FerretDB as much as this package.
 
-func benchStore(b *testing.B) rooms.Store { return openTemp(b, mongotest.URI(b)) }
+func benchStore(b *testing.B) roomstore.Store { return openTemp(b, mongotest.URI(b)) }
 
-func BenchmarkCreateRoom(b *testing.B)       { roomstest.BenchCreateRoom(b, benchStore) }
-func BenchmarkCreateRoomCapped(b *testing.B) { roomstest.BenchCreateRoomCapped(b, benchStore) }
-func BenchmarkModifyAffUsers(b *testing.B)   { roomstest.BenchModifyAffUsers(b, benchStore) }
-func BenchmarkGetUserRooms(b *testing.B)     { roomstest.BenchGetUserRooms(b, benchStore) }
+func BenchmarkCreateRoom(b *testing.B)       { roomstoretest.BenchCreateRoom(b, benchStore) }
+func BenchmarkCreateRoomCapped(b *testing.B) { roomstoretest.BenchCreateRoomCapped(b, benchStore) }
+func BenchmarkModifyAffUsers(b *testing.B)   { roomstoretest.BenchModifyAffUsers(b, benchStore) }
+func BenchmarkGetUserRooms(b *testing.B)     { roomstoretest.BenchGetUserRooms(b, benchStore) }

@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -17,14 +17,14 @@ import (
 // theirs (RemoveDomain deletes by it), items sorted by kind then JID, and rev
 // a counter that the conditional writes of SetBlocking compare.
 type blockingDoc struct {
-	ID     string              `bson:"_id"`
-	Domain string              `bson:"domain"`
-	Items  []rooms.BlockRecord `bson:"items"`
-	Rev    int64               `bson:"rev"`
+	ID     string                  `bson:"_id"`
+	Domain string                  `bson:"domain"`
+	Items  []roomstore.BlockRecord `bson:"items"`
+	Rev    int64                   `bson:"rev"`
 }
 
-// GetBlocking implements rooms.Store; items come sorted by kind, then JID.
-func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockItem, error) {
+// GetBlocking implements roomstore.Store; items come sorted by kind, then JID.
+func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]roomstore.BlockItem, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -34,22 +34,22 @@ func (s *Store) GetBlocking(ctx context.Context, user xmpp.JID) ([]rooms.BlockIt
 	if err != nil {
 		return nil, err
 	}
-	var out []rooms.BlockItem
+	var out []roomstore.BlockItem
 	for _, it := range doc.Items {
 		j, err := parseJID(it.JID)
 		if err != nil {
 			return nil, fmt.Errorf("mongo: blocking list of %s: %w", doc.ID, err)
 		}
-		out = append(out, rooms.BlockItem{Kind: it.Kind, JID: j})
+		out = append(out, roomstore.BlockItem{Kind: it.Kind, JID: j})
 	}
 	return out, nil
 }
 
-// SetBlocking implements rooms.Store. deny is applied before allow, so an
+// SetBlocking implements roomstore.Store. deny is applied before allow, so an
 // item named in both ends up allowed; an emptied list is deleted. The list
 // is read, changed and written back only if rev is still the one read (or,
 // for a new list, only if nobody created one meanwhile), retrying otherwise.
-func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []rooms.BlockItem) error {
+func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []roomstore.BlockItem) error {
 	user = user.Bare()
 	key := user.String()
 	ctx, cancel, err := s.op(ctx)
@@ -67,7 +67,7 @@ func (s *Store) SetBlocking(ctx context.Context, user xmpp.JID, deny, allow []ro
 		if err != nil {
 			return err
 		}
-		next := rooms.ApplyBlocking(doc.Items, deny, allow)
+		next := roomstore.ApplyBlocking(doc.Items, deny, allow)
 		cond := bson.D{{Key: "_id", Value: key}, {Key: "rev", Value: doc.Rev}}
 		switch {
 		case slices.Equal(doc.Items, next):

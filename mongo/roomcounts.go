@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -32,7 +32,7 @@ import (
 //
 // Without a cap nothing needs the counters, and keeping them costs a write
 // per room change, so a write keeps them when it carries a cap (the hub
-// passes rooms.Caps to every write that changes occupants, removals
+// passes roomstore.Caps to every write that changes occupants, removals
 // included, so a node with the cap keeps them from its first write) or once
 // the collection is known to hold documents (countsUsed: found at Open, or
 // built here); then writes without a cap keep them too, so that turning the
@@ -70,10 +70,10 @@ func countKeys(users []xmpp.JID, service string) []string {
 // takePlaces takes one place under caps.RoomsPerUser for each of users
 // (bare, sorted), who are about to join a room of service. It takes all or
 // none: when some are at the cap it gives back what it took and fails with
-// *rooms.RoomCapError naming them. taken are the places to give back if the
+// *roomstore.RoomCapError naming them. taken are the places to give back if the
 // room write then fails. Without a cap it still counts, for the counters
 // that exist, so that a cap turned on later finds them right.
-func (s *Store) takePlaces(ctx context.Context, service string, users []xmpp.JID, caps rooms.Caps) (taken []xmpp.JID, err error) {
+func (s *Store) takePlaces(ctx context.Context, service string, users []xmpp.JID, caps roomstore.Caps) (taken []xmpp.JID, err error) {
 	if len(users) == 0 || !s.counting(caps) {
 		return nil, nil
 	}
@@ -105,13 +105,15 @@ func (s *Store) takePlaces(ctx context.Context, service string, users []xmpp.JID
 		if err := s.givePlacesLocked(ctx, service, taken); err != nil {
 			return nil, err
 		}
-		return nil, &rooms.RoomCapError{Users: full}
+		return nil, &roomstore.RoomCapError{Users: full}
 	}
 	return taken, nil
 }
 
 // counting says whether a write with caps must keep the counters.
-func (s *Store) counting(caps rooms.Caps) bool { return caps.RoomsPerUser > 0 || s.countsUsed.Load() }
+func (s *Store) counting(caps roomstore.Caps) bool {
+	return caps.RoomsPerUser > 0 || s.countsUsed.Load()
+}
 
 // takePlace takes one place for user if their count is under limit,
 // building the counter from the rooms when it does not exist. The caller
@@ -166,7 +168,7 @@ func (s *Store) takePlace(ctx context.Context, key string, user xmpp.JID, servic
 // they left a room, or the write that took the place did not happen. It
 // runs even when ctx has just been canceled (the room write it follows was
 // done), bounded by the operation timeout; a counter never goes below zero.
-func (s *Store) givePlaces(ctx context.Context, service string, users []xmpp.JID, caps rooms.Caps) error {
+func (s *Store) givePlaces(ctx context.Context, service string, users []xmpp.JID, caps roomstore.Caps) error {
 	if len(users) == 0 || !s.counting(caps) {
 		return nil
 	}
@@ -200,7 +202,7 @@ func (s *Store) givePlacesLocked(ctx context.Context, service string, users []xm
 // happened: the write stands whatever the counters do, so a failure here is
 // logged rather than returned (the counter stays high, which refuses too
 // much, never too little, until RemoveUser or an operator deletes it).
-func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JID, caps rooms.Caps) {
+func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JID, caps roomstore.Caps) {
 	if err := s.givePlaces(ctx, room.Domain, users, caps); err != nil {
 		slog.Warn("mongo: room counters left high", "room", room.String(), "users", len(users), "err", err)
 	}
@@ -208,7 +210,7 @@ func (s *Store) settlePlaces(ctx context.Context, room xmpp.JID, users []xmpp.JI
 
 // forgetCount deletes user's counter for service, so that the next write
 // that needs it builds it again from the rooms.
-func (s *Store) forgetCount(ctx context.Context, user xmpp.JID, service string, caps rooms.Caps) error {
+func (s *Store) forgetCount(ctx context.Context, user xmpp.JID, service string, caps roomstore.Caps) error {
 	if !s.counting(caps) {
 		return nil
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/wschat/xmppws/mongo/mongotest"
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -19,25 +19,25 @@ func TestRoomCapAcrossStores(t *testing.T) {
 	ctx := testContext(t)
 	s := openTemp(t, uri)
 	other := open(t, uri, s.rooms.Database().Name())
-	two := rooms.Caps{RoomsPerUser: 2}
+	two := roomstore.Caps{RoomsPerUser: 2}
 	r1, r2, r3 := xmpp.MustParseJID("r1@muc.a.test"), xmpp.MustParseJID("r2@muc.a.test"), xmpp.MustParseJID("r3@muc.a.test")
-	if err := s.CreateRoom(ctx, r1, nil, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1", two); err != nil {
+	if err := s.CreateRoom(ctx, r1, nil, []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 1}}, "v1", two); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateRoom(ctx, r2, nil, []rooms.Aff{{User: bob, Aff: rooms.Owner, Since: 1}}, "v1", two); err != nil {
+	if err := s.CreateRoom(ctx, r2, nil, []roomstore.Aff{{User: bob, Aff: roomstore.Owner, Since: 1}}, "v1", two); err != nil {
 		t.Fatal(err)
 	}
 	calls := 0
-	change := func(cur []rooms.Aff) ([]rooms.Aff, error) {
+	change := func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
 		if calls++; calls == 1 {
-			if err := other.CreateRoom(ctx, r3, nil, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 2}}, "v1", two); err != nil {
+			if err := other.CreateRoom(ctx, r3, nil, []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 2}}, "v1", two); err != nil {
 				t.Errorf("the other node's create: %v", err)
 			}
 		}
-		return addUser(alice, rooms.Member, 3)(cur)
+		return addUser(alice, roomstore.Member, 3)(cur)
 	}
 	_, err := s.ModifyAffUsers(ctx, r2, change, "v2", two)
-	var ce *rooms.RoomCapError
+	var ce *roomstore.RoomCapError
 	if !errors.As(err, &ce) || len(ce.Users) != 1 || ce.Users[0] != alice {
 		t.Fatalf("adding alice after the other node took her last place: %v, want a RoomCapError for her", err)
 	}
@@ -48,19 +48,19 @@ func TestRoomCapAcrossStores(t *testing.T) {
 	if err := other.DestroyRoom(ctx, r3, two); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ModifyAffUsers(ctx, r2, addUser(alice, rooms.Member, 4), "v3", two); err != nil {
+	if _, err := s.ModifyAffUsers(ctx, r2, addUser(alice, roomstore.Member, 4), "v3", two); err != nil {
 		t.Fatalf("adding alice after the other node destroyed her room: %v", err)
 	}
 	if _, err := other.ModifyAffUsers(ctx, r2, removeUser(alice), "v4", two); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateRoom(ctx, r3, nil, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 5}}, "v1", two); err != nil {
+	if err := s.CreateRoom(ctx, r3, nil, []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 5}}, "v1", two); err != nil {
 		t.Fatalf("creating after leaving a room through the other node: %v", err)
 	}
 }
 
-func removeUser(user xmpp.JID) rooms.AffChange {
-	return func(cur []rooms.Aff) ([]rooms.Aff, error) {
-		return slices.DeleteFunc(cur, func(a rooms.Aff) bool { return a.User == user }), nil
+func removeUser(user xmpp.JID) roomstore.AffChange {
+	return func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
+		return slices.DeleteFunc(cur, func(a roomstore.Aff) bool { return a.User == user }), nil
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -33,11 +33,11 @@ var (
 // domain (the MUC service), config keyed by the schema's internal keys, and
 // affiliations kept sorted by user JID.
 type roomDoc struct {
-	ID      string            `bson:"_id"`
-	Service string            `bson:"service"`
-	Config  rooms.Config      `bson:"config"`
-	Affs    []rooms.AffRecord `bson:"affiliations"`
-	Version string            `bson:"version"`
+	ID      string                `bson:"_id"`
+	Service string                `bson:"service"`
+	Config  roomstore.Config      `bson:"config"`
+	Affs    []roomstore.AffRecord `bson:"affiliations"`
+	Version string                `bson:"version"`
 }
 
 // Projections: reads fetch only the fields they return.
@@ -48,19 +48,19 @@ var (
 	sortByID   = bson.D{{Key: "_id", Value: 1}}
 )
 
-// CreateRoom implements rooms.Store: it takes a place for every occupant
+// CreateRoom implements roomstore.Store: it takes a place for every occupant
 // under caps.RoomsPerUser, then inserts the room, giving the places back if
 // the insert fails (the room exists, the database is down).
-func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config, affs []rooms.Aff, version string, caps rooms.Caps) error {
+func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg roomstore.Config, affs []roomstore.Aff, version string, caps roomstore.Caps) error {
 	key := roomKey(room)
-	sorted := rooms.SortAffs(affs)
+	sorted := roomstore.SortAffs(affs)
 	if len(sorted) == 0 {
 		return fmt.Errorf("mongo: create room %s with no occupants: %w", key, errInvalidAffs)
 	}
-	if err := rooms.CheckAffs(sorted, errInvalidAffs); err != nil {
+	if err := roomstore.CheckAffs(sorted, errInvalidAffs); err != nil {
 		return fmt.Errorf("mongo: create room %s: %w", key, err)
 	}
-	doc := roomDoc{ID: key, Service: room.Domain, Config: cloneConfig(cfg), Affs: rooms.AffRecords(sorted), Version: version}
+	doc := roomDoc{ID: key, Service: room.Domain, Config: cloneConfig(cfg), Affs: roomstore.AffRecords(sorted), Version: version}
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 	}
 	var joined []xmpp.JID
 	if s.counting(caps) {
-		joined = rooms.Joined(nil, sorted)
+		joined = roomstore.Joined(nil, sorted)
 	}
 	taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
 	if err != nil {
@@ -79,16 +79,16 @@ func (s *Store) CreateRoom(ctx context.Context, room xmpp.JID, cfg rooms.Config,
 		return nil
 	}
 	if mongo.IsDuplicateKeyError(err) {
-		err = fmt.Errorf("mongo: create room %s: %w", key, rooms.ErrRoomExists)
+		err = fmt.Errorf("mongo: create room %s: %w", key, roomstore.ErrRoomExists)
 	} else {
 		err = fmt.Errorf("mongo: create room %s: %w", key, err)
 	}
 	return errors.Join(err, s.givePlaces(ctx, room.Domain, taken, caps))
 }
 
-// DestroyRoom implements rooms.Store. When room counts are kept, the
+// DestroyRoom implements roomstore.Store. When room counts are kept, the
 // deleted document names the occupants whose counts then go down.
-func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, caps rooms.Caps) error {
+func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, caps roomstore.Caps) error {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
@@ -119,11 +119,11 @@ func (s *Store) DestroyRoom(ctx context.Context, room xmpp.JID, caps rooms.Caps)
 	if err != nil {
 		return err
 	}
-	s.settlePlaces(ctx, room, rooms.Left(former, nil), caps)
+	s.settlePlaces(ctx, room, roomstore.Left(former, nil), caps)
 	return nil
 }
 
-// RoomExists implements rooms.Store.
+// RoomExists implements roomstore.Store.
 func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
@@ -132,7 +132,7 @@ func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
 	}
 	_, err = s.loadRoom(ctx, roomKey(room), projID)
 	switch {
-	case errors.Is(err, rooms.ErrRoomNotFound):
+	case errors.Is(err, roomstore.ErrRoomNotFound):
 		return false, nil
 	case err != nil:
 		return false, err
@@ -140,8 +140,8 @@ func (s *Store) RoomExists(ctx context.Context, room xmpp.JID) (bool, error) {
 	return true, nil
 }
 
-// GetUserRooms implements rooms.Store.
-func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]rooms.RoomInfo, error) {
+// GetUserRooms implements roomstore.Store.
+func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string) ([]roomstore.RoomInfo, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -156,18 +156,18 @@ func (s *Store) GetUserRooms(ctx context.Context, user xmpp.JID, service string)
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("mongo: list rooms of %s: %w", user.Bare(), err)
 	}
-	var out []rooms.RoomInfo
+	var out []roomstore.RoomInfo
 	for _, d := range docs {
 		room, err := parseJID(d.ID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rooms.RoomInfo{Room: room, Config: cloneConfig(d.Config), Version: d.Version})
+		out = append(out, roomstore.RoomInfo{Room: room, Config: cloneConfig(d.Config), Version: d.Version})
 	}
 	return out, nil
 }
 
-// GetUserRoomsCount implements rooms.Store.
+// GetUserRoomsCount implements roomstore.Store.
 func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service string) (int, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
@@ -181,21 +181,21 @@ func (s *Store) GetUserRoomsCount(ctx context.Context, user xmpp.JID, service st
 	return int(n), nil
 }
 
-// RemoveUser implements rooms.Store, one conditional write per room, each
+// RemoveUser implements roomstore.Store, one conditional write per room, each
 // bounded by its own operation timeout. Rooms the user has already left (or
 // that vanished) by the time their write runs are not reported. A failure in
 // one room does not stop the others; the failures are joined, and the
 // blocking list is deleted regardless, unless ctx ended.
-func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) rooms.AffChange, version func() string, caps rooms.Caps) ([]rooms.UserRemoval, error) {
+func (s *Store) RemoveUser(ctx context.Context, user xmpp.JID, service string, leave func(xmpp.JID) roomstore.AffChange, version func() string, caps roomstore.Caps) ([]roomstore.UserRemoval, error) {
 	user = user.Bare()
 	list, err := s.userRoomIDs(ctx, user, service)
 	if err != nil {
 		return nil, err
 	}
-	leaveRoom := func(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string) (rooms.AffResult, bool, error) {
+	leaveRoom := func(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string) (roomstore.AffResult, bool, error) {
 		return s.modifyAffs(ctx, room, change, version, caps)
 	}
-	out, errs, stopped := rooms.LeaveRooms(ctx, "mongo", user, list, leave, version, leaveRoom)
+	out, errs, stopped := roomstore.LeaveRooms(ctx, "mongo", user, list, leave, version, leaveRoom)
 	if stopped {
 		return out, errors.Join(errs...)
 	}
@@ -237,7 +237,7 @@ func (s *Store) userRoomIDs(ctx context.Context, user xmpp.JID, service string) 
 	return out, nil
 }
 
-// RemoveDomain implements rooms.Store with one delete per collection; a
+// RemoveDomain implements roomstore.Store with one delete per collection; a
 // failure leaves what the first delete did done, and calling it again
 // finishes the job.
 func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error {
@@ -258,8 +258,8 @@ func (s *Store) RemoveDomain(ctx context.Context, domain, service string) error 
 	return nil
 }
 
-// GetConfig implements rooms.Store.
-func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, string, error) {
+// GetConfig implements roomstore.Store.
+func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (roomstore.Config, string, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -272,12 +272,12 @@ func (s *Store) GetConfig(ctx context.Context, room xmpp.JID) (rooms.Config, str
 	return cloneConfig(doc.Config), doc.Version, nil
 }
 
-// SetConfig implements rooms.Store as one findAndModify: the server merges
+// SetConfig implements roomstore.Store as one findAndModify: the server merges
 // the changed keys and returns the document as it was, so the previous
 // version is exactly the one this write replaced and no retry is needed.
 // Config keys are schema keys, which never contain '.' nor start with '$',
 // so they can be field paths.
-func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Config, version string) (string, error) {
+func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes roomstore.Config, version string) (string, error) {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
@@ -309,8 +309,8 @@ func (s *Store) SetConfig(ctx context.Context, room xmpp.JID, changes rooms.Conf
 	return prev.Version, nil
 }
 
-// GetAffUsers implements rooms.Store; occupants come sorted by user JID.
-func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, string, error) {
+// GetAffUsers implements roomstore.Store; occupants come sorted by user JID.
+func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]roomstore.Aff, string, error) {
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
@@ -327,13 +327,13 @@ func (s *Store) GetAffUsers(ctx context.Context, room xmpp.JID) ([]rooms.Aff, st
 	return affs, doc.Version, nil
 }
 
-// ModifyAffUsers implements rooms.Store: read the room, apply change, and
+// ModifyAffUsers implements roomstore.Store: read the room, apply change, and
 // write the result only if the version is still the one read; otherwise
 // read again and retry. change may therefore run more than once, which the
 // AffChange contract allows. Places under caps.RoomsPerUser are taken for
 // the users the change adds before the write and given back if it does not
 // happen; those who leave give theirs back after it.
-func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, error) {
+func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string, caps roomstore.Caps) (roomstore.AffResult, error) {
 	res, _, err := s.modifyAffs(ctx, room, change, version, caps)
 	return res, err
 }
@@ -341,65 +341,65 @@ func (s *Store) ModifyAffUsers(ctx context.Context, room xmpp.JID, change rooms.
 // modifyAffs is ModifyAffUsers that also says whether anything was written,
 // which RemoveUser needs to leave out rooms the user had already left. An
 // error from change is returned as it is.
-func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change rooms.AffChange, version string, caps rooms.Caps) (rooms.AffResult, bool, error) {
+func (s *Store) modifyAffs(ctx context.Context, room xmpp.JID, change roomstore.AffChange, version string, caps roomstore.Caps) (roomstore.AffResult, bool, error) {
 	key := roomKey(room)
 	ctx, cancel, err := s.op(ctx)
 	defer cancel()
 	if err != nil {
-		return rooms.AffResult{}, false, err
+		return roomstore.AffResult{}, false, err
 	}
 	unlock, err := s.writers.lock(ctx, key)
 	if err != nil {
-		return rooms.AffResult{}, false, err
+		return roomstore.AffResult{}, false, err
 	}
 	defer unlock()
 	for range maxTries {
 		doc, err := s.loadRoom(ctx, key, projAffs)
 		if err != nil {
-			return rooms.AffResult{}, false, err
+			return roomstore.AffResult{}, false, err
 		}
 		cur, err := doc.affs()
 		if err != nil {
-			return rooms.AffResult{}, false, err
+			return roomstore.AffResult{}, false, err
 		}
 		next, err := change(slices.Clone(cur))
 		if err != nil {
-			return rooms.AffResult{}, false, err
+			return roomstore.AffResult{}, false, err
 		}
-		next = rooms.SortAffs(next)
-		if err := rooms.CheckAffs(next, errInvalidAffs); err != nil {
-			return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s: %w", key, err)
+		next = roomstore.SortAffs(next)
+		if err := roomstore.CheckAffs(next, errInvalidAffs); err != nil {
+			return roomstore.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s: %w", key, err)
 		}
-		if rooms.SameAffs(cur, next) {
-			return rooms.UnchangedAffs(cur, doc.Version), false, nil
+		if roomstore.SameAffs(cur, next) {
+			return roomstore.UnchangedAffs(cur, doc.Version), false, nil
 		}
 		var joined, left []xmpp.JID
 		if s.counting(caps) {
-			joined, left = rooms.Joined(cur, next), rooms.Left(cur, next)
+			joined, left = roomstore.Joined(cur, next), roomstore.Left(cur, next)
 		}
 		taken, err := s.takePlaces(ctx, room.Domain, joined, caps)
 		if err != nil {
-			return rooms.AffResult{}, false, err
+			return roomstore.AffResult{}, false, err
 		}
 		written, err := s.writeAffs(ctx, key, doc.Version, next, version)
 		if err != nil || !written {
 			if err2 := s.givePlaces(ctx, room.Domain, taken, caps); err2 != nil || err != nil {
-				return rooms.AffResult{}, false, errors.Join(err, err2)
+				return roomstore.AffResult{}, false, errors.Join(err, err2)
 			}
 			continue
 		}
 		s.settlePlaces(ctx, room, left, caps)
 		if len(next) == 0 {
-			return rooms.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
+			return roomstore.AffResult{Old: cur, OldVersion: doc.Version, NewVersion: version}, true, nil
 		}
-		return rooms.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}, true, nil
+		return roomstore.AffResult{Old: cur, New: next, OldVersion: doc.Version, NewVersion: version}, true, nil
 	}
-	return rooms.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s after %d tries: %w", key, maxTries, errContention)
+	return roomstore.AffResult{}, false, fmt.Errorf("mongo: modify affiliations of %s after %d tries: %w", key, maxTries, errContention)
 }
 
 // writeAffs writes next at version if the room is still at prev (deleting
 // it when next is empty), and says whether it did.
-func (s *Store) writeAffs(ctx context.Context, key, prev string, next []rooms.Aff, version string) (bool, error) {
+func (s *Store) writeAffs(ctx context.Context, key, prev string, next []roomstore.Aff, version string) (bool, error) {
 	cond := bson.D{{Key: "_id", Value: key}, {Key: "version", Value: prev}}
 	if len(next) == 0 {
 		res, err := s.rooms.DeleteOne(ctx, cond)
@@ -409,7 +409,7 @@ func (s *Store) writeAffs(ctx context.Context, key, prev string, next []rooms.Af
 		return res.DeletedCount > 0, nil
 	}
 	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "affiliations", Value: rooms.AffRecords(next)},
+		{Key: "affiliations", Value: roomstore.AffRecords(next)},
 		{Key: "version", Value: version},
 	}}}
 	res, err := s.rooms.UpdateOne(ctx, cond, update)
@@ -420,7 +420,7 @@ func (s *Store) writeAffs(ctx context.Context, key, prev string, next []rooms.Af
 }
 
 // loadRoom reads the projected fields of a room, or fails with
-// rooms.ErrRoomNotFound.
+// roomstore.ErrRoomNotFound.
 func (s *Store) loadRoom(ctx context.Context, key string, projection bson.D) (roomDoc, error) {
 	var doc roomDoc
 	err := s.rooms.FindOne(ctx, byID(key), options.FindOne().SetProjection(projection)).Decode(&doc)
@@ -446,7 +446,9 @@ func byID(key string) bson.D { return bson.D{{Key: "_id", Value: key}} }
 
 func roomKey(room xmpp.JID) string { return room.Bare().String() }
 
-func notFound(key string) error { return fmt.Errorf("mongo: room %s: %w", key, rooms.ErrRoomNotFound) }
+func notFound(key string) error {
+	return fmt.Errorf("mongo: room %s: %w", key, roomstore.ErrRoomNotFound)
+}
 
 // parseJID reads back a JID this store wrote in canonical form.
 func parseJID(s string) (xmpp.JID, error) {
@@ -458,21 +460,21 @@ func parseJID(s string) (xmpp.JID, error) {
 }
 
 // cloneConfig returns a fresh, never nil, copy of a configuration.
-func cloneConfig(c rooms.Config) rooms.Config {
-	out := make(rooms.Config, len(c))
+func cloneConfig(c roomstore.Config) roomstore.Config {
+	out := make(roomstore.Config, len(c))
 	maps.Copy(out, c)
 	return out
 }
 
 // affs decodes the stored occupants into a fresh list.
-func (d roomDoc) affs() ([]rooms.Aff, error) {
-	out := make([]rooms.Aff, len(d.Affs))
+func (d roomDoc) affs() ([]roomstore.Aff, error) {
+	out := make([]roomstore.Aff, len(d.Affs))
 	for i, a := range d.Affs {
 		user, err := parseJID(a.JID)
 		if err != nil {
 			return nil, fmt.Errorf("mongo: room %s: %w", d.ID, err)
 		}
-		out[i] = rooms.Aff{User: user, Aff: a.Aff, Since: a.Since}
+		out[i] = roomstore.Aff{User: user, Aff: a.Aff, Since: a.Since}
 	}
 	return out, nil
 }

@@ -29,7 +29,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/wschat/xmppws/account"
-	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/roomstore"
 )
 
 // Config is [storage.mongodb].
@@ -60,8 +60,8 @@ const (
 const closeTimeout = 10 * time.Second
 
 var (
-	_ account.Store = (*Store)(nil)
-	_ rooms.Store   = (*Store)(nil)
+	_ account.Store   = (*Store)(nil)
+	_ roomstore.Store = (*Store)(nil)
 )
 
 // Store is an open connection to the database. It is safe for concurrent

@@ -18,14 +18,14 @@ import (
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/account/accounttest"
 	"github.com/wschat/xmppws/mongo/mongotest"
-	"github.com/wschat/xmppws/rooms"
-	"github.com/wschat/xmppws/rooms/roomstest"
+	"github.com/wschat/xmppws/roomstore"
+	"github.com/wschat/xmppws/roomstore/roomstoretest"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 func TestRoomStoreContract(t *testing.T) {
 	uri := mongotest.URI(t)
-	roomstest.Run(t, func(t *testing.T) rooms.Store { return openTemp(t, uri) })
+	roomstoretest.Run(t, func(t *testing.T) roomstore.Store { return openTemp(t, uri) })
 }
 
 func TestAccountStoreContract(t *testing.T) {
@@ -127,14 +127,14 @@ var (
 	coven = xmpp.MustParseJID("coven@muc.a.test")
 )
 
-func addUser(user xmpp.JID, a rooms.Affiliation, since int64) rooms.AffChange {
-	return func(cur []rooms.Aff) ([]rooms.Aff, error) {
+func addUser(user xmpp.JID, a roomstore.Affiliation, since int64) roomstore.AffChange {
+	return func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
 		for _, x := range cur {
 			if x.User == user {
 				return cur, nil
 			}
 		}
-		return append(cur, rooms.Aff{User: user, Aff: a, Since: since}), nil
+		return append(cur, roomstore.Aff{User: user, Aff: a, Since: since}), nil
 	}
 }
 
@@ -153,11 +153,11 @@ func TestPersist(t *testing.T) {
 	if err := s.CreateAccount(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	affs := []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 42}}
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
+	affs := []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 42}}
+	if err := s.CreateRoom(ctx, coven, roomstore.Config{"roomname": "Coven"}, affs, "v1", roomstore.Caps{}); err != nil {
 		t.Fatal(err)
 	}
-	block := []rooms.BlockItem{{Kind: rooms.BlockUser, JID: bob}}
+	block := []roomstore.BlockItem{{Kind: roomstore.BlockUser, JID: bob}}
 	if err := s.SetBlocking(ctx, alice, block, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -196,25 +196,25 @@ func TestModifyAffUsersRetries(t *testing.T) {
 	ctx := testContext(t)
 	s := openTemp(t, uri)
 	other := open(t, uri, s.rooms.Database().Name())
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}}, "v1", rooms.Caps{}); err != nil {
+	if err := s.CreateRoom(ctx, coven, roomstore.Config{"roomname": "Coven"}, []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 1}}, "v1", roomstore.Caps{}); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("affiliations", func(t *testing.T) {
 		var calls int
-		var otherRes rooms.AffResult
-		change := func(cur []rooms.Aff) ([]rooms.Aff, error) {
+		var otherRes roomstore.AffResult
+		change := func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
 			calls++
 			if calls == 1 {
 				var err error
-				otherRes, err = other.ModifyAffUsers(ctx, coven, addUser(dave, rooms.Member, 3), "v-other", rooms.Caps{})
+				otherRes, err = other.ModifyAffUsers(ctx, coven, addUser(dave, roomstore.Member, 3), "v-other", roomstore.Caps{})
 				if err != nil {
 					t.Errorf("other writer: %v", err)
 				}
 			}
-			return addUser(bob, rooms.Member, 2)(cur)
+			return addUser(bob, roomstore.Member, 2)(cur)
 		}
-		res, err := s.ModifyAffUsers(ctx, coven, change, "v2", rooms.Caps{})
+		res, err := s.ModifyAffUsers(ctx, coven, change, "v2", roomstore.Caps{})
 		if err != nil {
 			t.Fatalf("ModifyAffUsers: %v", err)
 		}
@@ -225,7 +225,7 @@ func TestModifyAffUsersRetries(t *testing.T) {
 			t.Errorf("versions: other %s→%s, this %s→%s; want v1→v-other→v2",
 				otherRes.OldVersion, otherRes.NewVersion, res.OldVersion, res.NewVersion)
 		}
-		want := []rooms.Aff{{User: alice, Aff: rooms.Owner, Since: 1}, {User: bob, Aff: rooms.Member, Since: 2}, {User: dave, Aff: rooms.Member, Since: 3}}
+		want := []roomstore.Aff{{User: alice, Aff: roomstore.Owner, Since: 1}, {User: bob, Aff: roomstore.Member, Since: 2}, {User: dave, Aff: roomstore.Member, Since: 3}}
 		got, v, err := s.GetAffUsers(ctx, coven)
 		if err != nil || v != "v2" || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("stored %+v at %q, %v; want %+v at v2", got, v, err, want)
@@ -235,16 +235,16 @@ func TestModifyAffUsersRetries(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
 		// A configuration change also moves the version, and survives.
 		var calls int
-		change := func(cur []rooms.Aff) ([]rooms.Aff, error) {
+		change := func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
 			calls++
 			if calls == 1 {
-				if _, err := other.SetConfig(ctx, coven, rooms.Config{"subject": "set elsewhere"}, "v-cfg"); err != nil {
+				if _, err := other.SetConfig(ctx, coven, roomstore.Config{"subject": "set elsewhere"}, "v-cfg"); err != nil {
 					t.Errorf("other writer: %v", err)
 				}
 			}
 			return slicesDelete(cur, dave), nil
 		}
-		res, err := s.ModifyAffUsers(ctx, coven, change, "v3", rooms.Caps{})
+		res, err := s.ModifyAffUsers(ctx, coven, change, "v3", roomstore.Caps{})
 		if err != nil || calls != 2 || res.OldVersion != "v-cfg" {
 			t.Errorf("ModifyAffUsers = %+v, %v after %d calls; want a retry over v-cfg", res, err, calls)
 		}
@@ -256,14 +256,14 @@ func TestModifyAffUsersRetries(t *testing.T) {
 
 	t.Run("gives up", func(t *testing.T) {
 		n := 0
-		change := func(cur []rooms.Aff) ([]rooms.Aff, error) {
+		change := func(cur []roomstore.Aff) ([]roomstore.Aff, error) {
 			n++
-			if _, err := other.SetConfig(ctx, coven, rooms.Config{"subject": fmt.Sprint(n)}, fmt.Sprintf("busy%d", n)); err != nil {
+			if _, err := other.SetConfig(ctx, coven, roomstore.Config{"subject": fmt.Sprint(n)}, fmt.Sprintf("busy%d", n)); err != nil {
 				t.Errorf("other writer: %v", err)
 			}
 			return slicesDelete(cur, bob), nil
 		}
-		_, err := s.ModifyAffUsers(ctx, coven, change, "never", rooms.Caps{})
+		_, err := s.ModifyAffUsers(ctx, coven, change, "never", roomstore.Caps{})
 		if !errors.Is(err, errContention) {
 			t.Fatalf("ModifyAffUsers under endless contention: %v, want errContention", err)
 		}
@@ -277,8 +277,8 @@ func TestModifyAffUsersRetries(t *testing.T) {
 	})
 }
 
-func slicesDelete(cur []rooms.Aff, user xmpp.JID) []rooms.Aff {
-	var out []rooms.Aff
+func slicesDelete(cur []roomstore.Aff, user xmpp.JID) []roomstore.Aff {
+	var out []roomstore.Aff
 	for _, a := range cur {
 		if a.User != user {
 			out = append(out, a)
@@ -291,7 +291,7 @@ func slicesDelete(cur []rooms.Aff, user xmpp.JID) []rooms.Aff {
 // invariants are refused and leave the room as it was.
 func TestRoomInvariants(t *testing.T) {
 	uri := mongotest.URI(t)
-	roomstest.RunInvariants(t, func(t *testing.T) rooms.Store { return openTemp(t, uri) }, errInvalidAffs)
+	roomstoretest.RunInvariants(t, func(t *testing.T) roomstore.Store { return openTemp(t, uri) }, errInvalidAffs)
 }
 
 // TestDocumentLayout pins the stored documents to the layout that
@@ -299,11 +299,11 @@ func TestRoomInvariants(t *testing.T) {
 func TestDocumentLayout(t *testing.T) {
 	s := openTemp(t, mongotest.URI(t))
 	ctx := testContext(t)
-	affs := []rooms.Aff{{User: bob, Aff: rooms.Member, Since: 2}, {User: alice, Aff: rooms.Owner, Since: 1}}
-	if err := s.CreateRoom(ctx, coven, rooms.Config{"roomname": "Coven"}, affs, "v1", rooms.Caps{}); err != nil {
+	affs := []roomstore.Aff{{User: bob, Aff: roomstore.Member, Since: 2}, {User: alice, Aff: roomstore.Owner, Since: 1}}
+	if err := s.CreateRoom(ctx, coven, roomstore.Config{"roomname": "Coven"}, affs, "v1", roomstore.Caps{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetBlocking(ctx, alice, []rooms.BlockItem{{Kind: rooms.BlockRoom, JID: coven}}, nil); err != nil {
+	if err := s.SetBlocking(ctx, alice, []roomstore.BlockItem{{Kind: roomstore.BlockRoom, JID: coven}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := account.New(alice, "pw")
@@ -401,8 +401,8 @@ func TestConcurrentSetBlocking(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			item := rooms.BlockItem{Kind: rooms.BlockUser, JID: xmpp.JID{Local: fmt.Sprintf("u%02d", i), Domain: "b.test"}}
-			if err := s.SetBlocking(ctx, alice, []rooms.BlockItem{item}, nil); err != nil {
+			item := roomstore.BlockItem{Kind: roomstore.BlockUser, JID: xmpp.JID{Local: fmt.Sprintf("u%02d", i), Domain: "b.test"}}
+			if err := s.SetBlocking(ctx, alice, []roomstore.BlockItem{item}, nil); err != nil {
 				t.Errorf("writer %d: %v", i, err)
 			}
 		})

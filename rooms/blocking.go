@@ -5,6 +5,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/wschat/xmppws/muclight"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -13,25 +14,25 @@ import (
 // when someone is being added.
 func (h *Hub) blocking(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	if !h.opts.Blocking {
-		h.replyError(st, badRequest("blocking is disabled on this service"))
+		h.replyError(st, muclight.BadRequest("blocking is disabled on this service"))
 		return
 	}
 	user := st.From.Bare()
 	if st.Type == "get" {
-		items, err := h.store.GetBlocking(ctx, user)
+		items, err := h.core.Store().GetBlocking(ctx, user)
 		if err != nil {
 			h.replyError(st, err)
 			return
 		}
 		res := xmpp.Elem("query", NSBlocking)
 		for _, it := range items {
-			e := textElem(res, string(it.Kind), it.JID.String())
+			e := muclight.TextElem(res, string(it.Kind), it.JID.String())
 			e.CreateAttr("action", "deny")
 		}
 		h.reply(st, res)
 		return
 	}
-	kids, err := elementChildren(q)
+	kids, err := muclight.ElementChildren(q)
 	if err != nil {
 		h.replyError(st, err)
 		return
@@ -43,7 +44,7 @@ func (h *Hub) blocking(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 		j, err := xmpp.ParseJID(k.Text())
 		if (kind != BlockRoom && kind != BlockUser) || (action != "deny" && action != "allow") ||
 			err != nil || j.Local == "" || len(k.ChildElements()) > 0 {
-			h.replyError(st, badRequest("expected <room|user action='deny|allow'>JID</room|user>"))
+			h.replyError(st, muclight.BadRequest("expected <room|user action='deny|allow'>JID</room|user>"))
 			return
 		}
 		it := BlockItem{Kind: kind, JID: j.Bare()}
@@ -53,7 +54,7 @@ func (h *Hub) blocking(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 			allow = append(allow, it)
 		}
 	}
-	if err := h.store.SetBlocking(ctx, user, deny, allow); err != nil {
+	if err := h.core.Store().SetBlocking(ctx, user, deny, allow); err != nil {
 		h.replyError(st, err)
 		return
 	}

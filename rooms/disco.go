@@ -8,13 +8,16 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/wschat/xmppws/mam"
+	"github.com/wschat/xmppws/muc"
+	"github.com/wschat/xmppws/muclight"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 // discoItems lists the rooms the requester occupies on this service, sorted
 // by room JID, paged with XEP-0059 (at most rooms_per_page per page).
 func (h *Hub) discoItems(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
-	list, err := h.store.GetUserRooms(ctx, st.From.Bare(), st.To.Domain)
+	list, err := h.core.Store().GetUserRooms(ctx, st.From.Bare(), st.To.Domain)
 	if err != nil {
 		h.replyError(st, err)
 		return
@@ -31,7 +34,7 @@ func (h *Hub) discoItems(ctx context.Context, st *xmpp.Stanza, q *etree.Element)
 	for _, ri := range page {
 		it := res.CreateElement("item")
 		it.CreateAttr("jid", ri.Room.String())
-		if name := h.opts.Schema.roomName(ri.Room, ri.Config); name != "" {
+		if name := h.opts.Schema.RoomName(ri.Room, ri.Config); name != "" {
 			it.CreateAttr("name", name)
 		}
 		if !h.opts.LegacyMode {
@@ -57,7 +60,7 @@ func pageRooms(list []RoomInfo, rsm *etree.Element, perPage int) ([]RoomInfo, *e
 	if m := xmpp.Child(rsm, "max", xmpp.NSRSM); m != nil {
 		v, err := strconv.Atoi(strings.TrimSpace(m.Text()))
 		if err != nil || v < 0 {
-			return nil, nil, badRequest("RSM <max/> must be a non-negative integer")
+			return nil, nil, muclight.BadRequest("RSM <max/> must be a non-negative integer")
 		}
 		if perPage == 0 || v < limit {
 			limit = v
@@ -68,7 +71,7 @@ func pageRooms(list []RoomInfo, rsm *etree.Element, perPage int) ([]RoomInfo, *e
 	}
 	if limit == 0 {
 		set := xmpp.Elem("set", xmpp.NSRSM)
-		textElem(set, "count", strconv.Itoa(n))
+		muclight.TextElem(set, "count", strconv.Itoa(n))
 		return nil, set, nil
 	}
 	indexOf := func(s string) (int, error) {
@@ -107,7 +110,7 @@ func pageRooms(list []RoomInfo, rsm *etree.Element, perPage int) ([]RoomInfo, *e
 	end := min(n, start+limit)
 	if start >= end {
 		set := xmpp.Elem("set", xmpp.NSRSM)
-		textElem(set, "count", strconv.Itoa(n))
+		muclight.TextElem(set, "count", strconv.Itoa(n))
 		return nil, set, nil
 	}
 	return list[start:end], rsmResult(list, start, end), nil
@@ -115,10 +118,10 @@ func pageRooms(list []RoomInfo, rsm *etree.Element, perPage int) ([]RoomInfo, *e
 
 func rsmResult(list []RoomInfo, start, end int) *etree.Element {
 	set := xmpp.Elem("set", xmpp.NSRSM)
-	f := textElem(set, "first", list[start].Room.String())
+	f := muclight.TextElem(set, "first", list[start].Room.String())
 	f.CreateAttr("index", strconv.Itoa(start))
-	textElem(set, "last", list[end-1].Room.String())
-	textElem(set, "count", strconv.Itoa(len(list)))
+	muclight.TextElem(set, "last", list[end-1].Room.String())
+	muclight.TextElem(set, "count", strconv.Itoa(len(list)))
 	return set
 }
 
@@ -129,23 +132,23 @@ func (h *Hub) RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element,
 		return nil, nil
 	}
 	var out []*etree.Element
-	for svc, host := range h.services {
+	for svc, host := range h.core.Services() {
 		if host != user.Domain {
 			continue
 		}
-		list, err := h.store.GetUserRooms(ctx, user.Bare(), svc)
+		list, err := h.core.Store().GetUserRooms(ctx, user.Bare(), svc)
 		if err != nil {
 			return nil, err
 		}
 		for _, ri := range list {
 			it := etree.NewElement("item")
 			it.CreateAttr("jid", ri.Room.String())
-			if name := h.opts.Schema.roomName(ri.Room, ri.Config); name != "" {
+			if name := h.opts.Schema.RoomName(ri.Room, ri.Config); name != "" {
 				it.CreateAttr("name", name)
 			}
 			it.CreateAttr("subscription", "to")
-			textElem(it, "group", NS)
-			textElem(it, "version", ri.Version)
+			muclight.TextElem(it, "group", NS)
+			muclight.TextElem(it, "version", ri.Version)
 			out = append(out, it)
 		}
 	}
@@ -156,9 +159,9 @@ func (h *Hub) RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element,
 // no items of its own (its occupants are listed by #affiliations), so the
 // answer is an empty list, or item-not-found for a room that does not exist.
 func (h *Hub) roomDiscoItems(ctx context.Context, st *xmpp.Stanza) {
-	sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
+	sctx, cancel := context.WithTimeout(ctx, h.core.StoreTimeout())
 	defer cancel()
-	ok, err := h.store.RoomExists(sctx, st.To)
+	ok, err := h.core.Store().RoomExists(sctx, st.To)
 	if err == nil && !ok {
 		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
 	}
@@ -167,4 +170,44 @@ func (h *Hub) roomDiscoItems(ctx context.Context, st *xmpp.Stanza) {
 		return
 	}
 	h.reply(st, xmpp.Elem("query", xmpp.NSDiscoItems))
+}
+
+// discoInfo answers disco#info of the service or of a room: both dialects'
+// features (MUC Light's first), history's when it is on. A room that does
+// not exist has no identity to show.
+func (h *Hub) discoInfo(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
+	if isRoom {
+		sctx, cancel := context.WithTimeout(ctx, h.core.StoreTimeout())
+		ok, err := h.core.Store().RoomExists(sctx, st.To)
+		cancel()
+		if err == nil && !ok {
+			err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
+		}
+		if err != nil {
+			h.replyError(st, err)
+			return
+		}
+		h.reply(st, h.conferenceInfo("MUC Light", append([]string{NS}, muc.RoomFeatures...)...))
+		return
+	}
+	h.reply(st, h.conferenceInfo("MUC Light", NS, NSMUC))
+}
+
+// conferenceInfo is a disco#info answer for a text conference named name
+// with the given features, plus the history features when history is on.
+func (h *Hub) conferenceInfo(name string, features ...string) *etree.Element {
+	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
+	id := q.CreateElement("identity")
+	id.CreateAttr("category", "conference")
+	id.CreateAttr("type", "text")
+	id.CreateAttr("name", name)
+	for _, f := range features {
+		q.CreateElement("feature").CreateAttr("var", f)
+	}
+	if h.core.History() {
+		for _, f := range mam.Features {
+			q.CreateElement("feature").CreateAttr("var", f)
+		}
+	}
+	return q
 }

@@ -115,6 +115,9 @@ func FuzzGroupchatThroughRoom(f *testing.F) {
 			el.CreateAttr("xmlns", xmpp.NSClient)
 		}
 		el.CreateAttr("type", "groupchat")
+		if xmpp.Child(el, "subject", xmpp.NSClient) != nil && xmpp.Child(el, "body", xmpp.NSClient) == nil {
+			return // a XEP-0045 subject change, not a message (dual_test.go)
+		}
 		want := bodies(el) // before the room takes the children
 		st, _, _ := xmpp.NewStanza(el)
 		st.SetTo(room)

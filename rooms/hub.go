@@ -2,9 +2,6 @@ package rooms
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,63 +9,28 @@ import (
 	"github.com/beevik/etree"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wschat/xmppws/mam"
+	"github.com/wschat/xmppws/muc"
+	"github.com/wschat/xmppws/muclight"
+	"github.com/wschat/xmppws/room"
 	"github.com/wschat/xmppws/xmpp"
 )
 
-// Deliverer hands a stanza to whoever serves a JID (every session of a bare
-// JID, or one full JID) without blocking, and reports whether anyone took it.
-// Today it is the local session table; in a cluster it will also reach
-// sessions on other nodes.
-type Deliverer interface {
-	Deliver(to xmpp.JID, out *xmpp.Outbound) bool
-	// DeliverPaced is Deliver for a stanza that the session of cause (a
-	// full JID) made the server send, such as a groupchat fan-out: when a
-	// recipient's backlog is above its high-water mark, cause's session is
-	// slowed (it waits, bounded, before reading its next stanza) instead
-	// of anyone being dropped. It never blocks the caller.
-	DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool
-}
-
-// Hub is the MUC Light service of every served domain: it answers the
-// service-level requests itself and passes room requests to the room's
-// owning actor.
+// Hub is the group-chat service of every served domain: it decodes each
+// stanza with the codec of its dialect, hands the request to the room core,
+// and renders the core's replies and events for each recipient session in
+// the dialect that session uses in that room.
 type Hub struct {
-	opts     Options
-	limits   Limits
-	mam      MAMOptions
-	archive  Archive   // nil: no history
-	archiver *archiver // batches groupchat into the archive
-	ids      *idClock
-	store    Store
-	out      Deliverer
-	log      *slog.Logger
-	m        *hubMetrics
-	services map[string]string // service domain → served domain
+	core   *room.Hub
+	opts   Options
+	out    Deliverer
+	except ExceptDeliverer // nil: the Deliverer cannot leave sessions out
+	log    *slog.Logger
 
-	// stopping tells room actors to drain and end (Close); ctx ends the
-	// archive writer, retention and queries once they have.
-	stopping  chan struct{}
-	closeOnce sync.Once
-	ctx       context.Context
-	cancel    context.CancelFunc
+	testHooks *room.Hooks // tests only (export_test.go)
 
-	mu      sync.RWMutex
-	rooms   map[xmpp.JID]*room
-	closing bool           // under mu: no new actors
-	actors  sync.WaitGroup // room actors
-	wg      sync.WaitGroup // everything else
-
-	creates *createLimiter
-	queries *queryLimiter
-
-	// idleTimeout unloads a room actor with nothing to do.
-	idleTimeout  time.Duration
-	storeTimeout time.Duration
-	mailboxSize  int
-	now          func() time.Time
-	onUnload     func(xmpp.JID)     // test hook
-	onHandle     func(*xmpp.Stanza) // test hook
-	onWait       func()             // test hook: a dispatch waits for a full mailbox
+	entered *sessionIndex
+	leaves  leaveQueue
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -96,294 +58,92 @@ type HubOptions struct {
 	MailboxSize int
 }
 
-// DefaultStoreTimeout is the store bound when HubOptions leave it unset; it
-// matches the server's default op_timeout.
-const DefaultStoreTimeout = 5 * time.Second
-
-// DefaultMailboxSize bounds a room's queue of requests unless HubOptions
-// say otherwise; a sender finding it full waits (mailbox_wait) for room.
-const DefaultMailboxSize = 1024
-
 // NewHub builds the service for the given served domains.
 func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOptions) *Hub {
 	if ho.Logger == nil {
 		ho.Logger = slog.Default()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &Hub{
-		opts:         opts,
-		limits:       ho.Limits,
-		store:        store,
-		out:          out,
-		log:          ho.Logger.With("module", "muc_light"),
-		services:     make(map[string]string, len(hosts)),
-		stopping:     make(chan struct{}),
-		ctx:          ctx,
-		cancel:       cancel,
-		rooms:        make(map[xmpp.JID]*room),
-		idleTimeout:  time.Minute,
-		storeTimeout: DefaultStoreTimeout,
-		mailboxSize:  DefaultMailboxSize,
-		now:          time.Now,
+	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex()}
+	h.except, _ = out.(ExceptDeliverer)
+	var notices room.NoticeForm
+	if !opts.LegacyMode {
+		notices = muclight.Notices{} // legacy mode archives no room events, as MongooseIM
 	}
-	if ho.StoreTimeout > 0 {
-		h.storeTimeout = ho.StoreTimeout
-	}
-	if ho.MailboxSize > 0 {
-		h.mailboxSize = ho.MailboxSize
-	}
-	if ho.IdleTimeout > 0 {
-		h.idleTimeout = ho.IdleTimeout
-	}
-	if ho.Now != nil {
-		h.now = ho.Now
-	}
-	if h.opts.MailboxWait <= 0 { // options built by hand, not validated
-		h.opts.MailboxWait = DefaultOptions().MailboxWait
-	}
-	h.creates = newCreateLimiter(opts.CreateRate, opts.CreateBurst)
-	h.limits.Rooms = canonicalOverrides(h.limits.Rooms)
-	h.m = newHubMetrics(ho.Registerer, h)
-	for _, host := range hosts {
-		h.services[opts.ServiceDomain(host)] = host
-	}
-	if in, ok := store.(*instrumented); ok {
-		in.zeroSeries(hosts)
-	}
-	h.ids = newIDClock()
-	if ho.MAM.Archive != nil {
-		h.mam = ho.MAM
-		if h.mam.DefaultPageSize <= 0 {
-			h.mam.DefaultPageSize = 50
-		}
-		if h.mam.MaxPageSize < h.mam.DefaultPageSize {
-			h.mam.MaxPageSize = h.mam.DefaultPageSize
-		}
-		if h.mam.QueueLen <= 0 {
-			h.mam.QueueLen = 10000
-		}
-		h.queries = newQueryLimiter(h.mam.MaxQueries, h.mam.MaxQueriesPerRoom)
-		h.archive = ho.MAM.Archive
-		h.archiver = &archiver{a: h.archive, queue: make(chan archiveJob, h.mam.QueueLen), log: h.log}
-		h.wg.Add(1)
-		go h.archiver.run(h.ctx, &h.wg)
-		if h.mam.Retention > 0 {
-			h.wg.Add(1)
-			go h.retention()
-		}
-	}
+	h.core = room.NewHub(opts, hosts, store, sink{h}, room.HubOptions{
+		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
+		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
+	})
+	h.leaves.start(h.core)
 	return h
 }
 
 // Services maps each service domain to the served domain it belongs to, for
 // registration with the router.
-func (h *Hub) Services() map[string]string { return h.services }
+func (h *Hub) Services() map[string]string { return h.core.Services() }
 
-// Close stops the hub: new requests are refused, every room actor first
-// handles what is in its mailbox and settles its messages waiting for the
-// archive (so an offline command's changes, archive removals included, are
-// done), then the archive writer and the queries stop.
+// Close stops the hub: new requests are refused, every room actor handles
+// what is in its mailbox and settles its history, then everything stops.
 func (h *Hub) Close() {
-	h.closeOnce.Do(func() {
-		h.mu.Lock()
-		h.closing = true
-		h.mu.Unlock()
-		close(h.stopping)
-		h.actors.Wait()
-		h.cancel()
-		h.wg.Wait()
-	})
+	h.leaves.stopping()
+	h.core.Close()
+	h.leaves.wait()
 }
 
-// HandleStanza is the entry point for every stanza addressed to a service
-// domain or a room; the sender's JID is checked and stamped.
-func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
+// DiscoNode is the node the server's disco#items announces the service
+// with: MUC Light's namespace, or XEP-0045's in legacy mode.
+func (h *Hub) DiscoNode() string {
 	if h.opts.LegacyMode {
-		h.handleLegacy(ctx, st)
+		return NSMUC
+	}
+	return NS
+}
+
+// RemoveUser takes a deleted account out of every room on the services of
+// its domain, as if it had left each one, and deletes its blocking list.
+func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
+	return h.core.RemoveUser(ctx, user)
+}
+
+// RemoveDomain deletes every room of the domain's services and the blocking
+// lists of its users.
+func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
+	return h.core.RemoveDomain(ctx, domain)
+}
+
+// SessionEnded implements ws.SessionWatcher: the XEP-0045 occupancies of a
+// session that ended end with it. It never blocks: the leaves are handed to
+// the hub's own goroutine.
+func (h *Hub) SessionEnded(full xmpp.JID, session uint64) {
+	rooms := h.entered.take(full, session)
+	if len(rooms) == 0 {
 		return
 	}
-	// Errors and results are never answered (no loops between rooms and
-	// occupants that live on the service domain); presence is ignored as
-	// the protocol says.
-	if st.Type == "error" || st.Kind == xmpp.KindPresence || (st.Kind == xmpp.KindIQ && st.Type == "result") {
+	reqs := make([]room.Request, len(rooms))
+	for i, rm := range rooms {
+		reqs[i] = &room.Leave{Head: room.Head{Room: rm}, Occupant: full, Session: session, Reason: room.LeftDisconnected}
+	}
+	h.leaves.add(reqs)
+}
+
+// dispatch hands a decoded request to the core (which answers refusals).
+func (h *Hub) dispatch(ctx context.Context, st *xmpp.Stanza, req room.Request, err error) {
+	if err != nil {
+		h.replyError(st, err)
 		return
 	}
-	if st.To.Resource != "" {
-		h.replyError(st, badRequest("rooms and the service have no resources"))
-		return
-	}
-	isRoom := st.To.Local != ""
-	if st.Kind == xmpp.KindMessage {
-		if st.Type != "groupchat" || !isRoom {
-			h.replyError(st, badRequest("only groupchat messages to a room are accepted"))
-			return
-		}
-		h.dispatch(ctx, st.To, request{st: st, op: opGroupchat})
-		return
-	}
-	payload := st.El.ChildElements()[0]
-	ns := payload.NamespaceURI()
-	switch {
-	case payload.Tag == "query" && ns == xmpp.NSDiscoInfo && st.Type == "get":
-		if isRoom {
-			// A room that does not exist has no identity to show.
-			if ok, err := h.store.RoomExists(ctx, st.To); err != nil || !ok {
-				if err == nil {
-					err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
-				}
-				h.replyError(st, err)
-				return
-			}
-		}
-		h.reply(st, h.discoInfo())
-	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get" && isRoom:
-		h.roomDiscoItems(ctx, st)
-	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
-		h.discoItems(ctx, st, payload)
-	case payload.Tag == "query" && ns == NSBlocking:
-		h.blocking(ctx, st, payload)
-	case payload.Tag == "query" && (ns == NSMAM2 || ns == NSMAM1) && h.archive != nil && isRoom:
-		h.mamRequest(ctx, st, payload)
-	case payload.Tag == "query" && ns == NSCreate && st.Type == "set":
-		room := st.To
-		if !isRoom {
-			room = xmpp.JID{Local: newRoomName(), Domain: st.To.Domain}
-		}
-		req, err := parseCreate(payload)
-		if err != nil {
-			h.replyError(st, err)
-			return
-		}
-		req.st, req.op, req.generated = st, opCreate, !isRoom
-		h.dispatch(ctx, room, req)
-	case payload.Tag == "query" && isRoom && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
-		o, ok := roomOp(ns, st.Type)
-		if !ok {
-			h.replyError(st, badRequest("this request is not defined for iq type "+st.Type))
-			return
-		}
-		req, err := parseRoomRequest(payload, o)
-		if err != nil {
-			h.replyError(st, err)
-			return
-		}
-		req.st = st
-		h.dispatch(ctx, st.To, req)
-	case payload.Tag == "query" && (ns == NSConfiguration || ns == NSAffiliations || ns == NSInfo || ns == NSDestroy):
-		h.replyError(st, badRequest("this request goes to a room, not to the service"))
-	default:
-		h.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+	if req != nil {
+		h.core.Dispatch(ctx, req)
 	}
 }
 
-// dispatch hands a request to the room's actor, starting one when the room
-// exists (or the request creates it) and has none. It runs on the sender's
-// reader: when the mailbox is full the caller waits, up to mailbox_wait, so
-// that TCP pushes back on that sender alone; then the request is refused
-// with resource-constraint. Internal requests (no stanza) wait as long as
-// the hub runs. It reports whether the actor took the request; when it did
-// not, the sender has been answered.
-func (h *Hub) dispatch(ctx context.Context, room xmpp.JID, req request) bool {
-	for {
-		r, err := h.actorFor(ctx, room, req, &req.rated)
-		if err != nil {
-			h.replyError(req.st, err)
-			return false
-		}
-		switch r.post(ctx, req) {
-		case posted:
-			return true
-		case postClosed:
-			continue // the actor unloaded meanwhile: start a new one
-		case postTimeout:
-			h.busy(req)
-		default:
-			h.replyError(req.st, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
-		}
-		return false
-	}
+// dispatchDecoded is dispatch for a decoder's two results.
+func (h *Hub) dispatchDecoded(ctx context.Context, st *xmpp.Stanza) func(room.Request, error) {
+	return func(req room.Request, err error) { h.dispatch(ctx, st, req, err) }
 }
 
-// actorFor returns the room's loaded actor or starts one. A request for a
-// room that is neither loaded nor stored is answered item-not-found from
-// the store's answer alone, without an actor: strangers cost no state. Only
-// a create, a legacy join to a missing room (which creates) and internal
-// notices start an actor for a room the store does not hold, and a create
-// first spends its create_rate token (setting *rated).
-func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, req request, rated *bool) (*room, error) {
-	h.mu.RLock()
-	r, closing := h.rooms[room], h.closing
-	h.mu.RUnlock()
-	if r != nil {
-		return r, nil
-	}
-	if closing {
-		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
-	}
-	if req.op != opRemoved && req.op != opCreate {
-		sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
-		ok, err := h.store.RoomExists(sctx, room)
-		cancel()
-		switch {
-		case err != nil:
-			return nil, err
-		case !ok && req.op != opJoin:
-			h.m.strangers.Inc()
-			return nil, xmpp.NewError(xmpp.ItemNotFound, "no such room")
-		case !ok:
-			req.op = opCreate // a join that creates: rate it below
-		}
-	}
-	if req.op == opCreate && req.st != nil && !req.rated {
-		// create_rate is spent before an actor exists, so a refused
-		// burst of creates (or of joins that would create) starts none.
-		if !h.creates.take(req.st.From.Bare(), h.now()) {
-			h.m.createRefusals.Inc()
-			return nil, errCreateRate
-		}
-		*rated = true
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
-		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
-	}
-	if r = h.rooms[room]; r == nil {
-		r = newRoom(h, room)
-		h.rooms[room] = r
-		h.actors.Add(1)
-		go r.run()
-	}
-	return r, nil
-}
-
-func (h *Hub) busy(req request) {
-	h.m.mailboxFull.Inc()
-	h.replyError(req.st, xmpp.NewError(xmpp.ResourceConstraint, "the room is busy, try again"))
-}
-
-// unload removes an idle actor; it fails when a request arrived or a sender
-// is about to post one. Senders post holding postMu's read lock and check
-// closed first, so none can slip a request in after the removal: a sender
-// that finds the actor closed starts a new one.
-func (h *Hub) unload(r *room) bool {
-	if !r.postMu.TryLock() {
-		return false
-	}
-	defer r.postMu.Unlock()
-	if len(r.mailbox) > 0 {
-		return false
-	}
-	r.closed = true
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.rooms[r.jid] == r {
-		delete(h.rooms, r.jid)
-	}
-	if h.onUnload != nil {
-		h.onUnload(r.jid)
-	}
-	return true
+// replyError answers a stanza the codecs refused before any request existed.
+func (h *Hub) replyError(st *xmpp.Stanza, err error) {
+	h.core.Fail(&room.Ping{Head: room.Head{Room: st.To.Bare(), Origin: room.OriginOf(st, room.MUCLight)}}, err)
 }
 
 // reply sends a result element back to the requester.
@@ -391,99 +151,279 @@ func (h *Hub) reply(st *xmpp.Stanza, payload *etree.Element) {
 	h.out.Deliver(st.From, xmpp.NewOutbound(xmpp.ResultIQ(st, payload)))
 }
 
-// replyFrom sends an empty result whose 'from' is given explicitly.
-func (h *Hub) replyFrom(st *xmpp.Stanza, from xmpp.JID) {
-	res := xmpp.NewStanzaElement(xmpp.KindIQ, "result", st.ID, from, st.From)
-	h.out.Deliver(st.From, xmpp.NewOutbound(res))
-}
-
-// replyError answers a request with a stanza error. A failure that is not a
-// protocol refusal is a store or server fault: logged, counted and answered
-// with internal-server-error, never dropped.
-func (h *Hub) replyError(st *xmpp.Stanza, err error) {
-	if st == nil { // an internal request: nobody to answer
-		h.log.Error("internal room request failed", "err", err)
+// HandleStanza is the entry point for every stanza addressed to a service
+// domain or a room; the sender's JID is checked and stamped.
+func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
+	// Errors and results are never answered (no loops between rooms and
+	// occupants that live on the service domain).
+	if st.Type == "error" || (st.Kind == xmpp.KindIQ && st.Type == "result") {
 		return
 	}
-	var se *xmpp.StanzaError
-	if !errors.As(err, &se) {
-		h.log.Error("request failed", "to", st.To.String(), "from", st.From.String(), "err", err)
-		h.m.internalErrors.Inc()
-		se = xmpp.NewError(xmpp.InternalServerError, "")
-	}
-	if st.Type == "error" {
+	if st.Kind == xmpp.KindIQ && (st.To.Domain == "" || h.core.Services()[st.To.Domain] == "") {
+		// An iq to the user's own account: the privacy-list form of blocking.
+		h.privacy(ctx, st, st.El.ChildElements()[0])
 		return
 	}
-	h.out.Deliver(st.From, xmpp.NewOutbound(xmpp.ErrorReply(st, se)))
-}
-
-// deliver sends one element to a user's bare JID.
-func (h *Hub) deliver(to xmpp.JID, e *etree.Element) {
-	h.out.Deliver(to, xmpp.NewOutbound(e))
-}
-
-// newRoomName generates a unique room node for create-with-generated-name.
-func newRoomName() string { return randomHex(8) }
-
-// newVersion generates a room version: opaque, unique per change.
-func newVersion() string { return randomHex(8) }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// discoInfo is the identity and features of the service and of every room.
-func (h *Hub) discoInfo() *etree.Element { return h.conferenceInfo("MUC Light", NS) }
-
-// conferenceInfo is a disco#info answer for a text conference named name
-// with the given features, plus the history features when history is on.
-func (h *Hub) conferenceInfo(name string, features ...string) *etree.Element {
-	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
-	id := q.CreateElement("identity")
-	id.CreateAttr("category", "conference")
-	id.CreateAttr("type", "text")
-	id.CreateAttr("name", name)
-	for _, f := range features {
-		q.CreateElement("feature").CreateAttr("var", f)
-	}
-	h.addMAMFeatures(q)
-	return q
-}
-
-// addMAMFeatures advertises history in a disco#info answer when it is on.
-func (h *Hub) addMAMFeatures(q *etree.Element) {
-	if h.archive == nil {
+	if h.opts.LegacyMode {
+		h.handleLegacy(ctx, st)
 		return
 	}
-	for _, f := range []string{NSMAM2, NSMAM1, NSSID} {
-		q.CreateElement("feature").CreateAttr("var", f)
+	isRoom := st.To.Local != ""
+	switch st.Kind {
+	case xmpp.KindPresence:
+		// Presence to room/nick enters or leaves in XEP-0045; presence to
+		// a bare room or the service means nothing, as MUC Light says.
+		if isRoom && st.To.Resource != "" {
+			h.presence(ctx, st)
+		}
+		return
+	case xmpp.KindMessage:
+		h.message(ctx, st, isRoom)
+		return
 	}
+	payload := st.El.ChildElements()[0]
+	ns := payload.NamespaceURI()
+	if ns == xmpp.NSPing && isRoom {
+		// XEP-0410 self-pings go to room/nick.
+		h.dispatch(ctx, st, muc.DecodePing(st), nil)
+		return
+	}
+	if st.To.Resource != "" {
+		h.replyError(st, muclight.BadRequest("rooms and the service have no resources"))
+		return
+	}
+	switch {
+	case payload.Tag == "query" && ns == xmpp.NSDiscoInfo && st.Type == "get":
+		h.discoInfo(ctx, st, isRoom)
+	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get" && isRoom:
+		h.roomDiscoItems(ctx, st)
+	case payload.Tag == "query" && ns == xmpp.NSDiscoItems && st.Type == "get":
+		h.discoItems(ctx, st, payload)
+	case payload.Tag == "query" && ns == NSBlocking:
+		h.blocking(ctx, st, payload)
+	case payload.Tag == "query" && mam.IsQuery(ns) && h.core.History() && isRoom:
+		h.mamRequest(ctx, st, payload, room.MUCLight)
+	case payload.Tag == "query" && ns == NSCreate && st.Type == "set":
+		rm, generated := st.To, !isRoom
+		if generated {
+			rm = xmpp.JID{Local: room.NewRoomName(), Domain: st.To.Domain}
+		}
+		h.dispatchDecoded(ctx, st)(muclight.DecodeCreate(st, payload, rm, generated))
+	case payload.Tag == "query" && isRoom && muclight.IsRoomRequest(ns):
+		h.dispatchDecoded(ctx, st)(muclight.DecodeRoomRequest(st, payload))
+	case payload.Tag == "query" && muclight.IsRoomRequest(ns):
+		h.replyError(st, muclight.BadRequest("this request goes to a room, not to the service"))
+	case payload.Tag == "query" && ns == NSMUCOwner && isRoom:
+		h.owner(ctx, st, payload)
+	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
+		h.dispatchDecoded(ctx, st)(muc.DecodeAdmin(st, payload))
+	default:
+		h.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+	}
+}
+
+// message routes a message: groupchat is the same in both dialects; a
+// subject-only groupchat and a mediated invitation are XEP-0045's.
+func (h *Hub) message(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
+	switch {
+	case !isRoom:
+		h.replyError(st, muclight.BadRequest("only groupchat messages to a room are accepted"))
+	case st.To.Resource != "":
+		h.replyError(st, muclight.BadRequest("rooms and the service have no resources"))
+	case st.Type == "groupchat" && muc.IsSubjectChange(st):
+		h.dispatch(ctx, st, muc.DecodeSubject(st), nil)
+	case st.Type == "groupchat":
+		h.dispatch(ctx, st, decodePost(st), nil)
+	case muc.IsInvitation(st):
+		h.dispatchDecoded(ctx, st)(muc.DecodeInvitation(st))
+	default:
+		h.replyError(st, muclight.BadRequest("only groupchat messages to a room are accepted"))
+	}
+}
+
+// presence enters or leaves a room in XEP-0045. An entry is indexed before
+// it is dispatched, so that the session's end, which comes after every
+// stanza it sent was dispatched, always finds it.
+func (h *Hub) presence(ctx context.Context, st *xmpp.Stanza) {
+	req, err := muc.DecodePresence(st)
+	if err != nil || req == nil {
+		h.dispatch(ctx, st, req, err)
+		return
+	}
+	if _, ok := req.(*room.Join); ok && !h.entered.add(st.From, st.Session, st.To.Bare()) {
+		h.replyError(st, xmpp.NewError(xmpp.ResourceConstraint, "this session is in as many rooms as it may enter"))
+		return
+	}
+	h.dispatch(ctx, st, req, nil)
+}
+
+// owner maps muc#owner; a cancelled configuration form is answered here.
+func (h *Hub) owner(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
+	req, answered, err := muc.DecodeOwner(st, q)
+	if answered {
+		h.reply(st, nil)
+		return
+	}
+	h.dispatch(ctx, st, req, err)
 }
 
 // mamRequest answers the form request itself and passes a query to the
-// room's actor, which checks that the requester is an occupant. The query
-// first takes a place under max_mam_queries_per_room (refused when there is
-// none) and max_mam_queries (waited for, as the caller is the sender's
-// reader); the place is held until the query has answered.
-func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
+// room's actor, which checks that the requester is an occupant.
+func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element, d room.Dialect) {
 	if st.Type == "get" {
-		h.reply(st, mamForm(q.NamespaceURI()))
+		h.reply(st, mam.Form(q.NamespaceURI()))
 		return
 	}
-	mq, err := h.parseMAMQuery(st, q)
+	def, max := h.core.PageSizes()
+	req, err := mam.Decode(st, q, d, def, max)
 	if err != nil {
 		h.replyError(st, err)
 		return
 	}
-	release, err := h.queries.acquire(ctx, h, st.To.Bare())
-	if err != nil {
-		h.replyError(st, err)
-		return
+	h.core.Dispatch(ctx, req)
+}
+
+// decodePost reads a groupchat message, the same in both dialects: its
+// children are the payload, less any stanza-id the client put there (only
+// the room assigns them); the error bounce echoes them as sent.
+func decodePost(st *xmpp.Stanza) room.Request {
+	body := ""
+	if b := xmpp.Child(st.El, "body", xmpp.NSClient); b != nil {
+		body = b.Text()
 	}
-	mq.release = release
-	if !h.dispatch(ctx, st.To.Bare(), request{st: st, op: opMAMQuery, mam: &mq}) {
-		release()
+	o := room.OriginOf(st, room.MUCLight)
+	payload := o.Echo
+	for _, c := range st.El.ChildElements() {
+		if c.Tag == "stanza-id" && c.NamespaceURI() == NSSID {
+			payload = nil
+			for _, c := range st.El.ChildElements() {
+				if !(c.Tag == "stanza-id" && c.NamespaceURI() == NSSID) {
+					payload = xmpp.AppendElement(payload, c)
+				}
+			}
+			break
+		}
+	}
+	return &room.Post{Head: room.Head{Room: st.To, Origin: o}, Body: body, Payload: payload}
+}
+
+// sessionIndex remembers which rooms each XEP-0045 session entered, so
+// that its end leaves them. Entries may be stale (a refused join, a room
+// left meanwhile): a stale leave is ignored by the room.
+type sessionIndex struct {
+	mu   sync.Mutex
+	byID map[sessionKey]map[xmpp.JID]struct{}
+}
+
+type sessionKey struct {
+	full    xmpp.JID
+	session uint64
+}
+
+// maxEnteredPerSession bounds the rooms one session may enter.
+const maxEnteredPerSession = 1000
+
+func newSessionIndex() *sessionIndex {
+	return &sessionIndex{byID: map[sessionKey]map[xmpp.JID]struct{}{}}
+}
+
+func (x *sessionIndex) add(full xmpp.JID, session uint64, rm xmpp.JID) bool {
+	k := sessionKey{full, session}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	set := x.byID[k]
+	if set == nil {
+		set = map[xmpp.JID]struct{}{}
+		x.byID[k] = set
+	}
+	if _, ok := set[rm]; !ok && len(set) >= maxEnteredPerSession {
+		return false
+	}
+	set[rm] = struct{}{}
+	return true
+}
+
+func (x *sessionIndex) remove(full xmpp.JID, session uint64, rm xmpp.JID) {
+	k := sessionKey{full, session}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if set := x.byID[k]; set != nil {
+		delete(set, rm)
+		if len(set) == 0 {
+			delete(x.byID, k)
+		}
 	}
 }
+
+func (x *sessionIndex) take(full xmpp.JID, session uint64) []xmpp.JID {
+	k := sessionKey{full, session}
+	x.mu.Lock()
+	set := x.byID[k]
+	delete(x.byID, k)
+	x.mu.Unlock()
+	out := make([]xmpp.JID, 0, len(set))
+	for rm := range set {
+		out = append(out, rm)
+	}
+	return out
+}
+
+// leaveQueue posts the leaves of ended sessions from one goroutine the hub
+// owns, so that a session's end never waits for a room.
+type leaveQueue struct {
+	mu      sync.Mutex
+	queue   []room.Request
+	closing bool
+	poke    chan struct{}
+	done    chan struct{}
+}
+
+func (q *leaveQueue) start(core *room.Hub) {
+	q.poke, q.done = make(chan struct{}, 1), make(chan struct{})
+	go func() {
+		defer close(q.done)
+		for range q.poke {
+			for {
+				q.mu.Lock()
+				if q.closing || len(q.queue) == 0 {
+					closing := q.closing
+					q.queue = nil
+					q.mu.Unlock()
+					if closing {
+						return
+					}
+					break
+				}
+				req := q.queue[0]
+				q.queue = q.queue[1:]
+				q.mu.Unlock()
+				core.Dispatch(context.Background(), req)
+			}
+		}
+	}()
+}
+
+func (q *leaveQueue) add(reqs []room.Request) {
+	q.mu.Lock()
+	if !q.closing {
+		q.queue = append(q.queue, reqs...)
+	}
+	q.mu.Unlock()
+	select {
+	case q.poke <- struct{}{}:
+	default:
+	}
+}
+
+// stopping makes the goroutine drop what is queued and end.
+func (q *leaveQueue) stopping() {
+	q.mu.Lock()
+	q.closing = true
+	q.mu.Unlock()
+	select {
+	case q.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (q *leaveQueue) wait() { <-q.done }

@@ -12,7 +12,8 @@ import (
 )
 
 // Checklist: service disco#info has identity conference/text and the
-// MUC Light feature; the server's disco#items lists the service.
+// MUC Light feature first, then XEP-0045's (both dialects are served); the
+// server's disco#items lists the service.
 func TestServiceDisco(t *testing.T) {
 	e := newEnv(t, nil)
 	alice := e.login("alice")
@@ -24,7 +25,7 @@ func TestServiceDisco(t *testing.T) {
 		t.Errorf("identity: %s", xmpp.String(info))
 	}
 	feats := xmpp.Children(q, "feature", xmpp.NSDiscoInfo)
-	if len(feats) != 1 || feats[0].SelectAttrValue("var", "") != rooms.NS {
+	if len(feats) != 2 || feats[0].SelectAttrValue("var", "") != rooms.NS || feats[1].SelectAttrValue("var", "") != rooms.NSMUC {
 		t.Errorf("features: %s", xmpp.String(info))
 	}
 	items := alice.iq("get", "localhost", xmpp.Elem("query", xmpp.NSDiscoItems))

@@ -20,6 +20,10 @@ type Stanza struct {
 	Type string
 	From JID
 	To   JID
+	// Session is the bind epoch of the session that sent the stanza
+	// (unique per bound session for the process's life); zero when no
+	// session did.
+	Session uint64
 }
 
 // IsStanzaElement reports whether e is a message, presence or iq in the

@@ -1,0 +1,67 @@
+package room
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// RemoveUser takes a deleted account out of every room on the services of
+// its domain, as if it had left each one (owner handover included; a room it
+// was alone in is destroyed), announces each change to the remaining
+// occupants, and deletes its blocking list.
+func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
+	user = user.Bare()
+	rules := affRules{equalOccupants: h.opts.EqualOccupants}
+	leave := func(u xmpp.JID) AffChange {
+		return func(cur []Aff) ([]Aff, error) {
+			return applyAffChanges(cur, []AffItem{{User: u, Aff: None}}, rules)
+		}
+	}
+	var errs []error
+	for svc, host := range h.services {
+		if host != user.Domain {
+			continue
+		}
+		removals, err := h.store.RemoveUser(ctx, user, svc, leave, NewVersion, h.caps())
+		errs = append(errs, err)
+		id := RandomHex(8)
+		// The actors must learn of every change (their cached occupants
+		// would let the removed user talk), so these wait for room in a
+		// full mailbox as long as the hub runs.
+		for i := range removals {
+			res := removals[i].Result
+			h.dispatch(context.Background(), &mail{req: &Removed{Head: Head{Room: removals[i].Room}, Result: res, NoticeID: id}})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveDomain deletes every room of the domain's services and the blocking
+// lists of its users.
+func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
+	var errs []error
+	for svc, host := range h.services {
+		if host == domain {
+			errs = append(errs, h.store.RemoveDomain(ctx, domain, svc))
+			if h.archive != nil {
+				errs = append(errs, h.archive.RemoveDomain(ctx, svc))
+			}
+		}
+	}
+	// Loaded actors of the removed rooms would otherwise serve stale state.
+	// They are told outside the lock, waiting for room in full mailboxes.
+	var loaded []xmpp.JID
+	h.mu.RLock()
+	for j := range h.rooms {
+		if h.services[j.Domain] == domain {
+			loaded = append(loaded, j)
+		}
+	}
+	h.mu.RUnlock()
+	for _, j := range loaded {
+		h.dispatch(context.Background(), &mail{req: &Removed{Head: Head{Room: j}}})
+	}
+	return errors.Join(errs...)
+}
