@@ -25,6 +25,27 @@ type RosterSource interface {
 	RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element, error)
 }
 
+// SessionWatcher learns that a bound session has ended, for state kept per
+// session elsewhere (the rooms a session entered in XEP-0045 form).
+//
+// SessionEnded is called exactly once for every bound session, whatever
+// ended it (the client's close, a stream error, a slow consumer's close, a
+// newer session taking its resource, account deletion, Shutdown, which
+// returns after the calls), with the full JID it was bound to and its
+// epoch, the xmpp.Stanza.Session of every stanza it sent. It is called on
+// the session's reader goroutine after the reader has stopped: every
+// stanza the session sent has been handed to its service before, and the
+// session no longer receives deliveries. A replaced session's call carries
+// its own epoch, never its successor's, and may come after the successor
+// has sent stanzas.
+//
+// SessionEnded must not block: the session's goroutine and connection are
+// held until it returns. A watcher with slow work hands it to a goroutine
+// of its own.
+type SessionWatcher interface {
+	SessionEnded(full xmpp.JID, session uint64)
+}
+
 // Router is the local session table and the stanza router. It is the
 // single-node implementation of "deliver to whoever serves this JID": a
 // later clustered implementation keeps the same Deliver contract.
@@ -35,6 +56,7 @@ type Router struct {
 	users    map[xmpp.JID][]*session // bare JID → bound sessions
 	services map[string]serviceEntry // domain → service
 	rosters  []RosterSource
+	watchers []SessionWatcher
 	account  map[string]Service // payload namespace → handler of iqs to one's own account
 }
 
@@ -70,6 +92,20 @@ func (r *Router) HandleAccountIQ(ns string, svc Service) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.account[ns] = svc
+}
+
+// AddSessionWatcher makes w see the end of every bound session from now on.
+func (r *Router) AddSessionWatcher(w SessionWatcher) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// A new slice: sessionWatchers hands out the old one without a copy.
+	r.watchers = append(slices.Clip(r.watchers), w)
+}
+
+func (r *Router) sessionWatchers() []SessionWatcher {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.watchers
 }
 
 func (r *Router) accountHandler(ns string) Service {

@@ -20,6 +20,11 @@ type Stanza struct {
 	Type string
 	From JID
 	To   JID
+	// Session is the bind epoch of the session that sent the stanza, set by
+	// the endpoint when it routes it: a service tells two sessions with the
+	// same full JID apart by it (a replaced resource gets a new one). Zero
+	// for a stanza that no session sent.
+	Session uint64
 }
 
 // IsStanzaElement reports whether e is a message, presence or iq in the
