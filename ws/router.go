@@ -178,17 +178,31 @@ func (r *Router) sessionsOf(to xmpp.JID) []*session {
 // all of them for a bare JID), keeping 'to' as addressed (RFC 6121 §8.5.2).
 // It never blocks; it reports whether any session took the stanza.
 func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
-	ok, _ := r.deliver(to, out)
+	ok, _ := r.deliver(to, nil, out)
 	return ok
 }
 
-// deliver is Deliver that also returns the stall channel of a recipient
-// above its high-water mark, if any.
-func (r *Router) deliver(to xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
+// DeliverExcept is Deliver to every session serving 'to' but those bound to
+// one of the full JIDs in except: a room sends its XEP-0045 occupants their
+// own form of an event and everyone else of the user the MUC Light form.
+// except holds full JIDs (a bare one leaves out nobody); it is only read. It
+// reports whether any session took the stanza (false when all are left out).
+func (r *Router) DeliverExcept(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+	ok, _ := r.deliver(to, except, out)
+	return ok
+}
+
+// deliver is Deliver that skips the sessions bound to a JID in except and
+// also returns the stall channel of a recipient above its high-water mark,
+// if any.
+func (r *Router) deliver(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
 	targets := r.sessionsOf(to)
 	ok := false
 	var stall <-chan struct{}
 	for _, s := range targets {
+		if len(except) != 0 && slices.Contains(except, *s.jid.Load()) {
+			continue
+		}
 		// 'to' is the session's bare or full JID, whose strings it keeps.
 		toStr := s.bareStr
 		if to.Resource != "" {
@@ -211,13 +225,26 @@ func (r *Router) deliver(to xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}
 // anyone being dropped or the caller blocking. A cause that is not a local
 // full JID is not paced. See rooms.Deliverer.
 func (r *Router) DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool {
-	ok, stall := r.deliver(to, out)
+	ok, stall := r.deliver(to, nil, out)
+	r.pace(cause, stall)
+	return ok
+}
+
+// DeliverPacedExcept is DeliverExcept with DeliverPaced's pacing of cause.
+func (r *Router) DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+	ok, stall := r.deliver(to, except, out)
+	r.pace(cause, stall)
+	return ok
+}
+
+// pace makes the local session of cause, if any, wait on stall (if any)
+// before its next stanza.
+func (r *Router) pace(cause xmpp.JID, stall <-chan struct{}) {
 	if stall != nil && cause.Resource != "" {
 		if c := r.sessionsOf(cause); len(c) == 1 {
 			c[0].paceOn(stall)
 		}
 	}
-	return ok
 }
 
 // DeliverElement is Deliver for a one-off element (replies, notifications
