@@ -1,6 +1,8 @@
 package ws
 
 import (
+	"sync/atomic"
+
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -34,6 +36,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		return nil
 	}
 	s.jidStr, s.bareStr = full.String(), full.Bare().String()
+	s.epoch = bindEpochs.Add(1)
 	s.jid.Store(&full)
 	s.bound.Store(true)
 	old := s.srv.router.register(s)
@@ -58,6 +61,12 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	s.sendElement(xmpp.ResultIQ(st, payload))
 	return nil
 }
+
+// bindEpochs numbers bound sessions (xmpp.Stanza.Session). It is the
+// process's, not a Server's, so that an epoch stays unique for anything that
+// outlives one endpoint (a room hub wired to a restarted one); it holds no
+// session's state.
+var bindEpochs atomic.Uint64
 
 // roomForSession reports whether binding full keeps its account within
 // MaxSessionsPerAccount; replacing a session with the same resource does not

@@ -383,10 +383,12 @@ func TestBacklogPastMaxPendingIsClosed(t *testing.T) {
 
 // fanOut is a stand-in for a room: an actor goroutine that delivers every
 // message it is sent to one member with DeliverPaced, naming the sender as
-// the cause, as rooms does for each groupchat delivery.
+// the cause, as rooms does for each groupchat delivery; with except, it
+// uses DeliverPacedExcept, as a room serving two dialects does.
 type fanOut struct {
 	router *ws.Router
 	to     xmpp.JID
+	except []xmpp.JID
 	mb     chan *xmpp.Stanza
 	stop   chan struct{}
 }
@@ -404,7 +406,11 @@ func (f *fanOut) run(done chan<- struct{}) {
 		select {
 		case st := <-f.mb:
 			st.El.RemoveAttr("to")
-			f.router.DeliverPaced(st.From, f.to, xmpp.NewOutbound(st.El))
+			if f.except != nil {
+				f.router.DeliverPacedExcept(st.From, f.to, f.except, xmpp.NewOutbound(st.El))
+			} else {
+				f.router.DeliverPaced(st.From, f.to, xmpp.NewOutbound(st.El))
+			}
 		case <-f.stop:
 			return
 		}
@@ -414,7 +420,14 @@ func (f *fanOut) run(done chan<- struct{}) {
 // TestDeliverPacedSlowsCause: a fan-out delivered from another goroutine
 // (a room actor) to a member above the mark makes the sender named as the
 // cause wait, while the member, reading with a pause, gets everything.
+// DeliverPacedExcept paces the same, and the session it leaves out gets
+// nothing.
 func TestDeliverPacedSlowsCause(t *testing.T) {
+	t.Run("DeliverPaced", func(t *testing.T) { testDeliverPacedSlowsCause(t, false) })
+	t.Run("DeliverPacedExcept", func(t *testing.T) { testDeliverPacedSlowsCause(t, true) })
+}
+
+func testDeliverPacedSlowsCause(t *testing.T, except bool) {
 	// Pacing takes effect at the cause's next read, so what is already in
 	// the actor's mailbox (16 × 2 KiB) lands above the mark: the last
 	// quarter of max_pending must hold it.
@@ -422,6 +435,12 @@ func TestDeliverPacedSlowsCause(t *testing.T) {
 	stalled := stallEvents(e)
 	ctx := ctxT(t)
 	room := &fanOut{router: e.srv.Router(), to: xmpp.MustParseJID("bob@localhost/b"), mb: make(chan *xmpp.Stanza, 16), stop: make(chan struct{})}
+	var left *client.Client
+	if except {
+		// bob/x is an XEP-0045 occupant: the room's other form is for him.
+		left = e.login("bob", "x")
+		room.to, room.except = room.to.Bare(), []xmpp.JID{left.JID()}
+	}
 	e.srv.Router().RegisterService("localhost", "fan.localhost", "", room)
 	actorDone := make(chan struct{})
 	go room.run(actorDone)
@@ -447,6 +466,9 @@ func TestDeliverPacedSlowsCause(t *testing.T) {
 	})
 	if e.metric("xmpp_send_stalls_total") == 0 {
 		t.Error("the cause was never paced")
+	}
+	if left != nil {
+		nothingDelivered(t, left, alice)
 	}
 }
 

@@ -25,6 +25,27 @@ type RosterSource interface {
 	RosterItems(ctx context.Context, user xmpp.JID) ([]*etree.Element, error)
 }
 
+// SessionWatcher learns that a bound session has ended, for state kept per
+// session elsewhere (the rooms a session entered in XEP-0045 form).
+//
+// SessionEnded is called exactly once for every bound session, whatever
+// ended it (the client's close, a stream error, a slow consumer's close, a
+// newer session taking its resource, account deletion, Shutdown, which
+// returns after the calls), with the full JID it was bound to and its
+// epoch, the xmpp.Stanza.Session of every stanza it sent. It is called on
+// the session's reader goroutine after the reader has stopped: every
+// stanza the session sent has been handed to its service before, and the
+// session no longer receives deliveries. A replaced session's call carries
+// its own epoch, never its successor's, and may come after the successor
+// has sent stanzas.
+//
+// SessionEnded must not block: the session's goroutine and connection are
+// held until it returns. A watcher with slow work hands it to a goroutine
+// of its own.
+type SessionWatcher interface {
+	SessionEnded(full xmpp.JID, session uint64)
+}
+
 // Router is the local session table and the stanza router. It is the
 // single-node implementation of "deliver to whoever serves this JID": a
 // later clustered implementation keeps the same Deliver contract.
@@ -35,6 +56,7 @@ type Router struct {
 	users    map[xmpp.JID][]*session // bare JID → bound sessions
 	services map[string]serviceEntry // domain → service
 	rosters  []RosterSource
+	watchers []SessionWatcher
 	account  map[string]Service // payload namespace → handler of iqs to one's own account
 }
 
@@ -70,6 +92,20 @@ func (r *Router) HandleAccountIQ(ns string, svc Service) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.account[ns] = svc
+}
+
+// AddSessionWatcher makes w see the end of every bound session from now on.
+func (r *Router) AddSessionWatcher(w SessionWatcher) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// A new slice: sessionWatchers hands out the old one without a copy.
+	r.watchers = append(slices.Clip(r.watchers), w)
+}
+
+func (r *Router) sessionWatchers() []SessionWatcher {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.watchers
 }
 
 func (r *Router) accountHandler(ns string) Service {
@@ -142,17 +178,31 @@ func (r *Router) sessionsOf(to xmpp.JID) []*session {
 // all of them for a bare JID), keeping 'to' as addressed (RFC 6121 §8.5.2).
 // It never blocks; it reports whether any session took the stanza.
 func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
-	ok, _ := r.deliver(to, out)
+	ok, _ := r.deliver(to, nil, out)
 	return ok
 }
 
-// deliver is Deliver that also returns the stall channel of a recipient
-// above its high-water mark, if any.
-func (r *Router) deliver(to xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
+// DeliverExcept is Deliver to every session serving 'to' but those bound to
+// one of the full JIDs in except: a room sends its XEP-0045 occupants their
+// own form of an event and everyone else of the user the MUC Light form.
+// except holds full JIDs (a bare one leaves out nobody); it is only read. It
+// reports whether any session took the stanza (false when all are left out).
+func (r *Router) DeliverExcept(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+	ok, _ := r.deliver(to, except, out)
+	return ok
+}
+
+// deliver is Deliver that skips the sessions bound to a JID in except and
+// also returns the stall channel of a recipient above its high-water mark,
+// if any.
+func (r *Router) deliver(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
 	targets := r.sessionsOf(to)
 	ok := false
 	var stall <-chan struct{}
 	for _, s := range targets {
+		if len(except) != 0 && slices.Contains(except, *s.jid.Load()) {
+			continue
+		}
 		// 'to' is the session's bare or full JID, whose strings it keeps.
 		toStr := s.bareStr
 		if to.Resource != "" {
@@ -175,13 +225,26 @@ func (r *Router) deliver(to xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}
 // anyone being dropped or the caller blocking. A cause that is not a local
 // full JID is not paced. See rooms.Deliverer.
 func (r *Router) DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool {
-	ok, stall := r.deliver(to, out)
+	ok, stall := r.deliver(to, nil, out)
+	r.pace(cause, stall)
+	return ok
+}
+
+// DeliverPacedExcept is DeliverExcept with DeliverPaced's pacing of cause.
+func (r *Router) DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+	ok, stall := r.deliver(to, except, out)
+	r.pace(cause, stall)
+	return ok
+}
+
+// pace makes the local session of cause, if any, wait on stall (if any)
+// before its next stanza.
+func (r *Router) pace(cause xmpp.JID, stall <-chan struct{}) {
 	if stall != nil && cause.Resource != "" {
 		if c := r.sessionsOf(cause); len(c) == 1 {
 			c[0].paceOn(stall)
 		}
 	}
-	return ok
 }
 
 // DeliverElement is Deliver for a one-off element (replies, notifications

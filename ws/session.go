@@ -83,6 +83,7 @@ type session struct {
 	jid     atomic.Pointer[xmpp.JID] // full JID once bound
 	jidStr  string                   // its string form, written once before registration
 	bareStr string                   // the bare JID's string form, likewise
+	epoch   uint64                   // bind epoch (xmpp.Stanza.Session), likewise
 	bound   atomic.Bool
 
 	qmu      sync.Mutex
@@ -255,6 +256,7 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		return s.handleBind(st)
 	}
 	st.SetFrom(*s.jid.Load())
+	st.Session = s.epoch
 	if toErr != nil {
 		s.replyError(st, xmpp.AsStanzaError(toErr))
 		return nil
@@ -728,6 +730,11 @@ func (s *session) cleanup() {
 	if s.bound.Load() {
 		s.srv.router.unregister(s)
 		s.srv.m.sessions.Dec()
+		// Deferred by the reader loop: every stanza this session sent has
+		// been handed to its service, and nothing is delivered to it now.
+		for _, w := range s.srv.router.sessionWatchers() {
+			w.SessionEnded(*s.jid.Load(), s.epoch)
+		}
 	}
 }
 

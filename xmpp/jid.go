@@ -148,3 +148,18 @@ func (j JID) String() string {
 	}
 	return b.String()
 }
+
+// MarshalText renders j canonically, so that a JID serialises as a JSON
+// string (requests and events crossing nodes); the zero JID is "".
+func (j JID) MarshalText() ([]byte, error) { return []byte(j.String()), nil }
+
+// UnmarshalText parses text with ParseJID, so that what another node sent is
+// canonical and valid before anything compares it; "" is the zero JID.
+func (j *JID) UnmarshalText(text []byte) error {
+	p, err := ParseJID(string(text))
+	if err != nil {
+		return err
+	}
+	*j = p
+	return nil
+}

@@ -1,7 +1,9 @@
 package xmpp
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -190,5 +192,57 @@ func TestJIDWithResource(t *testing.T) {
 	}
 	if j.Resource != "phone" {
 		t.Errorf("WithResource changed its receiver: %#v", j)
+	}
+}
+
+// TestJIDText: a JID crosses nodes as its canonical string in JSON, the zero
+// JID as "", and what comes in is parsed and canonicalised, not trusted.
+func TestJIDText(t *testing.T) {
+	type wire struct {
+		From     JID
+		To       JID
+		Audience []JID
+		Seen     map[JID]int
+	}
+	in := wire{
+		From:     MustParseJID("alice@example.com/My Phone"),
+		Audience: []JID{MustParseJID("bob@example.com"), MustParseJID("muclight.example.com")},
+		Seen:     map[JID]int{MustParseJID("carol@example.com/r"): 2},
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"From":"alice@example.com/My Phone","To":"","Audience":["bob@example.com","muclight.example.com"],"Seen":{"carol@example.com/r":2}}`
+	if string(b) != want {
+		t.Fatalf("Marshal = %s\nwant      %s", b, want)
+	}
+	var out wire
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("round trip = %#v, want %#v", out, in)
+	}
+	if !out.To.IsZero() {
+		t.Errorf("the zero JID came back as %#v", out.To)
+	}
+
+	var j JID
+	if err := json.Unmarshal([]byte(`"ALICE@Example.COM./Res"`), &j); err != nil {
+		t.Fatal(err)
+	}
+	if j != (JID{"alice", "example.com", "Res"}) {
+		t.Errorf("not canonicalised on the way in: %#v", j)
+	}
+	for _, bad := range []string{`"@example.com"`, `"alice@example.com/"`, `"a<b@example.com"`} {
+		keep := j
+		err := json.Unmarshal([]byte(bad), &j)
+		if !errors.Is(err, ErrJIDMalformed) {
+			t.Errorf("Unmarshal(%s) = %v, want ErrJIDMalformed", bad, err)
+		}
+		if j != keep {
+			t.Errorf("Unmarshal(%s) changed the JID to %#v", bad, j)
+		}
 	}
 }

@@ -20,9 +20,10 @@ type Stanza struct {
 	Type string
 	From JID
 	To   JID
-	// Session is the bind epoch of the session that sent the stanza
-	// (unique per bound session for the process's life); zero when no
-	// session did.
+	// Session is the bind epoch of the session that sent the stanza, set by
+	// the endpoint when it routes it: a service tells two sessions with the
+	// same full JID apart by it (a replaced resource gets a new one). Zero
+	// for a stanza that no session sent.
 	Session uint64
 }
 
