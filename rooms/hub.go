@@ -74,6 +74,13 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
 	})
 	h.leaves.start(h.core)
+	if ho.Registerer != nil {
+		ho.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "muc_light_muc_occupancies", Help: "Rooms entered with XEP-0045 presence, counted per session (bounded: 1,000 per session).",
+		}, func() float64 { return float64(h.entered.size()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "muc_light_muc_leaves_pending", Help: "XEP-0045 occupancies of ended sessions waiting to be left.",
+		}, func() float64 { return float64(h.leaves.len()) }))
+	}
 	return h
 }
 
@@ -355,6 +362,16 @@ func (x *sessionIndex) remove(full xmpp.JID, session uint64, rm xmpp.JID) {
 	}
 }
 
+func (x *sessionIndex) size() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, set := range x.byID {
+		n += len(set)
+	}
+	return n
+}
+
 func (x *sessionIndex) take(full xmpp.JID, session uint64) []xmpp.JID {
 	k := sessionKey{full, session}
 	x.mu.Lock()
@@ -427,3 +444,9 @@ func (q *leaveQueue) stopping() {
 }
 
 func (q *leaveQueue) wait() { <-q.done }
+
+func (q *leaveQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue)
+}

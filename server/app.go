@@ -146,9 +146,10 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	for svc, host := range a.hub.Services() {
 		a.ws.Router().RegisterService(host, svc, a.hub.DiscoNode(), a.hub)
 	}
-	if cfg.rooms.LegacyMode {
-		a.ws.Router().HandleAccountIQ(rooms.NSPrivacy, a.hub) // blocking as privacy lists
-	}
+	// Blocking as privacy lists, for XEP-0045 clients, in both modes.
+	a.ws.Router().HandleAccountIQ(rooms.NSPrivacy, a.hub)
+	// A session's XEP-0045 occupancies end with it.
+	a.ws.Router().AddSessionWatcher(a.hub)
 	a.ws.Router().AddRosterSource(a.hub)
 
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
