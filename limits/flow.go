@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"errors"
 	"context"
 	"sync"
 	"time"
@@ -100,9 +101,10 @@ func NewQueryLimiter(server, perRoom int) *QueryLimiter {
 
 // Errors of Acquire: the room's cap or the server's was reached.
 var (
-	ErrRoomQueries   = &xmpp.StanzaError{Type: xmpp.Wait, Condition: xmpp.ResourceConstraint, Text: "too many history queries in this room, try again"}
-	ErrServerQueries = &xmpp.StanzaError{Type: xmpp.Wait, Condition: xmpp.ResourceConstraint, Text: "the history service is busy, try again"}
-	errShutdown      = xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
+	ErrRoomQueries   = &Refusal{Reason: "room", Condition: "resource-constraint", Text: "too many history queries in this room, try again", Wait: true}
+	ErrServerQueries = &Refusal{Reason: "server", Condition: "resource-constraint", Text: "the history service is busy, try again", Wait: true}
+	// ErrShutdown is a wait cut short by the end of the service's life.
+	ErrShutdown = errors.New("limits: shutting down")
 )
 
 // Acquire takes a place for a query of room: refused at once over the
@@ -140,7 +142,7 @@ func (q *QueryLimiter) Acquire(ctx, life context.Context, room xmpp.JID, wait ti
 			return nil, "", ErrServerQueries
 		case <-life.Done():
 			leaveRoom()
-			return nil, "", errShutdown
+			return nil, "", ErrShutdown
 		}
 	}
 	var once sync.Once

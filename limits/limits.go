@@ -107,6 +107,9 @@ type Refusal struct {
 	Wait      bool
 }
 
+// Error implements error, so a refusal travels as one.
+func (r *Refusal) Error() string { return r.Condition + ": " + r.Text }
+
 // Limiter refusals, worded as Prosody words them.
 var (
 	refusalTooLong    = Refusal{Reason: ReasonTooLong, Condition: "policy-violation", Text: "Your message is too long, please write a shorter one"}

@@ -373,7 +373,14 @@ func (h *Hub) fail(req Request, err error) {
 // errorOf turns a failure into the error a client is shown.
 func (h *Hub) errorOf(hd *Head, err error) *Error {
 	var se *xmpp.StanzaError
-	if !errors.As(err, &se) {
+	var ref *limits.Refusal
+	switch {
+	case errors.As(err, &ref):
+		errors.As(refusalError(ref), &se)
+	case errors.Is(err, limits.ErrShutdown):
+		se = xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
+	}
+	if se == nil && !errors.As(err, &se) {
 		h.log.Error("request failed", "to", hd.Origin.To.String(), "from", hd.Origin.From.String(), "err", err)
 		h.m.internalErrors.Inc()
 		se = xmpp.NewError(xmpp.InternalServerError, "")
