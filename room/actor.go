@@ -336,4 +336,7 @@ func (r *actor) removed(q *Removed) {
 	if err := r.announce(&q.Head, q.NoticeID, q.Result, xmpp.JID{Domain: r.jid.Domain}); err != nil {
 		r.hub.log.Error("announcing a user's removal", "room", r.jid.String(), "err", err)
 	}
+	if !r.exists {
+		r.occupants = nil // the room went with its domain: nobody is in it
+	}
 }

@@ -282,10 +282,10 @@ func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, m *mail) (*actor, err
 	_, creates := m.req.(*Create)
 	_, join := m.req.(*Join)
 	_, removed := m.req.(*Removed)
-	_, leave := m.req.(*Leave)
-	if leave {
-		// An occupant's leave for an unloaded room: it held no occupancy
-		// (an entered room never unloads), so nothing is to be done.
+	if _, leave := m.req.(*Leave); leave && m.req.Header().Origin.Internal() {
+		// An ended session's leave for an unloaded room: it held no
+		// occupancy (an entered room never unloads), so nothing is to be
+		// done, and no store read is spent on it.
 		return nil, errStaleLeave
 	}
 	if !removed && !creates {
