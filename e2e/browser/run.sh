@@ -28,5 +28,6 @@ if [ -z "${XMPPWS_BIN:-}" ] || [ ! -x "$XMPPWS_BIN" ]; then
 	export XMPPWS_BIN="$tmp/xmppws"
 fi
 
+# --experimental-websocket: xmpp.js (dialects.test.mjs) needs a global WebSocket on Node 20.
 echo "== node --test e2e/browser/"
-node --test e2e/browser/
+node --experimental-websocket --test e2e/browser/
