@@ -7,16 +7,16 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
-// affRules are the room-independent inputs of an affiliation change.
-type affRules struct {
-	equalOccupants bool
-	maxOccupants   int   // 0: unlimited
-	now            int64 // Since for joining users
+// AffRules are the room-independent inputs of an affiliation change.
+type AffRules struct {
+	EqualOccupants bool
+	MaxOccupants   int   // 0: unlimited
+	Now            int64 // Since for joining users
 }
 
 func compareJID(a, b xmpp.JID) int { return strings.Compare(a.String(), b.String()) }
 
-func affOf(list []Aff, u xmpp.JID) Affiliation {
+func AffOf(list []Aff, u xmpp.JID) Affiliation {
 	for _, a := range list {
 		if a.User == u {
 			return a.Aff
@@ -25,24 +25,24 @@ func affOf(list []Aff, u xmpp.JID) Affiliation {
 	return None
 }
 
-// applyAffChanges computes the list that results from items applied to cur,
+// ApplyAffChanges computes the list that results from items applied to cur,
 // with MUC Light's rules: a user at most once per request; no item that
 // changes nothing; at most one owner (promoting a user demotes the old owner
 // to member); when the owner goes without a successor, the longest-standing
 // remaining member takes over (then a joining member, then an owner that
 // demoted itself); no owners in an equal-occupants room; the size cap. It is
 // pure, so a store may call it again after a concurrent write.
-func applyAffChanges(cur []Aff, items []AffItem, r affRules) ([]Aff, error) {
+func ApplyAffChanges(cur []Aff, items []AffItem, r AffRules) ([]Aff, error) {
 	seen := make(map[xmpp.JID]bool, len(items))
 	for _, it := range items {
 		if seen[it.User] {
 			return nil, xmpp.NewError(xmpp.BadRequest, "cannot change the affiliation of one user twice in a request")
 		}
 		seen[it.User] = true
-		if affOf(cur, it.User) == it.Aff {
+		if AffOf(cur, it.User) == it.Aff {
 			return nil, xmpp.NewError(xmpp.BadRequest, "meaningless change: "+it.User.String()+" is already "+string(it.Aff))
 		}
-		if it.Aff == Owner && r.equalOccupants {
+		if it.Aff == Owner && r.EqualOccupants {
 			return nil, xmpp.NewError(xmpp.BadRequest, "rooms of this service have no owners")
 		}
 	}
@@ -54,7 +54,7 @@ func applyAffChanges(cur []Aff, items []AffItem, r affRules) ([]Aff, error) {
 		case it.Aff == None:
 			next = slices.Delete(next, i, i+1)
 		case i < 0:
-			next = append(next, Aff{User: it.User, Aff: it.Aff, Since: r.now})
+			next = append(next, Aff{User: it.User, Aff: it.Aff, Since: r.Now})
 			joined = append(joined, it.User)
 		default:
 			next[i].Aff = it.Aff
@@ -63,13 +63,13 @@ func applyAffChanges(cur []Aff, items []AffItem, r affRules) ([]Aff, error) {
 			promoted = append(promoted, it.User)
 		}
 	}
-	if !r.equalOccupants {
+	if !r.EqualOccupants {
 		var err error
 		if next, err = settleOwner(cur, next, promoted, joined); err != nil {
 			return nil, err
 		}
 	}
-	if r.maxOccupants > 0 && len(next) > r.maxOccupants {
+	if r.MaxOccupants > 0 && len(next) > r.MaxOccupants {
 		return nil, xmpp.NewError(xmpp.BadRequest, "the room would exceed max_occupants")
 	}
 	slices.SortFunc(next, func(a, b Aff) int { return compareJID(a.User, b.User) })
@@ -106,7 +106,7 @@ func settleOwner(cur, next []Aff, promoted, joined []xmpp.JID) ([]Aff, error) {
 func successor(cur, next []Aff, joined []xmpp.JID) int {
 	best := -1
 	for i, a := range next {
-		if slices.Contains(joined, a.User) || affOf(cur, a.User) != Member {
+		if slices.Contains(joined, a.User) || AffOf(cur, a.User) != Member {
 			continue
 		}
 		if best < 0 || a.Since < next[best].Since || (a.Since == next[best].Since && compareJID(a.User, next[best].User) < 0) {
@@ -121,20 +121,20 @@ func successor(cur, next []Aff, joined []xmpp.JID) int {
 			return i
 		}
 	}
-	return slices.IndexFunc(next, func(a Aff) bool { return affOf(cur, a.User) == Owner })
+	return slices.IndexFunc(next, func(a Aff) bool { return AffOf(cur, a.User) == Owner })
 }
 
-// affDiff lists what changed between two lists, sorted by user: each user
+// AffDiff lists what changed between two lists, sorted by user: each user
 // whose affiliation differs, with the new one (None for the departed).
-func affDiff(old, new []Aff) []AffItem {
+func AffDiff(old, new []Aff) []AffItem {
 	var out []AffItem
 	for _, a := range new {
-		if affOf(old, a.User) != a.Aff {
+		if AffOf(old, a.User) != a.Aff {
 			out = append(out, AffItem{User: a.User, Aff: a.Aff})
 		}
 	}
 	for _, a := range old {
-		if affOf(new, a.User) == None {
+		if AffOf(new, a.User) == None {
 			out = append(out, AffItem{User: a.User, Aff: None})
 		}
 	}
@@ -149,15 +149,15 @@ func sameAffs(a, b []Aff) bool {
 		return false
 	}
 	for _, x := range a {
-		if affOf(b, x.User) != x.Aff {
+		if AffOf(b, x.User) != x.Aff {
 			return false
 		}
 	}
 	return true
 }
 
-// usersOf is an occupant list as change items.
-func usersOf(list []Aff) []AffItem {
+// UsersOf is an occupant list as change items.
+func UsersOf(list []Aff) []AffItem {
 	out := make([]AffItem, len(list))
 	for i, a := range list {
 		out[i] = AffItem{User: a.User, Aff: a.Aff}
@@ -165,9 +165,4 @@ func usersOf(list []Aff) []AffItem {
 	return out
 }
 
-// AffDiff is the change list that turns old into new: what notifications
-// list.
-func AffDiff(old, new []Aff) []AffItem { return affDiff(old, new) }
 
-// AffOf is a user's affiliation in a list (None when absent).
-func AffOf(list []Aff, u xmpp.JID) Affiliation { return affOf(list, u) }

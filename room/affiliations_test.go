@@ -35,7 +35,7 @@ func items(spec string) []AffItem {
 func TestApplyAffChanges(t *testing.T) {
 	for _, tc := range []struct {
 		name, items, want string
-		rules             affRules
+		rules             AffRules
 		cur               []Aff
 	}{
 		{name: "add member", items: "mike=member", want: "alice=owner,bob=member,kate=member,mike=member"},
@@ -51,11 +51,11 @@ func TestApplyAffChanges(t *testing.T) {
 		{name: "meaningless member to member", items: "bob=member", want: "error: meaningless"},
 		{name: "meaningless removal of a stranger", items: "mike=none", want: "error: meaningless"},
 		{name: "two new owners", items: "bob=owner,kate=owner", want: "error: at most one owner"},
-		{name: "owner in equal room", items: "bob=owner", rules: affRules{equalOccupants: true}, want: "error: no owners"},
-		{name: "equal room: leaving promotes nobody", items: "alice=none", rules: affRules{equalOccupants: true},
+		{name: "owner in equal room", items: "bob=owner", rules: AffRules{EqualOccupants: true}, want: "error: no owners"},
+		{name: "equal room: leaving promotes nobody", items: "alice=none", rules: AffRules{EqualOccupants: true},
 			cur: []Aff{{User: j("alice"), Aff: Member}, {User: j("bob"), Aff: Member}}, want: "bob=member"},
-		{name: "max occupants", items: "mike=member", rules: affRules{maxOccupants: 3}, want: "error: max_occupants"},
-		{name: "max occupants after removal", items: "mike=member,bob=none", rules: affRules{maxOccupants: 3}, want: "alice=owner,kate=member,mike=member"},
+		{name: "max occupants", items: "mike=member", rules: AffRules{MaxOccupants: 3}, want: "error: max_occupants"},
+		{name: "max occupants after removal", items: "mike=member,bob=none", rules: AffRules{MaxOccupants: 3}, want: "alice=owner,kate=member,mike=member"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cur := tc.cur
@@ -63,7 +63,7 @@ func TestApplyAffChanges(t *testing.T) {
 				cur = baseRoom()
 			}
 			before := render(cur)
-			next, err := applyAffChanges(cur, items(tc.items), tc.rules)
+			next, err := ApplyAffChanges(cur, items(tc.items), tc.rules)
 			got := render(next)
 			if err != nil {
 				got = "error: " + err.Error()
@@ -85,9 +85,9 @@ func TestApplyAffChanges(t *testing.T) {
 
 func TestAffDiff(t *testing.T) {
 	old := baseRoom()
-	next, _ := applyAffChanges(old, items("bob=none,alice=member,zed=member"), affRules{})
+	next, _ := ApplyAffChanges(old, items("bob=none,alice=member,zed=member"), AffRules{})
 	var got []string
-	for _, it := range affDiff(old, next) {
+	for _, it := range AffDiff(old, next) {
 		got = append(got, fmt.Sprintf("%s=%s", it.User.Local, it.Aff))
 	}
 	if s := strings.Join(got, ","); s != "alice=member,bob=none,kate=owner,zed=member" {

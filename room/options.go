@@ -190,7 +190,7 @@ func (s Schema) validate() error {
 }
 
 // field finds a field by its wire name.
-func (s Schema) field(name string) (SchemaField, bool) {
+func (s Schema) Lookup(name string) (SchemaField, bool) {
 	for _, f := range s {
 		if f.Name == name {
 			return f, true
@@ -210,7 +210,7 @@ func (s Schema) byKey(key string) (SchemaField, bool) {
 }
 
 // defaults returns a full configuration of default values.
-func (s Schema) defaults() Config {
+func (s Schema) Defaults() Config {
 	c := make(Config, len(s))
 	for _, f := range s {
 		c[f.InternalKey] = f.Default

@@ -31,7 +31,7 @@ func (f SchemaField) parse(v string) (string, error) {
 // changes keyed by internal key, plus the fields in request order for the
 // notification (duplicates: the first wins). Unknown fields, reserved names
 // and type errors are bad-request.
-func (s Schema) parseConfig(fields []Field) (Config, []Field, error) {
+func (s Schema) ParseConfig(fields []Field) (Config, []Field, error) {
 	changes := make(Config, len(fields))
 	var echo []Field
 	seen := map[string]bool{}
@@ -39,7 +39,7 @@ func (s Schema) parseConfig(fields []Field) (Config, []Field, error) {
 		if reservedFields[fl.Name] {
 			return nil, nil, xmpp.NewError(xmpp.BadRequest, "<"+fl.Name+"/> is not a configuration field")
 		}
-		f, ok := s.field(fl.Name)
+		f, ok := s.Lookup(fl.Name)
 		if !ok {
 			return nil, nil, xmpp.NewError(xmpp.BadRequest, fl.Name+": no such configuration field")
 		}
@@ -59,7 +59,7 @@ func (s Schema) parseConfig(fields []Field) (Config, []Field, error) {
 
 // render lists a full configuration as wire fields in schema order, taking
 // defaults for anything the stored config lacks.
-func (s Schema) render(c Config) []Field {
+func (s Schema) Render(c Config) []Field {
 	out := make([]Field, 0, len(s))
 	for _, f := range s {
 		v, ok := c[f.InternalKey]

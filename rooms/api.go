@@ -7,6 +7,7 @@ import (
 	"github.com/wschat/xmppws/muc"
 	"github.com/wschat/xmppws/muclight"
 	"github.com/wschat/xmppws/room"
+	"github.com/wschat/xmppws/roomhub"
 	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -74,7 +75,7 @@ type (
 	Schema      = room.Schema
 	SchemaField = room.SchemaField
 	FieldType   = room.FieldType
-	MAMOptions  = room.MAMOptions
+	MAMOptions  = roomhub.MAMOptions
 	AffItem     = room.AffItem
 )
 
@@ -103,8 +104,8 @@ type (
 const (
 	DefaultMaxQueries        = limits.DefaultMaxQueries
 	DefaultMaxQueriesPerRoom = limits.DefaultMaxQueriesPerRoom
-	DefaultStoreTimeout      = room.DefaultStoreTimeout
-	DefaultMailboxSize       = room.DefaultMailboxSize
+	DefaultStoreTimeout      = roomhub.DefaultStoreTimeout
+	DefaultMailboxSize       = roomhub.DefaultMailboxSize
 )
 
 // Limiter refusal reasons, as the metrics label them.

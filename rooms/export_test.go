@@ -2,13 +2,14 @@ package rooms
 
 import (
 	"github.com/wschat/xmppws/room"
+	"github.com/wschat/xmppws/roomhub"
 	"github.com/wschat/xmppws/xmpp"
 )
 
 // hooks are the core's test hooks as the tests set them one at a time.
-func (h *Hub) hooks() *room.Hooks {
+func (h *Hub) hooks() *roomhub.Hooks {
 	if h.testHooks == nil {
-		h.testHooks = &room.Hooks{}
+		h.testHooks = &roomhub.Hooks{}
 	}
 	return h.testHooks
 }

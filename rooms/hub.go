@@ -13,6 +13,7 @@ import (
 	"github.com/wschat/xmppws/muc"
 	"github.com/wschat/xmppws/muclight"
 	"github.com/wschat/xmppws/room"
+	"github.com/wschat/xmppws/roomhub"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -21,13 +22,13 @@ import (
 // and renders the core's replies and events for each recipient session in
 // the dialect that session uses in that room.
 type Hub struct {
-	core   *room.Hub
+	core   *roomhub.Hub
 	opts   Options
 	out    Deliverer
 	except ExceptDeliverer // nil: the Deliverer cannot leave sessions out
 	log    *slog.Logger
 
-	testHooks *room.Hooks // tests only (export_test.go)
+	testHooks *roomhub.Hooks // tests only (export_test.go)
 
 	entered *sessionIndex
 	leaves  leaveQueue
@@ -65,11 +66,11 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	}
 	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex()}
 	h.except, _ = out.(ExceptDeliverer)
-	var notices room.NoticeForm
+	var notices roomhub.NoticeForm
 	if !opts.LegacyMode {
 		notices = muclight.Notices{} // legacy mode archives no room events, as MongooseIM
 	}
-	h.core = room.NewHub(opts, hosts, store, sink{h}, room.HubOptions{
+	h.core = roomhub.NewHub(opts, hosts, store, sink{h}, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
 		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
 	})
@@ -395,7 +396,7 @@ type leaveQueue struct {
 	done    chan struct{}
 }
 
-func (q *leaveQueue) start(core *room.Hub) {
+func (q *leaveQueue) start(core *roomhub.Hub) {
 	q.poke, q.done = make(chan struct{}, 1), make(chan struct{})
 	go func() {
 		defer close(q.done)

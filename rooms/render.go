@@ -15,7 +15,7 @@ import (
 // is the same in both and is delivered as the core framed it.
 type sink struct{ h *Hub }
 
-// Reply implements room.Sink.
+// Reply implements roomhub.Sink.
 func (s sink) Reply(rep room.Reply) {
 	h, o := s.h, rep.Origin
 	switch {
@@ -34,7 +34,7 @@ func (s sink) Reply(rep room.Reply) {
 	}
 }
 
-// Event implements room.Sink.
+// Event implements roomhub.Sink.
 func (s sink) Event(ev room.Event) {
 	h := s.h
 	switch ev := ev.(type) {

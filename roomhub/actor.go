@@ -1,8 +1,9 @@
-package room
+package roomhub
 
 import (
 	"context"
 	"errors"
+	"github.com/wschat/xmppws/room"
 	"sync"
 	"time"
 
@@ -28,12 +29,12 @@ type actor struct {
 	loaded  bool // state below reflects the store
 	exists  bool
 	cfg     roomstore.Config
-	affs    []Aff
+	affs    []room.Aff
 	version string
 	affsAt  time.Time // when affs were read, for cache_affs
 
 	// occupants are the XEP-0045 sessions in the room; never stored.
-	occupants []Occupant
+	occupants []room.Occupant
 
 	// Groupchat messages accepted but waiting for their archive write.
 	seq       uint64
@@ -211,10 +212,10 @@ func (r *actor) handle(m *mail) {
 		}()
 	}
 	switch q := req.(type) {
-	case *Removed:
+	case *room.Removed:
 		r.removed(q)
 		return
-	case *Leave:
+	case *room.Leave:
 		r.leave(q)
 		return
 	}
@@ -224,26 +225,26 @@ func (r *actor) handle(m *mail) {
 		return
 	}
 	var err error
-	_, join := req.(*Join)
-	if c, ok := req.(*Create); ok {
+	_, join := req.(*room.Join)
+	if c, ok := req.(*room.Create); ok {
 		err = r.create(c, m.rated)
 	} else if join && !r.exists {
-		err = r.joinCreate(req.(*Join), m.rated)
+		err = r.joinCreate(req.(*room.Join), m.rated)
 	} else if !r.exists {
 		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
 	} else {
-		if _, ok := req.(*Post); ok {
+		if _, ok := req.(*room.Post); ok {
 			if err = r.refreshAffs(); err != nil {
 				r.hub.fail(req, err)
 				return
 			}
 		}
 		sender := req.Header().Origin.From.Bare()
-		aff := affOf(r.affs, sender)
+		aff := room.AffOf(r.affs, sender)
 		switch {
-		case join && aff == None:
+		case join && aff == room.None:
 			err = xmpp.NewError(xmpp.RegistrationRequired, "only members may enter this room")
-		case !r.exists || aff == None:
+		case !r.exists || aff == room.None:
 			err = xmpp.NewError(xmpp.ItemNotFound, "you are not an occupant of this room")
 		default:
 			err = r.apply(m, sender, aff)
@@ -255,34 +256,34 @@ func (r *actor) handle(m *mail) {
 }
 
 // apply runs a request of an occupant with affiliation aff.
-func (r *actor) apply(m *mail, sender xmpp.JID, aff Affiliation) error {
+func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 	switch q := m.req.(type) {
-	case *Post:
+	case *room.Post:
 		if err := r.limit(aff, q.Body); err != nil {
 			return err
 		}
 		return r.groupchat(q, sender)
-	case *Destroy:
+	case *room.Destroy:
 		return r.destroy(q, aff)
-	case *GetConfig:
+	case *room.GetConfig:
 		return r.getConfig(q)
-	case *SetConfig:
+	case *room.SetConfig:
 		if err := r.limit(aff, ""); err != nil {
 			return err
 		}
 		return r.setConfig(q, aff)
-	case *GetAffs:
+	case *room.GetAffs:
 		return r.getAffs(q)
-	case *ChangeAffs:
+	case *room.ChangeAffs:
 		return r.changeAffs(q, sender, aff)
-	case *GetInfo:
+	case *room.GetInfo:
 		return r.getInfo(q)
-	case *Join:
+	case *room.Join:
 		return r.join(q, sender, aff)
-	case *Ping, *AcceptDefaults:
-		r.ok(m.req, Reply{})
+	case *room.Ping, *room.AcceptDefaults:
+		r.ok(m.req, room.Reply{})
 		return nil
-	case *QueryHistory:
+	case *room.QueryHistory:
 		release := m.release
 		m.release = nil // the query gives its place back when it ends
 		r.hub.wg.Add(1)
@@ -293,18 +294,18 @@ func (r *actor) apply(m *mail, sender xmpp.JID, aff Affiliation) error {
 }
 
 // ok sends the successful reply to a request, rep's other fields as set.
-func (r *actor) ok(req Request, rep Reply) {
+func (r *actor) ok(req room.Request, rep room.Reply) {
 	hd := req.Header()
 	if hd.Origin.Internal() {
 		return
 	}
-	rep.Room, rep.Origin, rep.Op = r.jid, hd.Origin, TypeName(req)
+	rep.Room, rep.Origin, rep.Op = r.jid, hd.Origin, room.TypeName(req)
 	r.hub.sink.Reply(rep)
 }
 
 // limit passes an event through the room's flood limiter; a refusal is
 // counted and returned for the sender alone.
-func (r *actor) limit(aff Affiliation, body string) error {
+func (r *actor) limit(aff room.Affiliation, body string) error {
 	ref := r.limiter.Check(aff, body, r.hub.now())
 	if ref == nil {
 		return nil
@@ -314,7 +315,7 @@ func (r *actor) limit(aff Affiliation, body string) error {
 }
 
 // limitNick checks a nick (XEP-0045 join, join-create) against the limiter.
-func (r *actor) limitNick(aff Affiliation, nick string) error {
+func (r *actor) limitNick(aff room.Affiliation, nick string) error {
 	ref := r.limiter.CheckNick(aff, nick)
 	if ref == nil {
 		return nil
@@ -325,7 +326,7 @@ func (r *actor) limitNick(aff Affiliation, nick string) error {
 
 // removed brings the actor up to date after the store took a user out of
 // the room, and announces the change as if the user had left.
-func (r *actor) removed(q *Removed) {
+func (r *actor) removed(q *room.Removed) {
 	r.loaded = false // reread: the store is the truth, the cache may predate the change
 	if err := r.load(); err != nil {
 		r.hub.log.Error("reloading room after user removal", "room", r.jid.String(), "err", err)

@@ -1,6 +1,7 @@
-package room
+package roomhub
 
 import (
+	"github.com/wschat/xmppws/room"
 	"slices"
 
 	"github.com/wschat/xmppws/xmpp"
@@ -12,7 +13,7 @@ const DefaultMaxEntered = 10000
 
 // join lets a XEP-0045 session enter: it must be affiliated; its nick and
 // the room's rate are checked as for any event.
-func (r *actor) join(q *Join, sender xmpp.JID, aff Affiliation) error {
+func (r *actor) join(q *room.Join, sender xmpp.JID, aff room.Affiliation) error {
 	if err := r.limitNick(aff, q.Nick); err != nil {
 		return err
 	}
@@ -24,9 +25,9 @@ func (r *actor) join(q *Join, sender xmpp.JID, aff Affiliation) error {
 
 // enter adds the session to the occupant set and emits OccupantJoined: from
 // now on that session gets this room's events in XEP-0045 form.
-func (r *actor) enter(q *Join, sender xmpp.JID, aff Affiliation, created bool) error {
-	o := Occupant{JID: q.Origin.From, Session: q.Origin.Session, Nick: q.Nick}
-	i := slices.IndexFunc(r.occupants, func(e Occupant) bool { return e.JID == o.JID })
+func (r *actor) enter(q *room.Join, sender xmpp.JID, aff room.Affiliation, created bool) error {
+	o := room.Occupant{JID: q.Origin.From, Session: q.Origin.Session, Nick: q.Nick}
+	i := slices.IndexFunc(r.occupants, func(e room.Occupant) bool { return e.JID == o.JID })
 	max := r.hub.opts.MaxOccupants
 	if max <= 0 {
 		max = DefaultMaxEntered
@@ -43,10 +44,10 @@ func (r *actor) enter(q *Join, sender xmpp.JID, aff Affiliation, created bool) e
 	}
 	r.occupants = next
 	subject := ""
-	if f, ok := r.hub.opts.Schema.field("subject"); ok {
+	if f, ok := r.hub.opts.Schema.Lookup("subject"); ok {
 		subject = r.cfg[f.InternalKey]
 	}
-	r.hub.sink.Event(&OccupantJoined{EventHead: r.eventHead(&q.Head), Occupant: o, Aff: aff, Affs: r.affs,
+	r.hub.sink.Event(&room.OccupantJoined{EventHead: r.eventHead(&q.Head), Occupant: o, Aff: aff, Affs: r.affs,
 		Subject: subject, Created: created})
 	return nil
 }
@@ -55,18 +56,18 @@ func (r *actor) enter(q *Join, sender xmpp.JID, aff Affiliation, created bool) e
 // occupant's own unavailable presence) when the sender is affiliated, as
 // every XEP-0045 client expects; a leave for a session that is not in the
 // set, or an older session of that resource, only loses its entry if any.
-func (r *actor) leave(q *Leave) {
-	i := slices.IndexFunc(r.occupants, func(e Occupant) bool {
+func (r *actor) leave(q *room.Leave) {
+	i := slices.IndexFunc(r.occupants, func(e room.Occupant) bool {
 		return e.JID == q.Occupant && (q.Session == 0 || e.Session == q.Session)
 	})
-	var o Occupant
+	var o room.Occupant
 	if i >= 0 {
 		o = r.occupants[i]
 		r.occupants = slices.Delete(slices.Clone(r.occupants), i, i+1)
 	}
-	if q.Reason != LeftUnavailable || q.Origin.Internal() {
+	if q.Reason != room.LeftUnavailable || q.Origin.Internal() {
 		if i >= 0 {
-			r.hub.sink.Event(&OccupantLeft{EventHead: r.eventHead(&q.Head), Occupant: o, Reason: q.Reason})
+			r.hub.sink.Event(&room.OccupantLeft{EventHead: r.eventHead(&q.Head), Occupant: o, Reason: q.Reason})
 		}
 		return
 	}
@@ -75,25 +76,25 @@ func (r *actor) leave(q *Leave) {
 		r.hub.fail(q, err)
 		return
 	}
-	aff := affOf(r.affs, q.Occupant.Bare())
-	if !r.exists || aff == None {
+	aff := room.AffOf(r.affs, q.Occupant.Bare())
+	if !r.exists || aff == room.None {
 		r.hub.fail(q, xmpp.NewError(xmpp.ItemNotFound, "you are not an occupant of this room"))
 		return
 	}
 	if i < 0 {
-		o = Occupant{JID: q.Occupant, Session: q.Session}
+		o = room.Occupant{JID: q.Occupant, Session: q.Session}
 	}
-	r.hub.sink.Event(&OccupantLeft{EventHead: r.eventHead(&q.Head), Occupant: o, Aff: aff, Reason: q.Reason})
+	r.hub.sink.Event(&room.OccupantLeft{EventHead: r.eventHead(&q.Head), Occupant: o, Aff: aff, Reason: q.Reason})
 }
 
 // pruneOccupants drops the entries of users no longer affiliated; the
 // event that removed them still lists them, so they are told in XEP-0045
 // form.
-func (r *actor) pruneOccupants(affs []Aff) {
+func (r *actor) pruneOccupants(affs []room.Aff) {
 	if len(r.occupants) == 0 {
 		return
 	}
-	keep := slices.DeleteFunc(slices.Clone(r.occupants), func(o Occupant) bool { return affOf(affs, o.JID.Bare()) == None })
+	keep := slices.DeleteFunc(slices.Clone(r.occupants), func(o room.Occupant) bool { return room.AffOf(affs, o.JID.Bare()) == room.None })
 	if len(keep) == 0 {
 		keep = nil
 	}

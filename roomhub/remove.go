@@ -1,8 +1,9 @@
-package room
+package roomhub
 
 import (
 	"context"
 	"errors"
+	"github.com/wschat/xmppws/room"
 
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -13,10 +14,10 @@ import (
 // occupants, and deletes its blocking list.
 func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
 	user = user.Bare()
-	rules := affRules{equalOccupants: h.opts.EqualOccupants}
-	leave := func(u xmpp.JID) AffChange {
-		return func(cur []Aff) ([]Aff, error) {
-			return applyAffChanges(cur, []AffItem{{User: u, Aff: None}}, rules)
+	rules := room.AffRules{EqualOccupants: h.opts.EqualOccupants}
+	leave := func(u xmpp.JID) room.AffChange {
+		return func(cur []room.Aff) ([]room.Aff, error) {
+			return room.ApplyAffChanges(cur, []room.AffItem{{User: u, Aff: room.None}}, rules)
 		}
 	}
 	var errs []error
@@ -24,15 +25,15 @@ func (h *Hub) RemoveUser(ctx context.Context, user xmpp.JID) error {
 		if host != user.Domain {
 			continue
 		}
-		removals, err := h.store.RemoveUser(ctx, user, svc, leave, NewVersion, h.caps())
+		removals, err := h.store.RemoveUser(ctx, user, svc, leave, room.NewVersion, h.caps())
 		errs = append(errs, err)
-		id := RandomHex(8)
+		id := room.RandomHex(8)
 		// The actors must learn of every change (their cached occupants
 		// would let the removed user talk), so these wait for room in a
 		// full mailbox as long as the hub runs.
 		for i := range removals {
 			res := removals[i].Result
-			h.dispatch(context.Background(), &mail{req: &Removed{Head: Head{Room: removals[i].Room}, Result: res, NoticeID: id}})
+			h.dispatch(context.Background(), &mail{req: &room.Removed{Head: room.Head{Room: removals[i].Room}, Result: res, NoticeID: id}})
 		}
 	}
 	return errors.Join(errs...)
@@ -61,7 +62,7 @@ func (h *Hub) RemoveDomain(ctx context.Context, domain string) error {
 	}
 	h.mu.RUnlock()
 	for _, j := range loaded {
-		h.dispatch(context.Background(), &mail{req: &Removed{Head: Head{Room: j}}})
+		h.dispatch(context.Background(), &mail{req: &room.Removed{Head: room.Head{Room: j}}})
 	}
 	return errors.Join(errs...)
 }

@@ -1,4 +1,4 @@
-package room
+package roomhub
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

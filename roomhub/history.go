@@ -1,8 +1,9 @@
-package room
+package roomhub
 
 import (
 	"context"
 	"fmt"
+	"github.com/wschat/xmppws/room"
 	"sync"
 	"time"
 
@@ -52,8 +53,8 @@ const queryTimeout = 30 * time.Second
 // archive write before anyone receives it.
 type pendingMsg struct {
 	seq uint64
-	req *Post
-	ev  *Posted
+	req *room.Post
+	ev  *room.Posted
 }
 
 // commitResult is the archive's verdict on one pending message.
@@ -92,14 +93,14 @@ func (c *commits) take() []commitResult {
 // groupchat broadcasts an occupant's message to every occupant, the sender
 // included, from room/sender-bare-JID: one serialisation, many deliveries.
 // With history on it is archived first and delivered once durable.
-func (r *actor) groupchat(q *Post, sender xmpp.JID) error {
+func (r *actor) groupchat(q *room.Post, sender xmpp.JID) error {
 	h := r.hub
 	id := q.Origin.ID
 	if id == "" {
-		id = RandomHex(8)
+		id = room.RandomHex(8)
 	}
 	from := r.jid.WithResource(sender.String())
-	ev := &Posted{EventHead: EventHead{Room: r.jid, Origin: q.Origin}, Sender: sender, Audience: r.affs}
+	ev := &room.Posted{EventHead: room.EventHead{Room: r.jid, Origin: q.Origin}, Sender: sender, Audience: r.affs}
 	if h.archiver == nil {
 		ev.Time = h.now()
 		ev.Stanza = xmpp.GroupchatFrame(id, from, q.Payload, r.jid, "")
@@ -124,7 +125,7 @@ func (r *actor) groupchat(q *Post, sender xmpp.JID) error {
 }
 
 // fanout hands a message to the edges for every occupant.
-func (r *actor) fanout(ev *Posted) {
+func (r *actor) fanout(ev *room.Posted) {
 	r.hub.sink.Event(ev)
 	r.hub.m.fanout.Add(float64(len(ev.Audience)))
 }
@@ -226,7 +227,7 @@ func (r *actor) deliverCommitted() {
 // archived). It runs in the actor, before the notifications go out; such
 // events are rare. When the write fails the event must not be announced:
 // the error goes to the requester.
-func (r *actor) archiveNotice(reqID, version string, items []AffItem) (string, error) {
+func (r *actor) archiveNotice(reqID, version string, items []room.AffItem) (string, error) {
 	h := r.hub
 	if h.archiver == nil || h.notices == nil {
 		return "", nil
@@ -257,8 +258,8 @@ func (r *actor) removeArchive() {
 // acquireQuery takes a place for a history query of room under
 // max_mam_queries_per_room (refused when there is none) and max_mam_queries
 // (waited for, as the caller is the sender's reader).
-func (h *Hub) acquireQuery(ctx context.Context, room xmpp.JID) (func(), error) {
-	release, scope, err := h.queries.Acquire(ctx, h.ctx, room, h.opts.MailboxWait)
+func (h *Hub) acquireQuery(ctx context.Context, rm xmpp.JID) (func(), error) {
+	release, scope, err := h.queries.Acquire(ctx, h.ctx, rm, h.opts.MailboxWait)
 	if err != nil {
 		if scope != "" {
 			h.m.queryRefusals.WithLabelValues(scope).Inc()
@@ -270,7 +271,7 @@ func (h *Hub) acquireQuery(ctx context.Context, room xmpp.JID) (func(), error) {
 
 // runQuery answers an archive query with its page. It runs outside the
 // room's actor so a long query does not hold up the room.
-func (h *Hub) runQuery(q *QueryHistory, release func()) {
+func (h *Hub) runQuery(q *room.QueryHistory, release func()) {
 	defer h.wg.Done()
 	if release != nil {
 		defer release()
@@ -297,7 +298,7 @@ func (h *Hub) runQuery(q *QueryHistory, release func()) {
 		h.fail(q, err)
 		return
 	}
-	h.sink.Reply(Reply{Room: q.Room, Origin: q.Origin, Op: TypeName(q), History: &History{
+	h.sink.Reply(room.Reply{Room: q.Room, Origin: q.Origin, Op: room.TypeName(q), History: &room.History{
 		QueryID: q.QueryID, NS: q.NS, Flip: q.Flip, CountOnly: q.CountOnly, Page: page}})
 }
 

@@ -1,10 +1,9 @@
-package room
+package roomhub
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"github.com/wschat/xmppws/room"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,21 +20,21 @@ import (
 // each recipient's dialect and deliver them. Its methods run on the room's
 // goroutine and must never block on a recipient.
 type Sink interface {
-	Reply(Reply)
-	Event(Event)
+	Reply(room.Reply)
+	Event(room.Event)
 }
 
 // NoticeForm renders the archived copy of an affiliation notice (the MUC
 // Light form occupants page through). The core never builds XML itself; a
 // nil NoticeForm archives no room events.
 type NoticeForm interface {
-	AffsNotice(room xmpp.JID, id, version string, items []AffItem, archiveID string) []byte
+	AffsNotice(rm xmpp.JID, id, version string, items []room.AffItem, archiveID string) []byte
 }
 
 // Hub owns the room actors of every served domain: it starts one per room
 // on demand, hands it requests in order and unloads it when idle.
 type Hub struct {
-	opts     Options
+	opts     room.Options
 	limits   limits.Limits
 	mam      MAMOptions
 	archive  archive.Archive // nil: no history
@@ -68,9 +67,9 @@ type Hub struct {
 	storeTimeout time.Duration
 	mailboxSize  int
 	now          func() time.Time
-	onUnload     func(xmpp.JID) // test hook
-	onHandle     func(Request)  // test hook
-	onWait       func()         // test hook: a dispatch waits for a full mailbox
+	onUnload     func(xmpp.JID)     // test hook
+	onHandle     func(room.Request) // test hook
+	onWait       func()             // test hook: a dispatch waits for a full mailbox
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -106,7 +105,7 @@ const DefaultStoreTimeout = 5 * time.Second
 const DefaultMailboxSize = 1024
 
 // NewHub builds the actors' owner for the given served domains.
-func NewHub(opts Options, hosts []string, store roomstore.Store, sink Sink, ho HubOptions) *Hub {
+func NewHub(opts room.Options, hosts []string, store roomstore.Store, sink Sink, ho HubOptions) *Hub {
 	if ho.Logger == nil {
 		ho.Logger = slog.Default()
 	}
@@ -141,7 +140,7 @@ func NewHub(opts Options, hosts []string, store roomstore.Store, sink Sink, ho H
 		h.now = ho.Now
 	}
 	if h.opts.MailboxWait <= 0 { // options built by hand, not validated
-		h.opts.MailboxWait = DefaultOptions().MailboxWait
+		h.opts.MailboxWait = room.DefaultOptions().MailboxWait
 	}
 	h.creates = limits.NewCreateLimiter(opts.CreateRate, opts.CreateBurst)
 	h.limits.Rooms = limits.CanonicalOverrides(h.limits.Rooms)
@@ -170,7 +169,7 @@ func NewHub(opts Options, hosts []string, store roomstore.Store, sink Sink, ho H
 }
 
 // Options are the module options the hub runs with.
-func (h *Hub) Options() Options { return h.opts }
+func (h *Hub) Options() room.Options { return h.opts }
 
 // Services maps each service domain to the served domain it belongs to.
 func (h *Hub) Services() map[string]string { return h.services }
@@ -203,7 +202,7 @@ func (h *Hub) Close() {
 // mail is one request in a mailbox, with the hub's bookkeeping that never
 // leaves this node.
 type mail struct {
-	req   Request
+	req   room.Request
 	rated bool // create_rate was spent already (by actorFor)
 	// release gives back a history query's place; the actor calls it when
 	// the query does not start, the query when it ends.
@@ -217,9 +216,9 @@ type mail struct {
 // with resource-constraint. Internal requests wait as long as the hub runs.
 // It reports whether the actor took the request; when it did not, the
 // requester has been answered.
-func (h *Hub) Dispatch(ctx context.Context, req Request) bool {
+func (h *Hub) Dispatch(ctx context.Context, req room.Request) bool {
 	m := &mail{req: req}
-	if q, ok := req.(*QueryHistory); ok {
+	if q, ok := req.(*room.QueryHistory); ok {
 		if h.archive == nil {
 			h.fail(req, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 			return false
@@ -241,9 +240,9 @@ func (h *Hub) Dispatch(ctx context.Context, req Request) bool {
 }
 
 func (h *Hub) dispatch(ctx context.Context, m *mail) bool {
-	room := m.req.Header().Room
+	rm := m.req.Header().Room
 	for {
-		r, err := h.actorFor(ctx, room, m)
+		r, err := h.actorFor(ctx, rm, m)
 		if err != nil {
 			h.fail(m.req, err)
 			return false
@@ -269,9 +268,9 @@ func (h *Hub) dispatch(ctx context.Context, m *mail) bool {
 // a create, a join to a missing room (which creates) and internal notices
 // start an actor for a room the store does not hold, and a create first
 // spends its create_rate token.
-func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, m *mail) (*actor, error) {
+func (h *Hub) actorFor(ctx context.Context, rm xmpp.JID, m *mail) (*actor, error) {
 	h.mu.RLock()
-	r, closing := h.rooms[room], h.closing
+	r, closing := h.rooms[rm], h.closing
 	h.mu.RUnlock()
 	if r != nil {
 		return r, nil
@@ -279,10 +278,10 @@ func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, m *mail) (*actor, err
 	if closing {
 		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
 	}
-	_, creates := m.req.(*Create)
-	_, join := m.req.(*Join)
-	_, removed := m.req.(*Removed)
-	if _, leave := m.req.(*Leave); leave && m.req.Header().Origin.Internal() {
+	_, creates := m.req.(*room.Create)
+	_, join := m.req.(*room.Join)
+	_, removed := m.req.(*room.Removed)
+	if _, leave := m.req.(*room.Leave); leave && m.req.Header().Origin.Internal() {
 		// An ended session's leave for an unloaded room: it held no
 		// occupancy (an entered room never unloads), so nothing is to be
 		// done, and no store read is spent on it.
@@ -290,7 +289,7 @@ func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, m *mail) (*actor, err
 	}
 	if !removed && !creates {
 		sctx, cancel := context.WithTimeout(ctx, h.storeTimeout)
-		ok, err := h.store.RoomExists(sctx, room)
+		ok, err := h.store.RoomExists(sctx, rm)
 		cancel()
 		switch {
 		case err != nil:
@@ -316,9 +315,9 @@ func (h *Hub) actorFor(ctx context.Context, room xmpp.JID, m *mail) (*actor, err
 	if h.closing {
 		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
 	}
-	if r = h.rooms[room]; r == nil {
-		r = newActor(h, room)
-		h.rooms[room] = r
+	if r = h.rooms[rm]; r == nil {
+		r = newActor(h, rm)
+		h.rooms[rm] = r
 		h.actors.Add(1)
 		go r.run()
 	}
@@ -353,12 +352,12 @@ func (h *Hub) unload(r *actor) bool {
 
 // Fail answers a request that never reached an actor (a decoding or an
 // edge's own refusal) the same way an actor answers a refused one.
-func (h *Hub) Fail(req Request, err error) { h.fail(req, err) }
+func (h *Hub) Fail(req room.Request, err error) { h.fail(req, err) }
 
 // fail answers a request with an error. A failure that is not a protocol
 // refusal is a store or server fault: logged, counted and answered with
 // internal-server-error, never dropped.
-func (h *Hub) fail(req Request, err error) {
+func (h *Hub) fail(req room.Request, err error) {
 	hd := req.Header()
 	if errors.Is(err, errStaleLeave) {
 		return
@@ -367,11 +366,11 @@ func (h *Hub) fail(req Request, err error) {
 		h.log.Error("internal room request failed", "room", hd.Room.String(), "err", err)
 		return
 	}
-	h.sink.Reply(Reply{Room: hd.Room, Origin: hd.Origin, Op: TypeName(req), Err: h.errorOf(hd, err)})
+	h.sink.Reply(room.Reply{Room: hd.Room, Origin: hd.Origin, Op: room.TypeName(req), Err: h.errorOf(hd, err)})
 }
 
 // errorOf turns a failure into the error a client is shown.
-func (h *Hub) errorOf(hd *Head, err error) *Error {
+func (h *Hub) errorOf(hd *room.Head, err error) *room.Error {
 	var se *xmpp.StanzaError
 	var ref *limits.Refusal
 	switch {
@@ -385,28 +384,14 @@ func (h *Hub) errorOf(hd *Head, err error) *Error {
 		h.m.internalErrors.Inc()
 		se = xmpp.NewError(xmpp.InternalServerError, "")
 	}
-	return &Error{Type: string(se.Type), Condition: string(se.Condition), Text: se.Text}
-}
-
-// NewVersion generates a room version: opaque, unique per change.
-func NewVersion() string { return RandomHex(8) }
-
-// NewRoomName generates a unique room node for a create with a generated
-// name.
-func NewRoomName() string { return RandomHex(8) }
-
-// RandomHex is n random bytes in hex: ids and versions.
-func RandomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	return &room.Error{Type: string(se.Type), Condition: string(se.Condition), Text: se.Text}
 }
 
 // Hooks let tests act at moments the core does not otherwise show: an
 // actor taking a request, a dispatch waiting for a full mailbox, an actor
 // unloading. Production code sets none.
 type Hooks struct {
-	OnHandle func(Request)
+	OnHandle func(room.Request)
 	OnWait   func()
 	OnUnload func(xmpp.JID)
 }
