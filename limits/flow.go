@@ -1,8 +1,8 @@
 package limits
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"sync"
 	"time"
 

@@ -164,5 +164,3 @@ func UsersOf(list []Aff) []AffItem {
 	}
 	return out
 }
-
-

@@ -26,4 +26,3 @@ func (e *Error) Stanza() *xmpp.StanzaError {
 func ErrorOf(se *xmpp.StanzaError) *Error {
 	return &Error{Type: string(se.Type), Condition: string(se.Condition), Text: se.Text}
 }
-

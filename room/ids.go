@@ -18,4 +18,3 @@ func RandomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
