@@ -238,7 +238,17 @@ func TestBurstWithStalledReader(t *testing.T) {
 	// The server holds no more than its stated per-session bound: 20
 	// sessions could queue 20 × max_pending at the very most; in practice
 	// pacing keeps far below that.
-	const rssBound = 128 << 20
+	// Under the race detector RSS also holds the detector's shadow of
+	// every heap page touched, which varies with the allocation pattern
+	// more than with what the server keeps: on 2026-12-02 the same heap
+	// peak (44 and 47 MB by gctrace) showed as 92–116 MiB of growth with
+	// the old room actor and 124–142 MiB with the room core, while the
+	// plain build grew 33–38 MiB with either. The bound stays far below
+	// the 320 MiB that 20 full send queues could hold.
+	rssBound := int64(128 << 20)
+	if raceEnabled {
+		rssBound = 192 << 20
+	}
 	if growth := peak - rss0; growth > rssBound {
 		t.Errorf("RSS grew by %d MiB during the burst, bound %d MiB", growth>>20, rssBound>>20)
 	}

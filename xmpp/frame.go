@@ -12,16 +12,33 @@ const nsSID = "urn:xmpp:sid:0"
 // the equivalent element writes, so one frame serves the archive and every
 // delivery.
 func GroupchatFrame(id string, from JID, payload []byte, by JID, sid string) []byte {
-	b := make([]byte, 0, 96+len(id)+len(payload)+len(sid)+64)
+	fromText := ""
+	if !from.IsZero() {
+		fromText = from.String()
+	}
+	byText := by.String()
+	// The exact size unless an attribute needs escaping: a frame lives in
+	// send queues and the archive queue, so slack would be held per copy.
+	n := len("<message xmlns='jabber:client' type='groupchat'>") + len(payload) + len("</message>")
+	if id != "" {
+		n += len(" id=''") + len(id)
+	}
+	if fromText != "" {
+		n += len(" from=''") + len(fromText)
+	}
+	if sid != "" {
+		n += len("<stanza-id xmlns='"+nsSID+"' by='' id=''/>") + len(byText) + len(sid)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, "<message xmlns='jabber:client' type='groupchat'"...)
 	if id != "" {
 		b = append(b, " id='"...)
 		b = appendEscaped(b, id, true)
 		b = append(b, '\'')
 	}
-	if !from.IsZero() {
+	if fromText != "" {
 		b = append(b, " from='"...)
-		b = appendEscaped(b, from.String(), true)
+		b = appendEscaped(b, fromText, true)
 		b = append(b, '\'')
 	}
 	if len(payload) == 0 && sid == "" {
@@ -31,7 +48,7 @@ func GroupchatFrame(id string, from JID, payload []byte, by JID, sid string) []b
 	b = append(b, payload...)
 	if sid != "" {
 		b = append(b, "<stanza-id xmlns='"+nsSID+"' by='"...)
-		b = appendEscaped(b, by.String(), true)
+		b = appendEscaped(b, byText, true)
 		b = append(b, "' id='"...)
 		b = appendEscaped(b, sid, true)
 		b = append(b, "'/>"...)
@@ -51,8 +68,20 @@ func OutboundBytes(kind string, b []byte) *Outbound {
 // self-contained payload of a parsed stanza (docs/05), ready for
 // GroupchatFrame or an error bounce.
 func AppendChildren(dst []byte, e *etree.Element) []byte {
+	// Written into a pooled buffer first, so that dst grows at most once
+	// and a new slice is exactly as long as the children.
+	buf := bufPool.Get().(*[]byte)
+	b := (*buf)[:0]
 	for _, c := range e.ChildElements() {
-		dst = AppendElement(dst, c)
+		b = appendXML(b, c)
+	}
+	if dst == nil && len(b) > 0 {
+		dst = make([]byte, 0, len(b))
+	}
+	dst = append(dst, b...)
+	*buf = b
+	if cap(b) <= 64<<10 {
+		bufPool.Put(buf)
 	}
 	return dst
 }
