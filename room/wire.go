@@ -2,6 +2,7 @@ package room
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 )
 
@@ -66,10 +67,14 @@ type wireError struct{ msg string }
 func (e *wireError) Error() string { return "room wire: " + e.msg }
 
 // Marshal encodes a request, reply or event (a pointer) in its envelope.
+// A nil value is refused: it would arrive as a zero request.
 func Marshal(v any) ([]byte, error) {
 	name := TypeName(v)
 	if name == "" {
-		return nil, &wireError{"not a wire type: " + reflect.TypeOf(v).String()}
+		return nil, &wireError{fmt.Sprintf("not a wire type: %T", v)}
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return nil, &wireError{fmt.Sprintf("nil %T", v)}
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
