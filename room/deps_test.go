@@ -70,14 +70,21 @@ func forbidden(t *testing.T, rel string, banned []string) []string {
 
 func TestCoreImports(t *testing.T) {
 	banned := slices.Concat([]string{etree}, codecs, above, backends)
-	for _, imp := range forbidden(t, "room", banned) {
-		t.Errorf("room imports %s: the core must not speak XML or know a codec, the façade or a backend", imp)
-	}
-	// Nothing the core reaches may pull a codec or the layers above back in.
-	for pkg, via := range closure(t, "room") {
-		if slices.Contains(banned[1:], module+pkg) {
-			t.Errorf("room reaches %s through %v", pkg, via)
+	// room is the data the codecs share; roomhub, the actors, sits on it.
+	for _, core := range []string{"room", "roomhub"} {
+		for _, imp := range forbidden(t, core, banned) {
+			t.Errorf("%s imports %s: the core must not speak XML or know a codec, the façade or a backend", core, imp)
 		}
+		// Nothing the core reaches may pull a codec or the layers above back in.
+		for pkg, via := range closure(t, core) {
+			if slices.Contains(banned[1:], module+pkg) {
+				t.Errorf("%s reaches %s through %v", core, pkg, via)
+			}
+		}
+	}
+	// The data knows nothing of the actors.
+	if slices.Contains(imports(t, "room"), module+"roomhub") {
+		t.Error("room imports roomhub: the codecs would depend on the actors")
 	}
 }
 
@@ -91,10 +98,10 @@ func TestBelowCoreImports(t *testing.T) {
 }
 
 func TestCodecImports(t *testing.T) {
-	banned := slices.Concat([]string{module + "roomstore"}, above, backends)
+	banned := slices.Concat([]string{module + "roomstore", module + "roomhub"}, above, backends)
 	for _, pkg := range []string{"muclight", "muc", "mam"} {
 		for _, imp := range forbidden(t, pkg, banned) {
-			t.Errorf("%s imports %s: a codec reaches the store only through room", pkg, imp)
+			t.Errorf("%s imports %s: a codec decodes and renders; it reaches neither the store nor the actors", pkg, imp)
 		}
 	}
 }
