@@ -43,10 +43,13 @@ const (
 
 // MarshalText names the dialect on the wire.
 func (d Dialect) MarshalText() ([]byte, error) {
-	if d == MUC {
+	switch d {
+	case MUC:
 		return []byte("muc"), nil
+	case MUCLight:
+		return []byte("muclight"), nil
 	}
-	return []byte("muclight"), nil
+	return nil, &wireError{"unknown dialect"}
 }
 
 // UnmarshalText reads a dialect name written by MarshalText.

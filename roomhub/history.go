@@ -102,7 +102,7 @@ func (r *actor) groupchat(q *room.Post, sender xmpp.JID) error {
 	from := r.jid.WithResource(sender.String())
 	ev := &room.Posted{EventHead: room.EventHead{Room: r.jid, Origin: q.Origin}, Sender: sender, Audience: r.affs}
 	if h.archiver == nil {
-		ev.Time = h.now()
+		ev.Time = time.UnixMicro(h.now().UnixMicro()).UTC() // as archive ids keep it
 		ev.Stanza = xmpp.GroupchatFrame(id, from, q.Payload, r.jid, "")
 		r.fanout(ev)
 		return nil
