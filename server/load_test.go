@@ -162,6 +162,19 @@ func TestLoadLegacyMUC(t *testing.T) {
 	}
 }
 
+// TestLoadMUCBothDialects runs the XEP-0045 workload against the default
+// configuration, where both dialects are served on the same rooms: the
+// load tool's XEP-0045 clients create rooms by joining and talk, every
+// delivery arrives.
+func TestLoadMUCBothDialects(t *testing.T) {
+	cfg := testConfig(t)
+	if cfg.Modules.MucLight.LegacyMode {
+		t.Fatal("the test configuration must serve both dialects")
+	}
+	sum := runLoad(t, cfg, load.ModeMUC, false)
+	checkLossless(t, sum)
+}
+
 // TestLoadInterrupted cancels a run (what Ctrl-C does in the command) once
 // its traffic has started: the summary still comes back, sending stopped,
 // the rooms are destroyed and every session is closed with <close/>.
