@@ -467,6 +467,20 @@ func TestDualReplacedResource(t *testing.T) {
 	checkAffsNotif(t, "new bob/laptop", expectOne(t, "new bob/laptop", got[newer]), room, "carol@localhost=member")
 
 	newer.enter(room, "member", [2]string{"alice@localhost", "owner"}, [2]string{"carol@localhost", "member"})
+	// The old session's end, now, must not end the new one's occupancy:
+	// its leave names the old session.
+	left := make(chan struct{}, 1)
+	rooms.SetHandleHook(e.hub, func(st *xmpp.Stanza) {
+		if st.From.IsZero() { // the only internal request here: that leave
+			left <- struct{}{}
+		}
+	})
+	old.CloseNow()
+	select {
+	case <-left:
+	case <-tctx(t).Done():
+		t.Fatal("the old session's end never reached the room")
+	}
 	changeAffs(t, alice, room, "<user affiliation='none'>carol@localhost</user>")
 	got = mark(t, room, alice, "entered", newer)
 	checkPresence(t, expectOne(t, "new bob/laptop", got[newer]), room, "carol@localhost", "unavailable", "none", "321")
