@@ -150,6 +150,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		a.ws.Router().HandleAccountIQ(rooms.NSPrivacy, a.hub) // blocking as privacy lists
 	}
 	a.ws.Router().AddRosterSource(a.hub)
+	a.ws.Router().AddSessionWatcher(a.hub) // a session's end ends its XEP-0045 occupancies
 
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.NewServeMux()
