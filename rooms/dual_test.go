@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -452,6 +453,17 @@ func TestDualDisconnect(t *testing.T) {
 // it gets MUC Light until it joins itself, and XEP-0045 afterwards.
 func TestDualReplacedResource(t *testing.T) {
 	e := dualEnv(t, rooms.HubOptions{})
+	// Hooks go in before any request; this one is armed later.
+	var armed atomic.Bool
+	left := make(chan struct{}, 1)
+	rooms.SetHandleHook(e.hub, func(st *xmpp.Stanza) {
+		if armed.Load() && st.From.IsZero() { // the first internal request after: the old session's leave
+			select {
+			case left <- struct{}{}:
+			default: // the leaves of the test's end
+			}
+		}
+	})
 	alice := e.login("alice")
 	old := e.loginAs("bob", "laptop")
 	room := createRoom(t, "replaced", alice, old)
@@ -469,12 +481,7 @@ func TestDualReplacedResource(t *testing.T) {
 	newer.enter(room, "member", [2]string{"alice@localhost", "owner"}, [2]string{"carol@localhost", "member"})
 	// The old session's end, now, must not end the new one's occupancy:
 	// its leave names the old session.
-	left := make(chan struct{}, 1)
-	rooms.SetHandleHook(e.hub, func(st *xmpp.Stanza) {
-		if st.From.IsZero() { // the only internal request here: that leave
-			left <- struct{}{}
-		}
-	})
+	armed.Store(true)
 	old.CloseNow()
 	select {
 	case <-left:
