@@ -628,3 +628,43 @@ func TestDualStrangersAndDisco(t *testing.T) {
 		t.Errorf("service features %v without history", feats)
 	}
 }
+
+// A XEP-0045 join creates a missing room: the joining session is told in
+// XEP-0045 (110 and 201) and nothing else; the creator's other sessions
+// learn of the room in MUC Light.
+func TestDualJoinCreates(t *testing.T) {
+	e := dualEnv(t, rooms.HubOptions{})
+	phone, laptop := e.loginAs("bob", "phone"), e.loginAs("bob", "laptop")
+	room := "fresh@" + svc
+	laptop.join(room, laptop.bare)
+	checkPresence(t, laptop.next(), room, "bob@localhost", "", "owner", "110,201")
+	checkAffsNotif(t, "bob/phone", phone.next(), room, "bob@localhost=owner")
+	got := mark(t, room, laptop, "made", phone)
+	expectNone(t, "bob/laptop", got[laptop])
+	expectNone(t, "bob/phone", got[phone])
+}
+
+// Losing one's affiliation ends the occupancy: the entered session gets
+// its own unavailable presence (321, 110), the user's other sessions the
+// MUC Light notice; added again, the session that had entered gets MUC
+// Light until it enters again.
+func TestDualRemovedOccupant(t *testing.T) {
+	e := dualEnv(t, rooms.HubOptions{})
+	alice := e.login("alice")
+	phone, laptop := e.loginAs("bob", "phone"), e.loginAs("bob", "laptop")
+	room := createRoom(t, "kicked", alice, phone)
+	laptop.next()
+	laptop.enter(room, "member", [2]string{"alice@localhost", "owner"})
+	changeAffs(t, alice, room, "<user affiliation='none'>bob@localhost</user>")
+	checkPresence(t, laptop.next(), room, "bob@localhost", "unavailable", "none", "321,110")
+	checkAffsNotif(t, "bob/phone", phone.next(), room, "bob@localhost=none")
+	laptop.quiet()
+	phone.quiet()
+	changeAffs(t, alice, room, "<user affiliation='member'>bob@localhost</user>")
+	for _, u := range []*user{phone, laptop} {
+		checkAffsNotif(t, u.name, u.next(), room, "bob@localhost=member")
+	}
+	got := mark(t, room, alice, "back again", phone, laptop)
+	expectNone(t, "bob/phone", got[phone])
+	expectNone(t, "bob/laptop", got[laptop])
+}
