@@ -131,8 +131,17 @@ func (h *Hub) affsChanged(ev *room.AffsChanged) {
 		return
 	}
 	if ev.Created {
+		var joiner []xmpp.SessionRef
+		if ev.Origin.Dialect == room.MUC {
+			// A XEP-0045 join created it: that session is told as it enters.
+			joiner = []xmpp.SessionRef{{JID: ev.Origin.From, Session: ev.Origin.Session}}
+		}
 		for _, a := range ev.New {
-			h.out.Deliver(a.User, muclight.Created(ev, a))
+			if a.User == ev.Origin.From.Bare() {
+				h.native(xmpp.JID{}, a.User, joiner, muclight.Created(ev, a))
+			} else {
+				h.out.Deliver(a.User, muclight.Created(ev, a))
+			}
 		}
 		return
 	}
