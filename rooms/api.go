@@ -150,11 +150,14 @@ type Deliverer interface {
 	DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool
 }
 
-// ExceptDeliverer is a Deliverer that can leave some sessions of a user
-// out: those that get the same event in the other dialect. Without it only
-// MUC Light is served to native sessions of users who also entered with
-// XEP-0045 (they get both forms).
+// ExceptDeliverer is a Deliverer that names sessions by bind epoch as well
+// as full JID: it can leave out of a user's delivery the sessions that get
+// the same event in the other dialect, and deliver to one session and not
+// to a newer one that took its resource (which has not entered the room).
+// Without it, native sessions of users who also entered with XEP-0045 get
+// both forms.
 type ExceptDeliverer interface {
-	DeliverExcept(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool
-	DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool
+	DeliverExcept(to xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) bool
+	DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) bool
+	DeliverSession(s xmpp.SessionRef, out *xmpp.Outbound) bool
 }

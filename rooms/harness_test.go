@@ -140,6 +140,8 @@ func newNode(t *testing.T, st *boltstore.Store, tweak func(*rooms.Options), wrap
 		srv.Router().HandleAccountIQ(rooms.NSPrivacy, hub)
 	}
 	srv.Router().AddRosterSource(hub)
+	// As server/app.go: a session's end ends its XEP-0045 occupancies.
+	srv.Router().AddSessionWatcher(hub)
 	mux := http.NewServeMux()
 	mux.Handle("/xmpp-websocket", srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -51,7 +51,7 @@ func (s sink) Event(ev room.Event) {
 		h.destroyed(ev)
 	case *room.OccupantJoined:
 		for _, out := range muc.Joined(ev) {
-			h.out.Deliver(ev.Occupant.JID, out)
+			h.toOccupant(ev.Occupant, out)
 		}
 	case *room.OccupantLeft:
 		h.entered.remove(ev.Occupant.JID, ev.Occupant.Session, ev.Room)
@@ -61,9 +61,10 @@ func (s sink) Event(ev room.Event) {
 	}
 }
 
-// audience splits an event's recipients: for a user, the full JIDs of its
-// XEP-0045 sessions in the room.
-type audience map[xmpp.JID][]xmpp.JID
+// audience splits an event's recipients: for a user, its XEP-0045 sessions
+// in the room, each named by full JID and bind epoch (a newer session with
+// the same full JID has not entered).
+type audience map[xmpp.JID][]xmpp.SessionRef
 
 func audienceOf(muc []room.Occupant) audience {
 	if len(muc) == 0 {
@@ -72,14 +73,28 @@ func audienceOf(muc []room.Occupant) audience {
 	a := make(audience, len(muc))
 	for _, o := range muc {
 		u := o.JID.Bare()
-		a[u] = append(a[u], o.JID)
+		a[u] = append(a[u], xmpp.SessionRef{JID: o.JID, Session: o.Session})
 	}
 	return a
 }
 
+// toOccupant delivers a XEP-0045 form to the session that entered, not to
+// a newer one that took its resource since.
+func (h *Hub) toOccupant(o room.Occupant, out *xmpp.Outbound) {
+	h.toSession(xmpp.SessionRef{JID: o.JID, Session: o.Session}, out)
+}
+
+func (h *Hub) toSession(s xmpp.SessionRef, out *xmpp.Outbound) {
+	if h.except != nil {
+		h.except.DeliverSession(s, out)
+		return
+	}
+	h.out.Deliver(s.JID, out)
+}
+
 // native delivers the MUC Light form to a user's sessions but its
 // XEP-0045 ones; paced by cause when cause is set.
-func (h *Hub) native(cause, user xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) {
+func (h *Hub) native(cause, user xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) {
 	switch {
 	case len(except) > 0 && h.except != nil && cause.IsZero():
 		h.except.DeliverExcept(user, except, out)
@@ -116,8 +131,17 @@ func (h *Hub) affsChanged(ev *room.AffsChanged) {
 		return
 	}
 	if ev.Created {
+		var joiner []xmpp.SessionRef
+		if ev.Origin.Dialect == room.MUC {
+			// A XEP-0045 join created it: that session is told as it enters.
+			joiner = []xmpp.SessionRef{{JID: ev.Origin.From, Session: ev.Origin.Session}}
+		}
 		for _, a := range ev.New {
-			h.out.Deliver(a.User, muclight.Created(ev, a))
+			if a.User == ev.Origin.From.Bare() {
+				h.native(xmpp.JID{}, a.User, joiner, muclight.Created(ev, a))
+			} else {
+				h.out.Deliver(a.User, muclight.Created(ev, a))
+			}
 		}
 		return
 	}
@@ -133,17 +157,17 @@ func (h *Hub) affsChanged(ev *room.AffsChanged) {
 			continue
 		}
 		h.native(xmpp.JID{}, a.User, aud[a.User], ml.Stay())
-		for _, full := range aud[a.User] {
+		for _, s := range aud[a.User] {
 			for _, u := range mc.Stay() {
-				h.out.Deliver(full, u)
+				h.toSession(s, u)
 			}
 		}
 	}
 	for _, a := range ev.Old {
 		if room.AffOf(ev.New, a.User) == room.None {
 			h.native(xmpp.JID{}, a.User, aud[a.User], ml.Left(a.User))
-			for _, full := range aud[a.User] {
-				h.out.Deliver(full, mc.Left(a.User))
+			for _, s := range aud[a.User] {
+				h.toSession(s, mc.Left(a.User))
 			}
 		}
 	}
@@ -168,7 +192,7 @@ func (h *Hub) configChanged(ev *room.ConfigChanged) {
 		outs := muc.ConfigChanged(ev)
 		for _, o := range ev.MUC {
 			for _, out := range outs {
-				h.out.Deliver(o.JID, out)
+				h.toOccupant(o, out)
 			}
 		}
 	}
@@ -184,8 +208,8 @@ func (h *Hub) destroyed(ev *room.Destroyed) {
 	aud := audienceOf(ev.MUC)
 	for _, a := range ev.Former {
 		h.native(xmpp.JID{}, a.User, aud[a.User], muclight.Destroyed(ev, a.User))
-		for _, full := range aud[a.User] {
-			h.out.Deliver(full, muc.Destroyed(ev, a.User))
+		for _, s := range aud[a.User] {
+			h.toSession(s, muc.Destroyed(ev, a.User))
 		}
 	}
 }

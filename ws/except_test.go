@@ -13,7 +13,7 @@ import (
 
 // splitter is a service on split.localhost standing in for a room that
 // serves two dialects: each message it is sent names, in its body, a
-// recipient and the full JIDs to leave out ("to|ex1,ex2"); it delivers the
+// recipient and the full JIDs to leave out ("to|ex1,ex2", whatever their epoch); it delivers the
 // message there with DeliverExcept, or DeliverPacedExcept for an id that
 // starts with "paced-", and reports what the call returned.
 type splitter struct {
@@ -27,10 +27,10 @@ func (s *splitter) HandleStanza(_ context.Context, st *xmpp.Stanza) {
 		body = b.Text()
 	}
 	to, exList, _ := strings.Cut(body, "|")
-	var except []xmpp.JID
+	var except []xmpp.SessionRef
 	for _, x := range strings.Split(exList, ",") {
 		if x != "" {
-			except = append(except, xmpp.MustParseJID(x))
+			except = append(except, xmpp.SessionRef{JID: xmpp.MustParseJID(x)})
 		}
 	}
 	out := xmpp.NewOutbound(st.El)
@@ -116,6 +116,52 @@ func TestDeliverExcept(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestDeliverNamesSessionsByEpoch: a session that took a replaced
+// session's resource is not the replaced session: DeliverSession for the
+// old epoch reaches nobody, and leaving the old epoch out of a delivery
+// does not leave out its successor.
+func TestDeliverNamesSessionsByEpoch(t *testing.T) {
+	e := newEnv(t, nil)
+	l := watchSessions(e)
+	ctx := ctxT(t)
+	old := e.login("bob", "phone")
+	oldEpoch := l.epochOf(t, old)
+	newer := e.login("bob", "phone")
+	expectStreamError(t, old, "conflict")
+	newEpoch := l.epochOf(t, newer)
+	pc := e.login("bob", "pc")
+	r := e.srv.Router()
+	phone, bob := newer.JID(), xmpp.MustParseJID("bob@localhost")
+	msg := func(id string) *xmpp.Outbound {
+		m := client.Message("", "chat", id)
+		m.CreateAttr("id", id)
+		return xmpp.NewOutbound(m)
+	}
+	if r.DeliverSession(xmpp.SessionRef{JID: phone, Session: oldEpoch}, msg("to-old")) {
+		t.Error("a delivery to the replaced session was taken")
+	}
+	if !r.DeliverSession(xmpp.SessionRef{JID: phone, Session: newEpoch}, msg("to-new")) {
+		t.Error("a delivery to the new session was not taken")
+	}
+	r.DeliverExcept(bob, []xmpp.SessionRef{{JID: phone, Session: oldEpoch}}, msg("except-old"))
+	r.DeliverExcept(bob, []xmpp.SessionRef{{JID: phone, Session: newEpoch}}, msg("except-new"))
+	r.Deliver(bob, msg("marker"))
+	for c, want := range map[*client.Client][]string{
+		newer: {"to-new", "except-old", "marker"},
+		pc:    {"except-old", "except-new", "marker"},
+	} {
+		for _, id := range want {
+			el, err := c.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if el.SelectAttrValue("id", "") != id {
+				t.Fatalf("%s got %s, want %s", c.JID(), xmpp.String(el), id)
+			}
 		}
 	}
 }

@@ -388,7 +388,7 @@ func TestBacklogPastMaxPendingIsClosed(t *testing.T) {
 type fanOut struct {
 	router *ws.Router
 	to     xmpp.JID
-	except []xmpp.JID
+	except []xmpp.SessionRef
 	mb     chan *xmpp.Stanza
 	stop   chan struct{}
 }
@@ -439,7 +439,7 @@ func testDeliverPacedSlowsCause(t *testing.T, except bool) {
 	if except {
 		// bob/x is an XEP-0045 occupant: the room's other form is for him.
 		left = e.login("bob", "x")
-		room.to, room.except = room.to.Bare(), []xmpp.JID{left.JID()}
+		room.to, room.except = room.to.Bare(), []xmpp.SessionRef{{JID: left.JID()}}
 	}
 	e.srv.Router().RegisterService("localhost", "fan.localhost", "", room)
 	actorDone := make(chan struct{})

@@ -31,9 +31,9 @@ func BenchmarkRouteDeliver(b *testing.B) {
 // occupant that the MUC Light form skips.
 func BenchmarkRouteDeliverExcept(b *testing.B) {
 	rb := newRouteBench(b, "web", "gajim")
-	except := make([][]xmpp.JID, len(rb.users))
+	except := make([][]xmpp.SessionRef, len(rb.users))
 	for i, u := range rb.users {
-		except[i] = []xmpp.JID{u.WithResource("gajim")}
+		except[i] = []xmpp.SessionRef{{JID: u.WithResource("gajim")}}
 	}
 	b.ReportAllocs()
 	n := 0

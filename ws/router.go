@@ -182,25 +182,39 @@ func (r *Router) Deliver(to xmpp.JID, out *xmpp.Outbound) bool {
 	return ok
 }
 
-// DeliverExcept is Deliver to every session serving 'to' but those bound to
-// one of the full JIDs in except: a room sends its XEP-0045 occupants their
-// own form of an event and everyone else of the user the MUC Light form.
-// except holds full JIDs (a bare one leaves out nobody); it is only read. It
-// reports whether any session took the stanza (false when all are left out).
-func (r *Router) DeliverExcept(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+// DeliverExcept is Deliver to every session serving 'to' but those named
+// in except: a room sends its XEP-0045 occupants their own form of an event
+// and everyone else of the user the MUC Light form. except names sessions
+// by full JID and bind epoch, so a newer session that took the resource of
+// one left out is not left out with it; it is only read. It reports
+// whether any session took the stanza (false when all are left out).
+func (r *Router) DeliverExcept(to xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) bool {
 	ok, _ := r.deliver(to, except, out)
 	return ok
 }
 
-// deliver is Deliver that skips the sessions bound to a JID in except and
-// also returns the stall channel of a recipient above its high-water mark,
-// if any.
-func (r *Router) deliver(to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) (bool, <-chan struct{}) {
+// DeliverSession is Deliver to one session, the one ref names: nothing when
+// that session has ended, even if a newer one took its resource (it has not
+// entered the rooms its predecessor had).
+func (r *Router) DeliverSession(ref xmpp.SessionRef, out *xmpp.Outbound) bool {
+	for _, s := range r.sessionsOf(ref.JID) {
+		if ref.JID.Resource != "" && ref.Names(*s.jid.Load(), s.epoch) {
+			took, _ := s.deliver(out, s.jidStr)
+			return took
+		}
+	}
+	return false
+}
+
+// deliver is Deliver that skips the sessions named in except and also
+// returns the stall channel of a recipient above its high-water mark, if
+// any.
+func (r *Router) deliver(to xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) (bool, <-chan struct{}) {
 	targets := r.sessionsOf(to)
 	ok := false
 	var stall <-chan struct{}
 	for _, s := range targets {
-		if len(except) != 0 && slices.Contains(except, *s.jid.Load()) {
+		if len(except) != 0 && excepted(except, *s.jid.Load(), s.epoch) {
 			continue
 		}
 		// 'to' is the session's bare or full JID, whose strings it keeps.
@@ -231,10 +245,19 @@ func (r *Router) DeliverPaced(cause, to xmpp.JID, out *xmpp.Outbound) bool {
 }
 
 // DeliverPacedExcept is DeliverExcept with DeliverPaced's pacing of cause.
-func (r *Router) DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.JID, out *xmpp.Outbound) bool {
+func (r *Router) DeliverPacedExcept(cause, to xmpp.JID, except []xmpp.SessionRef, out *xmpp.Outbound) bool {
 	ok, stall := r.deliver(to, except, out)
 	r.pace(cause, stall)
 	return ok
+}
+
+func excepted(except []xmpp.SessionRef, full xmpp.JID, epoch uint64) bool {
+	for _, ref := range except {
+		if ref.Names(full, epoch) {
+			return true
+		}
+	}
+	return false
 }
 
 // pace makes the local session of cause, if any, wait on stall (if any)
