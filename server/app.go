@@ -151,7 +151,6 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	// A session's XEP-0045 occupancies end with it.
 	a.ws.Router().AddSessionWatcher(a.hub)
 	a.ws.Router().AddRosterSource(a.hub)
-	a.ws.Router().AddSessionWatcher(a.hub) // a session's end ends its XEP-0045 occupancies
 
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	mux := http.NewServeMux()
