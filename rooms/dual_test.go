@@ -655,8 +655,15 @@ func TestDualRemovedOccupant(t *testing.T) {
 	room := createRoom(t, "kicked", alice, phone)
 	laptop.next()
 	laptop.enter(room, "member", [2]string{"alice@localhost", "owner"})
+	if n := rooms.EnteredRooms(e.hub); n != 1 {
+		t.Fatalf("%d occupancies indexed after the join, want 1", n)
+	}
 	changeAffs(t, alice, room, "<user affiliation='none'>bob@localhost</user>")
 	checkPresence(t, laptop.next(), room, "bob@localhost", "unavailable", "none", "321,110")
+	// The index forgets it at once, not when the session ends.
+	if n := rooms.EnteredRooms(e.hub); n != 0 {
+		t.Errorf("%d occupancies indexed after the removal, want 0", n)
+	}
 	checkAffsNotif(t, "bob/phone", phone.next(), room, "bob@localhost=none")
 	laptop.quiet()
 	phone.quiet()

@@ -34,3 +34,6 @@ func LoadedRooms(h *Hub) int { return h.core.Loaded() }
 // SetWaitHook lets tests know that a dispatch is waiting for room in a full
 // mailbox.
 func SetWaitHook(h *Hub, f func()) { h.hooks().OnWait = f; h.core.SetHooks(*h.hooks()) }
+
+// EnteredRooms counts the XEP-0045 occupancies in the session index.
+func EnteredRooms(h *Hub) int { return h.entered.size() }

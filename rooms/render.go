@@ -44,10 +44,12 @@ func (s sink) Event(ev room.Event) {
 			h.out.DeliverPaced(ev.Origin.From, a.User, out)
 		}
 	case *room.AffsChanged:
+		h.forgetLeavers(ev.Room, ev.MUC, ev.New)
 		h.affsChanged(ev)
 	case *room.ConfigChanged:
 		h.configChanged(ev)
 	case *room.Destroyed:
+		h.forgetLeavers(ev.Room, ev.MUC, nil)
 		h.destroyed(ev)
 	case *room.OccupantJoined:
 		for _, out := range muc.Joined(ev) {
@@ -57,6 +59,17 @@ func (s sink) Event(ev room.Event) {
 		h.entered.remove(ev.Occupant.JID, ev.Occupant.Session, ev.Room)
 		if ev.Reason == room.LeftUnavailable {
 			h.out.Deliver(ev.Origin.From, muc.Left(ev))
+		}
+	}
+}
+
+// forgetLeavers drops from the session index the occupancies the event
+// ended: those of users who are not in keep (the room's new list; nil when
+// the room went). The room dropped them from its set already.
+func (h *Hub) forgetLeavers(rm xmpp.JID, occupants []room.Occupant, keep []room.Aff) {
+	for _, o := range occupants {
+		if room.AffOf(keep, o.JID.Bare()) == room.None {
+			h.entered.remove(o.JID, o.Session, rm)
 		}
 	}
 }
