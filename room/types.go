@@ -85,6 +85,9 @@ type Origin struct {
 	// Echo is the request's children as received (self-contained XML), so
 	// an error bounce carries them back.
 	Echo []byte `json:"echo,omitempty"`
+	// Node is the cluster node whose session sent the request, where its
+	// reply goes; empty on one node.
+	Node string `json:"node,omitempty"`
 }
 
 // Internal reports whether nobody asked: no reply is due.

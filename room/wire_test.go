@@ -38,6 +38,7 @@ func wOrigin() Origin {
 		Kind:    xmpp.KindMessage,
 		Dialect: MUC, // MUCLight is the zero value
 		Echo:    []byte("<body>hi &amp; bye</body>"),
+		Node:    "node-b",
 	}
 }
 

@@ -30,6 +30,10 @@ type Hub struct {
 
 	testHooks *roomhub.Hooks // tests only (export_test.go)
 
+	tr      interface {
+		Dispatch(context.Context, room.Request) bool
+	} // where requests go: the core, or the cluster transport
+
 	entered *sessionIndex
 	leaves  leaveQueue
 }
@@ -57,7 +61,35 @@ type HubOptions struct {
 	// MailboxSize bounds each room's queue of requests; zero:
 	// DefaultMailboxSize. Tests make it small to fill it.
 	MailboxSize int
+	// Transport, when set, puts the room core behind a cluster: it gets
+	// this node's core and the renderer of this node's sessions, and
+	// returns where requests go and where the core's output goes. Nil: the
+	// core is called directly (one node).
+	Transport func(core *roomhub.Hub, edge roomhub.Sink) Transport
 }
+
+// Transport takes a decoded request to the actor that owns its room,
+// wherever it runs: the local core on one node, the owner's node in a
+// cluster. Replies and events come back to the edge's Sink.
+type Transport interface {
+	// Dispatch hands over a request as roomhub.Hub.Dispatch does: it may
+	// wait (bounded) on the sender's reader, and it answers refusals.
+	Dispatch(ctx context.Context, req room.Request) bool
+	// CoreSink is where the local core's replies and events go: to the
+	// nodes whose sessions they concern.
+	CoreSink() roomhub.Sink
+}
+
+// proxySink lets the core be built before the transport that receives its
+// output.
+type proxySink struct{ s roomhub.Sink }
+
+func (p *proxySink) Reply(r room.Reply) { p.s.Reply(r) }
+func (p *proxySink) Event(e room.Event) { p.s.Event(e) }
+
+// Sink is the renderer of this node's sessions: a cluster transport feeds
+// it the replies and events other nodes' cores sent here.
+func (h *Hub) Sink() roomhub.Sink { return sink{h} }
 
 // NewHub builds the service for the given served domains.
 func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOptions) *Hub {
@@ -70,11 +102,22 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	if !opts.LegacyMode {
 		notices = muclight.Notices{} // legacy mode archives no room events, as MongooseIM
 	}
-	h.core = roomhub.NewHub(opts, hosts, store, sink{h}, roomhub.HubOptions{
+	var coreSink roomhub.Sink = sink{h}
+	var proxy *proxySink
+	if ho.Transport != nil {
+		proxy = &proxySink{}
+		coreSink = proxy
+	}
+	h.core = roomhub.NewHub(opts, hosts, store, coreSink, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
 		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
 	})
-	h.leaves.start(h.core)
+	h.tr = h.core
+	if ho.Transport != nil {
+		t := ho.Transport(h.core, sink{h})
+		h.tr, proxy.s = t, t.CoreSink()
+	}
+	h.leaves.start(h.tr)
 	if ho.Registerer != nil {
 		ho.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "muc_light_muc_occupancies", Help: "Rooms entered with XEP-0045 presence, counted per session (bounded: 1,000 per session).",
@@ -140,7 +183,7 @@ func (h *Hub) dispatch(ctx context.Context, st *xmpp.Stanza, req room.Request, e
 		return
 	}
 	if req != nil {
-		h.core.Dispatch(ctx, req)
+		h.tr.Dispatch(ctx, req)
 	}
 }
 
@@ -288,7 +331,7 @@ func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element,
 		h.replyError(st, err)
 		return
 	}
-	h.core.Dispatch(ctx, req)
+	h.tr.Dispatch(ctx, req)
 }
 
 // decodePost reads a groupchat message, the same in both dialects: its
@@ -396,7 +439,9 @@ type leaveQueue struct {
 	done    chan struct{}
 }
 
-func (q *leaveQueue) start(core *roomhub.Hub) {
+func (q *leaveQueue) start(core interface {
+	Dispatch(context.Context, room.Request) bool
+}) {
 	q.poke, q.done = make(chan struct{}, 1), make(chan struct{})
 	go func() {
 		defer close(q.done)
