@@ -30,7 +30,7 @@ type Hub struct {
 
 	testHooks *roomhub.Hooks // tests only (export_test.go)
 
-	tr      interface {
+	tr interface {
 		Dispatch(context.Context, room.Request) bool
 	} // where requests go: the core, or the cluster transport
 
