@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/wschat/xmppws/cluster/transport"
-	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/roomhub"
+	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
 )
 
