@@ -1,14 +1,19 @@
 package rooms_test
 
 import (
+	"fmt"
 	"hash/fnv"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/cluster/transport"
+	"github.com/wschat/xmppws/mongo"
+	"github.com/wschat/xmppws/mongo/mongotest"
 	"github.com/wschat/xmppws/roomhub"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
@@ -51,11 +56,44 @@ func startNATS(t *testing.T) string {
 	return ns.ClientURL()
 }
 
-// clusterEnvs starts the nodes on one store with history on.
+// clusterEnvs starts the nodes on one embedded store with history on.
 func clusterEnvs(t *testing.T, names ...string) []*env {
 	t.Helper()
+	st := boltBacking(newStore(t, []string{"localhost"}))
+	return clusterEnvsOn(t, names, func(string) backing { return st })
+}
+
+// mongoClusterEnvs starts the nodes on one MongoDB database (embedded
+// FerretDB unless MONGODB_URI is set), each node with its own connection,
+// as separate processes would have.
+func mongoClusterEnvs(t *testing.T, names ...string) []*env {
+	t.Helper()
+	uri := mongotest.URI(t)
+	db := fmt.Sprintf("cluster%d_%d", os.Getpid(), time.Now().UnixNano())
+	open := func() *mongo.Store {
+		st, err := mongo.Open(tctx(t), mongo.Config{URI: uri, Database: db, OpTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	first := open()
+	for _, u := range []string{"alice", "bob", "kate", "mike", "carol"} {
+		rec, _ := account.New(xmpp.MustParseJID(u+"@localhost"), "pw")
+		if err := first.CreateAccount(tctx(t), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return clusterEnvsOn(t, names, func(string) backing {
+		st := open()
+		return backing{st, st, st.Archive()}
+	})
+}
+
+func clusterEnvsOn(t *testing.T, names []string, store func(node string) backing) []*env {
+	t.Helper()
 	url := startNATS(t)
-	st := newStore(t, []string{"localhost"})
 	place := fixedPlacement(names)
 	var out []*env
 	for _, name := range names {
@@ -73,13 +111,17 @@ func clusterEnvs(t *testing.T, names ...string) []*env {
 			t.Cleanup(tr.Close)
 			return tr
 		}
-		out = append(out, newNode(t, st, nil, nil, ho, []string{"localhost"}, nil))
+		out = append(out, newNode(t, store(name), nil, nil, ho, []string{"localhost"}, nil))
 	}
 	return out
 }
 
 func TestClusterRoomAcrossNodes(t *testing.T) {
-	nodes := clusterEnvs(t, "a", "b", "c")
+	t.Run("embedded store", func(t *testing.T) { roomAcrossNodes(t, clusterEnvs(t, "a", "b", "c")) })
+	t.Run("mongodb", func(t *testing.T) { roomAcrossNodes(t, mongoClusterEnvs(t, "a", "b", "c")) })
+}
+
+func roomAcrossNodes(t *testing.T, nodes []*env) {
 	alice, bob, kate := nodes[0].login("alice"), nodes[1].login("bob"), nodes[2].login("kate")
 	// One room per owner, so every node is the owner once and an edge twice.
 	place := fixedPlacement{"a", "b", "c"}

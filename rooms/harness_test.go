@@ -80,8 +80,18 @@ func newEnvFull(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store)
 // through wrapArchive (nil: as it is), for archives that stall or fail.
 func newEnvArchive(t *testing.T, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
 	t.Helper()
-	return newNode(t, newStore(t, hosts), tweak, wrap, ho, hosts, wrapArchive)
+	return newNode(t, boltBacking(newStore(t, hosts)), tweak, wrap, ho, hosts, wrapArchive)
 }
+
+// backing is what a node stores in: accounts, rooms and history, on one
+// backend or another.
+type backing struct {
+	accounts account.Store
+	rooms    rooms.Store
+	archive  rooms.Archive
+}
+
+func boltBacking(st *boltstore.Store) backing { return backing{st, st, st.Archive()} }
 
 // newStore opens a fresh embedded store with the test users of hosts, closed
 // when the test ends (after the nodes on it, whose cleanups run first).
@@ -105,7 +115,7 @@ func newStore(t *testing.T, hosts []string) *boltstore.Store {
 
 // newNode serves a WebSocket endpoint and a hub on st, as one node of a
 // cluster would: several nodes may share one store.
-func newNode(t *testing.T, st *boltstore.Store, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
+func newNode(t *testing.T, st backing, tweak func(*rooms.Options), wrap func(rooms.Store) rooms.Store, ho rooms.HubOptions, hosts []string, wrapArchive func(rooms.Archive) rooms.Archive) *env {
 	t.Helper()
 	opts := rooms.DefaultOptions()
 	if tweak != nil {
@@ -120,14 +130,14 @@ func newNode(t *testing.T, st *boltstore.Store, tweak func(*rooms.Options), wrap
 	// Room tests send bursts from one session to drive the room's own
 	// queues; the ingress shaper (tested in ws/) would pace them first.
 	wcfg.Shaper = ws.ShaperConfig{}
-	srv := ws.New(wcfg, st, ws.Options{Logger: log})
-	var rs rooms.Store = st
+	srv := ws.New(wcfg, st.accounts, ws.Options{Logger: log})
+	rs := st.rooms
 	if wrap != nil {
-		rs = wrap(st)
+		rs = wrap(st.rooms)
 	}
 	ho.Logger = log
 	if ho.MAM.DefaultPageSize > 0 && ho.MAM.Archive == nil {
-		ho.MAM.Archive = st.Archive() // history in the same embedded store
+		ho.MAM.Archive = st.archive // history in the same store
 		if wrapArchive != nil {
 			ho.MAM.Archive = wrapArchive(ho.MAM.Archive)
 		}
@@ -157,7 +167,7 @@ func newNode(t *testing.T, st *boltstore.Store, tweak func(*rooms.Options), wrap
 		hub.Close()
 		hs.Close()
 	})
-	return &env{t: t, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", store: st, hub: hub, archive: ho.MAM.Archive}
+	return &env{t: t, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", store: st.rooms, hub: hub, archive: ho.MAM.Archive}
 }
 
 func tctx(t *testing.T) context.Context {

@@ -22,7 +22,7 @@ func nodes(t *testing.T, n int, tweak func(*rooms.Options)) ([]*env, []*promethe
 	regs := make([]*prometheus.Registry, n)
 	for i := range out {
 		regs[i] = prometheus.NewRegistry()
-		out[i] = newNode(t, st, tweak, nil, rooms.HubOptions{Registerer: regs[i]}, hosts, nil)
+		out[i] = newNode(t, boltBacking(st), tweak, nil, rooms.HubOptions{Registerer: regs[i]}, hosts, nil)
 	}
 	return out, regs
 }
