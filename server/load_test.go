@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -172,6 +173,22 @@ func TestLoadMUCBothDialects(t *testing.T) {
 		t.Fatal("the test configuration must serve both dialects")
 	}
 	sum := runLoad(t, cfg, load.ModeMUC, false)
+	checkLossless(t, sum)
+}
+
+// TestLoadSpreadsOverURLs gives the tool two endpoints, the first of them
+// dead: users start round-robin, those whose endpoint is down log in at the
+// next one, and the run is lossless.
+func TestLoadSpreadsOverURLs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String() + "/xmpp-websocket"
+	ln.Close() // nothing listens there now
+	sum := runLoadWith(t, testConfig(t), load.ModeMucLight, false, func(lc *load.Config) {
+		lc.URL = dead + "," + lc.URL
+	})
 	checkLossless(t, sum)
 }
 

@@ -18,7 +18,10 @@ const (
 // Config is one load run. DefaultConfig fills every field; Validate checks
 // it once before anything is sent.
 type Config struct {
-	// URL is the RFC 7395 endpoint, ws:// or wss://.
+	// URL is the RFC 7395 endpoint, ws:// or wss://; several endpoints
+	// (the nodes of a cluster) separated by commas spread the users over
+	// them round-robin, and a login that fails at its endpoint tries the
+	// next ones.
 	URL string
 	// Domain is the served domain the users live in.
 	Domain string
@@ -108,14 +111,30 @@ func DefaultConfig() Config {
 	}
 }
 
+// URLs are the endpoints of URL, in order.
+func (c *Config) URLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.URL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // ErrRemote is returned by Validate for a non-loopback target without
 // AllowRemote.
 var ErrRemote = errors.New("load: refusing a non-loopback target (use -allow-remote only against a server you are allowed to load)")
 
 // Validate checks c and names the offending setting.
 func (c *Config) Validate() error {
-	if err := checkTarget("url", c.URL, c.AllowRemote, "ws", "wss"); err != nil {
-		return err
+	if len(c.URLs()) == 0 {
+		return errors.New("load: url: at least one endpoint")
+	}
+	for _, u := range c.URLs() {
+		if err := checkTarget("url", u, c.AllowRemote, "ws", "wss"); err != nil {
+			return err
+		}
 	}
 	if c.MetricsURL != "" {
 		if err := checkTarget("metrics-url", c.MetricsURL, c.AllowRemote, "http", "https"); err != nil {

@@ -186,8 +186,21 @@ func (e *engine) login(ctx context.Context) int {
 		jid := xmpp.JID{Local: e.cfg.userLocal(i), Domain: e.cfg.Domain, Resource: "xmppload-" + e.run}
 		lctx, cancel := context.WithTimeout(ctx, loginTimeout)
 		defer cancel()
-		c, err := client.Login(lctx, e.cfg.URL, jid, e.cfg.Password)
-		if err != nil {
+		// User i starts at endpoint i mod n; a failed login tries the
+		// others (a node that is down), and the first error is counted.
+		urls := e.cfg.URLs()
+		var c *client.Client
+		var err error
+		for k := range urls {
+			var e2 error
+			if c, e2 = client.Login(lctx, urls[(i+k)%len(urls)], jid, e.cfg.Password); e2 == nil {
+				break
+			}
+			if err == nil {
+				err = e2
+			}
+		}
+		if c == nil {
 			e.sessFail.add(classify(err))
 			return
 		}

@@ -126,7 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg := load.DefaultConfig()
 	fs := flag.NewFlagSet("xmppload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "WebSocket endpoint (RFC 7395) of the server")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "WebSocket endpoint (RFC 7395) of the server; several, comma-separated, spread the users over them (a failed login tries the next)")
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "XMPP domain of the users")
 	fs.IntVar(&cfg.Users, "users", cfg.Users, "sessions, one user each")
 	fs.StringVar(&cfg.UserPrefix, "user-prefix", cfg.UserPrefix, "user i is <prefix><i, 4+ digits>@domain")
