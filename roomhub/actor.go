@@ -41,6 +41,10 @@ type actor struct {
 	pending   []pendingMsg
 	abandoned uint64 // the last seq refused without its archive verdict
 	commits   *commits
+	// floor is the time of the room's newest archived id when the actor
+	// took the room (OrderedIDs), read once (floorRead).
+	floor     time.Time
+	floorRead bool
 }
 
 func newActor(h *Hub, jid xmpp.JID) *actor {

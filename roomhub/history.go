@@ -107,7 +107,11 @@ func (r *actor) groupchat(q *room.Post, sender xmpp.JID) error {
 		r.fanout(ev)
 		return nil
 	}
-	ev.ArchiveID, ev.Time = h.ids.Next(h.now())
+	at, err := r.idTime()
+	if err != nil {
+		return err
+	}
+	ev.ArchiveID, ev.Time = h.ids.Next(at)
 	ev.Stanza = xmpp.GroupchatFrame(id, from, q.Payload, r.jid, ev.ArchiveID)
 	r.seq++
 	seq := r.seq
@@ -232,7 +236,11 @@ func (r *actor) archiveNotice(reqID, version string, items []room.AffItem) (stri
 	if h.archiver == nil || h.notices == nil {
 		return "", nil
 	}
-	id, t := h.ids.Next(h.now())
+	at, err := r.idTime()
+	if err != nil {
+		return "", err
+	}
+	id, t := h.ids.Next(at)
 	b := h.notices.AffsNotice(r.jid, reqID, version, items, id)
 	ctx, cancel := r.storeCtx()
 	defer cancel()
@@ -240,6 +248,33 @@ func (r *actor) archiveNotice(reqID, version string, items []room.AffItem) (stri
 		return "", fmt.Errorf("archiving a room event of %s: %w", r.jid, err)
 	}
 	return id, nil
+}
+
+// idTime is the time the room's next archive id is made from: now, or
+// with OrderedIDs just after the room's newest archived id, read once per
+// actor, so that ids keep increasing when the room moves from a node whose
+// clock ran ahead (docs/08_cluster.md, "Order and identity").
+func (r *actor) idTime() (time.Time, error) {
+	now := r.hub.now()
+	if !r.hub.orderedIDs {
+		return now, nil
+	}
+	if !r.floorRead {
+		ctx, cancel := r.storeCtx()
+		p, err := r.hub.archive.Query(ctx, archive.Query{Room: r.jid, Max: 1, Last: true})
+		cancel()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading the newest archive id of %s: %w", r.jid, err)
+		}
+		if len(p.Messages) > 0 {
+			r.floor, _ = archive.IDTime(p.Messages[0].ID)
+		}
+		r.floorRead = true
+	}
+	if !now.After(r.floor) {
+		now = r.floor.Add(time.Microsecond)
+	}
+	return now, nil
 }
 
 // removeArchive deletes a destroyed room's history.

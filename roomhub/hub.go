@@ -41,11 +41,13 @@ type Hub struct {
 	archiver *archive.Writer // batches groupchat into the archive
 	ids      *archive.IDClock
 	notices  NoticeForm
-	store    roomstore.Store
-	sink     Sink
-	log      *slog.Logger
-	m        *hubMetrics
-	services map[string]string // service domain → served domain
+	// orderedIDs: archive ids follow each room's newest archived id.
+	orderedIDs bool
+	store      roomstore.Store
+	sink       Sink
+	log        *slog.Logger
+	m          *hubMetrics
+	services   map[string]string // service domain → served domain
 
 	// stopping tells room actors to drain and end (Close); ctx ends the
 	// archive writer, retention and queries once they have.
@@ -94,6 +96,10 @@ type HubOptions struct {
 	// MailboxSize bounds each room's queue of requests; zero:
 	// DefaultMailboxSize.
 	MailboxSize int
+	// OrderedIDs makes a room's archive ids follow its newest archived id,
+	// not only this process's clock: for rooms that move between nodes.
+	// It costs one archive read each time an actor starts archiving.
+	OrderedIDs bool
 }
 
 // DefaultStoreTimeout is the store bound when HubOptions leave it unset; it
@@ -116,6 +122,7 @@ func NewHub(opts room.Options, hosts []string, store roomstore.Store, sink Sink,
 		store:        store,
 		sink:         sink,
 		notices:      ho.Notices,
+		orderedIDs:   ho.OrderedIDs,
 		log:          ho.Logger.With("module", "muc_light"),
 		services:     make(map[string]string, len(hosts)),
 		stopping:     make(chan struct{}),

@@ -102,7 +102,7 @@ func clusterEnvsOn(t *testing.T, names []string, store func(node string) backing
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
-		ho := rooms.HubOptions{MAM: rooms.MAMOptions{DefaultPageSize: 10, MaxPageSize: 10}}
+		ho := rooms.HubOptions{MAM: rooms.MAMOptions{DefaultPageSize: 10, MaxPageSize: 10}, OrderedIDs: true}
 		ho.Transport = func(core *roomhub.Hub, edge roomhub.Sink) rooms.Transport {
 			tr, err := transport.New(nc, name, place, core, edge, transport.Options{})
 			if err != nil {

@@ -61,6 +61,9 @@ type HubOptions struct {
 	// MailboxSize bounds each room's queue of requests; zero:
 	// DefaultMailboxSize. Tests make it small to fill it.
 	MailboxSize int
+	// OrderedIDs keeps each room's archive ids after its newest archived
+	// one, for rooms that move between nodes (cluster mode).
+	OrderedIDs bool
 	// Transport, when set, puts the room core behind a cluster: it gets
 	// this node's core and the renderer of this node's sessions, and
 	// returns where requests go and where the core's output goes. Nil: the
@@ -111,6 +114,7 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	h.core = roomhub.NewHub(opts, hosts, store, coreSink, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
 		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
+		OrderedIDs: ho.OrderedIDs,
 	})
 	h.tr = h.core
 	if ho.Transport != nil {
