@@ -41,6 +41,9 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	s.bound.Store(true)
 	old := s.srv.router.register(s)
 	s.srv.bindMu.Unlock()
+	if rm := s.srv.router.remote; rm != nil {
+		rm.Bound(full, s.epoch)
+	}
 	s.srv.admit.release(s.raw) // bound: no longer counts as unauthenticated
 	if old != nil {
 		// Conflict policy: the newest session wins; the old one is told why.

@@ -57,6 +57,7 @@ type Router struct {
 	services map[string]serviceEntry // domain → service
 	rosters  []RosterSource
 	watchers []SessionWatcher
+	remote   Remote             // the other nodes of a cluster; nil on one node
 	account  map[string]Service // payload namespace → handler of iqs to one's own account
 }
 
@@ -324,13 +325,19 @@ func (r *Router) route(ctx context.Context, from *session, st *xmpp.Stanza) {
 // cases where no session matches. Nothing is dropped silently except where
 // the RFC says so (errors, headlines, presence to nobody, iq results).
 func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
+	addr := to.String() // 'to' as addressed, kept on delivery (RFC 6121 §8.5.2)
 	targets := r.sessionsOf(to)
-	if len(targets) == 0 && to.Resource != "" && st.Kind == xmpp.KindMessage && (st.Type == "" || st.Type == "normal" || st.Type == "chat") {
-		targets = r.sessionsOf(to.Bare()) // message to a gone resource: the user's other sessions
+	remote := r.remote != nil && r.remote.Has(to)
+	if len(targets) == 0 && !remote && to.Resource != "" && st.Kind == xmpp.KindMessage && (st.Type == "" || st.Type == "normal" || st.Type == "chat") {
+		// A message to a gone resource: the user's other sessions, here
+		// and on other nodes.
+		to = to.Bare()
+		targets = r.sessionsOf(to)
+		remote = r.remote != nil && r.remote.Has(to)
 	}
-	if len(targets) > 0 {
+	if len(targets) > 0 || remote {
 		out := xmpp.NewOutbound(st.El)
-		toStr := to.String()
+		toStr := addr
 		delivered := false
 		for _, s := range targets {
 			took, stall := s.deliver(out, toStr)
@@ -340,6 +347,9 @@ func (r *Router) toUser(from *session, st *xmpp.Stanza, to xmpp.JID) {
 			if stall != nil {
 				from.paceOn(stall) // a flood of 1:1 messages slows its sender, not its target
 			}
+		}
+		if remote && r.remote.Route(to, addr, out.Kind(), out.Bytes("")) {
+			delivered = true
 		}
 		if delivered {
 			return

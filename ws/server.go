@@ -259,8 +259,17 @@ func (s *Server) serverSecret(ctx context.Context) ([]byte, error) {
 }
 
 // CloseUser ends every session of a bare JID (its account was deleted) with
-// the not-authorized stream error.
+// the not-authorized stream error, on every node of a cluster.
 func (s *Server) CloseUser(user xmpp.JID) {
+	if rm := s.router.remote; rm != nil {
+		rm.CloseUser(user)
+	}
+	s.CloseLocalUser(user)
+}
+
+// CloseLocalUser is CloseUser for this node's sessions alone: what another
+// node asks for.
+func (s *Server) CloseLocalUser(user xmpp.JID) {
 	for _, sess := range s.router.sessionsOf(user.Bare()) {
 		s.wg.Add(1)
 		go func() {

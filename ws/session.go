@@ -729,6 +729,9 @@ func (s *session) cleanup() {
 	}
 	if s.bound.Load() {
 		s.srv.router.unregister(s)
+		if rm := s.srv.router.remote; rm != nil {
+			rm.Unbound(*s.jid.Load(), s.epoch)
+		}
 		s.srv.m.sessions.Dec()
 		// Deferred by the reader loop: every stanza this session sent has
 		// been handed to its service, and nothing is delivered to it now.
