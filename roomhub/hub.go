@@ -155,7 +155,11 @@ func NewHub(opts room.Options, hosts []string, store roomstore.Store, sink Sink,
 	for _, host := range hosts {
 		h.services[opts.ServiceDomain(host)] = host
 	}
+	h.m.zeroHosts(hosts)
 	roomstore.ZeroSeries(store, hosts)
+	if ho.MAM.Archive != nil {
+		roomstore.ZeroArchiveSeries(ho.MAM.Archive, hosts)
+	}
 	h.ids = archive.NewIDClock()
 	if ho.MAM.Archive != nil {
 		h.mam = ho.MAM.withDefaults()

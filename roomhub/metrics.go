@@ -2,6 +2,8 @@ package roomhub
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wschat/xmppws/limits"
 )
 
 // hubMetrics are the room service's own series.
@@ -9,7 +11,8 @@ type hubMetrics struct {
 	fanout         prometheus.Counter
 	mailboxFull    prometheus.Counter
 	internalErrors prometheus.Counter
-	// limiterRefusals counts flood-limiter refusals by reason and host.
+	// limiterRefusals counts flood-limiter refusals by reason and served
+	// domain (host_type, as the store metrics and MongooseIM name it).
 	limiterRefusals *prometheus.CounterVec
 	archiveBusy     prometheus.Counter
 	// Flow control: waits for a full mailbox or archive queue, requests for
@@ -36,8 +39,8 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 			Name: "muc_light_internal_errors_total", Help: "Room requests answered with internal-server-error (store or server faults).",
 		}),
 		limiterRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "muc_light_limiter_refusals_total", Help: "Room events refused by the flood limiter, by reason and served domain.",
-		}, []string{"reason", "host"}),
+			Name: "muc_light_limiter_refusals_total", Help: "Room events refused by the flood limiter, by reason and served domain (host_type).",
+		}, []string{"reason", "host_type"}),
 		archiveBusy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "muc_light_archive_queue_full_total", Help: "Groupchat messages refused because the archive queue stayed full for mailbox_wait.",
 		}),
@@ -59,6 +62,9 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		queryRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "muc_light_mam_query_refusals_total", Help: "Archive queries refused by max_mam_queries_per_room (scope room) or max_mam_queries (scope server).",
 		}, []string{"scope"}),
+	}
+	for _, scope := range []string{"room", "server"} {
+		m.queryRefusals.WithLabelValues(scope) // at zero before the first refusal
 	}
 	if reg == nil {
 		return m
@@ -95,4 +101,18 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued,
 		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators, m.roomCapRefusals)
 	return m
+}
+
+// limiterReasons are the flood limiter's refusal reasons, the values of
+// muc_light_limiter_refusals_total's reason label.
+var limiterReasons = []string{limits.ReasonRate, limits.ReasonTooLong, limits.ReasonTooManyLines, limits.ReasonNickTooLong}
+
+// zeroHosts makes the per-domain series exist at zero for every served
+// domain, so dashboards and alerts see them before the first event.
+func (m *hubMetrics) zeroHosts(hosts []string) {
+	for _, host := range hosts {
+		for _, r := range limiterReasons {
+			m.limiterRefusals.WithLabelValues(r, host)
+		}
+	}
 }

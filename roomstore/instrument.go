@@ -57,23 +57,30 @@ func InstrumentStore(s Store, backend string, reg prometheus.Registerer, hostOf 
 	return i
 }
 
-// zeroSeries makes every function's series of the served hosts exist at
-// zero, so that the metrics list each function of docs/metrics.md even before
-// it is called, or when the hub no longer calls it (get_user_rooms_count,
-// since the store checks rooms_per_user itself).
 // ZeroSeries makes the store metrics of s (if InstrumentStore wrapped it)
-// exist at zero for every function and served domain, before any call.
+// exist at zero for every function and served domain, before any call: the
+// metrics list each function even before it is called, or when the hub no
+// longer calls it (get_user_rooms_count, since the store checks
+// rooms_per_user itself), and an error alert has a series to watch.
 func ZeroSeries(s Store, hosts []string) {
 	if i, ok := s.(*instrumented); ok {
-		i.zeroSeries(hosts)
+		i.zeroSeries(hosts, StoreFunctions)
 	}
 }
 
-func (i *instrumented) zeroSeries(hosts []string) {
+// ZeroArchiveSeries is ZeroSeries for an archive InstrumentArchive wrapped.
+func ZeroArchiveSeries(a archive.Archive, hosts []string) {
+	if i, ok := a.(*instrumentedArchive); ok {
+		i.m.zeroSeries(hosts, ArchiveFunctions)
+	}
+}
+
+func (i *instrumented) zeroSeries(hosts, functions []string) {
 	for _, host := range hosts {
-		for _, fn := range StoreFunctions {
+		for _, fn := range functions {
 			i.count.WithLabelValues(host, fn)
 			i.time.WithLabelValues(host, fn)
+			i.errs.WithLabelValues(host, fn)
 		}
 	}
 }

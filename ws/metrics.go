@@ -2,7 +2,18 @@ package ws
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/xmpp"
 )
+
+// streamConditions are the stream error conditions this server sends (the
+// endpoint's and the element parser's), exported at zero from the start.
+var streamConditions = []xmpp.Condition{
+	xmpp.BadNamespacePrefix, xmpp.Conflict, xmpp.ConnectionTimeout, xmpp.HostUnknown, xmpp.InvalidFrom,
+	xmpp.InvalidNamespace, xmpp.NotAuthorized, xmpp.NotWellFormed, xmpp.PolicyViolation, xmpp.RestrictedXML,
+	xmpp.UnsupportedEncoding, xmpp.UnsupportedStanzaType, xmpp.UnsupportedVersion,
+}
 
 // metrics are the endpoint's own Prometheus series. Label values are drawn
 // from small fixed sets (stanza kinds, mechanisms, conditions), never from
@@ -57,6 +68,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stallSeconds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "xmpp_send_stall_seconds_total", Help: "Time session readers spent waiting for recipients to drain.",
 		}),
+	}
+	// Every series of a known label value exists at zero from the start, so
+	// a dashboard or an alert sees it before the first event.
+	for _, c := range streamConditions {
+		m.streamErrors.WithLabelValues(string(c))
+	}
+	for _, mech := range []string{account.SCRAMSHA256, account.SCRAMSHA1, "PLAIN"} {
+		for _, result := range []string{"success", "failure"} {
+			m.auth.WithLabelValues(mech, result)
+		}
 	}
 	m.closedWriteTimeout = m.slowCloses.WithLabelValues("write_timeout")
 	m.closedMaxPending = m.slowCloses.WithLabelValues("max_pending")
