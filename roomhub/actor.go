@@ -25,6 +25,7 @@ type actor struct {
 	postMu  sync.RWMutex
 	closed  bool
 	limiter *limits.RoomLimiter // nil: no limits
+	fence   Fence               // nil: always free to act (one node)
 
 	loaded  bool // state below reflects the store
 	exists  bool
@@ -103,8 +104,15 @@ func (r *actor) run() {
 	defer r.hub.actors.Done()
 	idle := time.NewTimer(r.hub.idleTimeout)
 	defer idle.Stop()
+	var lost <-chan struct{}
+	if r.fence != nil {
+		lost = r.fence.Done()
+	}
 	for {
 		select {
+		case <-lost:
+			r.moved()
+			return
 		case m := <-r.mailbox:
 			r.handle(m)
 			idle.Reset(r.hub.idleTimeout)
@@ -120,6 +128,51 @@ func (r *actor) run() {
 			r.drain()
 			return
 		}
+	}
+}
+
+// moved ends the actor when its right to act lapsed: nobody posts any
+// more, what is queued is refused (the clients retry, and reach the next
+// owner), and messages already archived are delivered.
+func (r *actor) moved() {
+	h := r.hub
+	// Senders waiting for room in the mailbox hold postMu's read lock:
+	// refuse what they posted until they are through.
+	for !r.postMu.TryLock() {
+		select {
+		case m := <-r.mailbox:
+			h.fail(m.req, errMoved)
+			if m.release != nil {
+				m.release()
+			}
+		case <-time.After(time.Millisecond):
+		}
+	}
+	r.closed = true
+	r.postMu.Unlock()
+	h.mu.Lock()
+	if h.rooms[r.jid] == r {
+		delete(h.rooms, r.jid)
+	}
+	h.mu.Unlock()
+	for {
+		select {
+		case m := <-r.mailbox:
+			h.fail(m.req, errMoved)
+			if m.release != nil {
+				m.release()
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if !r.settle() {
+		r.abandonPending()
+	}
+	r.fence.Release()
+	if h.onUnload != nil {
+		h.onUnload(r.jid)
 	}
 }
 
@@ -140,6 +193,9 @@ func (r *actor) drain() {
 	}
 	if !r.settle() {
 		r.abandonPending()
+	}
+	if r.fence != nil {
+		r.fence.Release()
 	}
 }
 
@@ -214,6 +270,12 @@ func (r *actor) handle(m *mail) {
 				m.release()
 			}
 		}()
+	}
+	if r.fence != nil && !r.fence.Valid() {
+		// Past the lease's safe end another node may act already: no
+		// store write, no delivery from here.
+		r.hub.fail(req, errMoved)
+		return
 	}
 	switch q := req.(type) {
 	case *room.Removed:

@@ -43,6 +43,9 @@ type Hub struct {
 	notices  NoticeForm
 	// orderedIDs: archive ids follow each room's newest archived id.
 	orderedIDs bool
+	admit      func(ctx context.Context, rm xmpp.JID) (Fence, error)
+	redirect   func(req room.Request, owner string) bool
+	node       string
 	store      roomstore.Store
 	sink       Sink
 	log        *slog.Logger
@@ -96,6 +99,13 @@ type HubOptions struct {
 	// MailboxSize bounds each room's queue of requests; zero:
 	// DefaultMailboxSize.
 	MailboxSize int
+	// Admit, when set, is asked for the right to act for a room before its
+	// actor starts (in a cluster: the room's lease). A *HeldError means
+	// another node acts for it: the request goes to Redirect. Node names
+	// this node in HeldError.
+	Admit    func(ctx context.Context, rm xmpp.JID) (Fence, error)
+	Redirect func(req room.Request, owner string) bool
+	Node     string
 	// OrderedIDs makes a room's archive ids follow its newest archived id,
 	// not only this process's clock: for rooms that move between nodes.
 	// It costs one archive read each time an actor starts archiving.
@@ -123,6 +133,9 @@ func NewHub(opts room.Options, hosts []string, store roomstore.Store, sink Sink,
 		sink:         sink,
 		notices:      ho.Notices,
 		orderedIDs:   ho.OrderedIDs,
+		admit:        ho.Admit,
+		redirect:     ho.Redirect,
+		node:         ho.Node,
 		log:          ho.Logger.With("module", "muc_light"),
 		services:     make(map[string]string, len(hosts)),
 		stopping:     make(chan struct{}),
@@ -254,6 +267,13 @@ func (h *Hub) dispatch(ctx context.Context, m *mail) bool {
 	rm := m.req.Header().Room
 	for {
 		r, err := h.actorFor(ctx, rm, m)
+		var held *HeldError
+		if errors.As(err, &held) && held.Owner == h.node {
+			continue // another dispatch of this node is starting the actor
+		}
+		if errors.As(err, &held) && h.redirect != nil {
+			return h.redirect(m.req, held.Owner)
+		}
 		if err != nil {
 			h.fail(m.req, err)
 			return false
@@ -321,19 +341,53 @@ func (h *Hub) actorFor(ctx context.Context, rm xmpp.JID, m *mail) (*actor, error
 		}
 		m.rated = true
 	}
+	var fence Fence
+	if h.admit != nil {
+		// The right to act is taken before the actor exists, outside the
+		// hub's lock (it is a network round trip in a cluster).
+		f, err := h.admit(ctx, rm)
+		if err != nil {
+			return nil, err
+		}
+		fence = f
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
+		if fence != nil {
+			fence.Release()
+		}
 		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down")
 	}
 	if r = h.rooms[rm]; r == nil {
 		r = newActor(h, rm)
+		r.fence = fence
 		h.rooms[rm] = r
 		h.actors.Add(1)
 		go r.run()
+	} else if fence != nil {
+		fence.Release() // unreachable while admission is exclusive
 	}
 	return r, nil
 }
+
+// Fence is an actor's right to act for its room; in a cluster, the room's
+// lease. The actor handles requests only while Valid, leaves the room when
+// Done closes, and Releases it when it unloads.
+type Fence interface {
+	Valid() bool
+	Done() <-chan struct{}
+	Release()
+}
+
+// HeldError says another node acts for the room: Admit's refusal.
+type HeldError struct{ Owner string }
+
+func (e *HeldError) Error() string { return "roomhub: the room is held by node " + e.Owner }
+
+// errMoved refuses a request that reached an actor whose right to act
+// lapsed: the room is moving to another node; the client tries again.
+var errMoved = xmpp.NewError(xmpp.ResourceConstraint, "the room is moving to another server, try again")
 
 // errStaleLeave is a leave for a room with no loaded actor: answered with
 // nothing.
@@ -354,6 +408,9 @@ func (h *Hub) unload(r *actor) bool {
 	defer h.mu.Unlock()
 	if h.rooms[r.jid] == r {
 		delete(h.rooms, r.jid)
+	}
+	if r.fence != nil {
+		r.fence.Release()
 	}
 	if h.onUnload != nil {
 		h.onUnload(r.jid)
