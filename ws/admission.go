@@ -98,7 +98,7 @@ func (s *Server) ConnState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		if reason, ok := s.admit.admit(c); !ok {
-			s.log.Debug("connection refused", "remote", c.RemoteAddr().String(), "reason", reason)
+			s.logRefused(c.RemoteAddr().String(), reason)
 			c.Close()
 		}
 	case http.StateClosed:

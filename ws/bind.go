@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/wschat/xmppws/xmpp"
@@ -32,6 +33,8 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	if !s.srv.roomForSession(full) {
 		s.srv.bindMu.Unlock()
 		s.srv.im.bindRefused.Inc()
+		s.srv.throttle.Log(s.log, slog.LevelInfo, "bind:"+s.user.String(), "session refused", "reason", "max-sessions-per-account",
+			"max_sessions_per_account", s.srv.cfg.MaxSessionsPerAccount)
 		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.ResourceConstraint, "this account has the most sessions allowed: close one first")))
 		return nil
 	}
@@ -50,7 +53,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			old.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, "resource conflict")
+			old.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
 		}()
 	}
 	s.srv.m.sessions.Inc()

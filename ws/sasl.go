@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -31,7 +32,8 @@ const (
 type saslState struct {
 	mech     string
 	conv     *scram.ServerConversation
-	storeErr error // a store failure during the credential lookup
+	storeErr error  // a store failure during the credential lookup
+	attempt  string // the user name the client gave, for "login failed"
 	failures int
 }
 
@@ -127,6 +129,7 @@ func decodeSASL(text string) ([]byte, bool) {
 // same after a restart and on every node, offers the same salt and
 // iteration count every time: nothing reveals which users exist.
 func (s *session) credentialLookup(username string) (scram.StoredCredentials, error) {
+	s.sasl.attempt = username
 	j, err := xmpp.NewJID(username, s.host, "")
 	if err != nil {
 		return scram.StoredCredentials{}, err
@@ -171,7 +174,7 @@ func (s *session) scramStep(data []byte) *xmpp.StreamError {
 	resp, err := conv.Step(string(data))
 	if err != nil {
 		if s.sasl.storeErr != nil {
-			s.log.Error("account lookup failed", "err", s.sasl.storeErr)
+			s.srv.throttle.Log(s.log, slog.LevelError, "account-lookup", "account lookup failed", "err", s.sasl.storeErr)
 			return s.saslFail(saslTemporaryFailure, "")
 		}
 		return s.saslFail(saslNotAuthorized, "")
@@ -201,6 +204,7 @@ func (s *session) plainAuth(data []byte) *xmpp.StreamError {
 	if len(parts) != 3 || len(parts[1]) == 0 {
 		return s.saslFail(saslMalformedRequest, "")
 	}
+	s.sasl.attempt = string(parts[1])
 	user, err := xmpp.NewJID(string(parts[1]), s.host, "")
 	if err != nil {
 		return s.saslFail(saslNotAuthorized, "")
@@ -216,7 +220,7 @@ func (s *session) plainAuth(data []byte) *xmpp.StreamError {
 		rec, err = s.srv.fakeRecord(s.ctx, user)
 	}
 	if err != nil {
-		s.log.Error("account lookup failed", "err", err)
+		s.srv.throttle.Log(s.log, slog.LevelError, "account-lookup", "account lookup failed", "err", err)
 		return s.saslFail(saslTemporaryFailure, "")
 	}
 	if !verifyPassword(rec, user.Local, string(parts[2])) || !known {
@@ -233,7 +237,9 @@ func authzMatches(authz string, user xmpp.JID) bool {
 }
 
 func (s *session) saslSuccess(user xmpp.JID, final []byte) *xmpp.StreamError {
-	s.srv.m.auth.WithLabelValues(s.mechLabel(), "success").Inc()
+	mech := s.mechLabel()
+	s.srv.m.auth.WithLabelValues(mech, "success").Inc()
+	s.log.Info("login", "jid", user.String(), "mechanism", mech)
 	s.user = user
 	s.sasl = saslState{}
 	ok := xmpp.Elem("success", xmpp.NSSASL)
@@ -248,8 +254,12 @@ func (s *session) saslSuccess(user xmpp.JID, final []byte) *xmpp.StreamError {
 
 // saslFail reports a failure; the client may retry (RFC 6120 §6.4.5) until
 // MaxAuthFailures, after which the stream is closed.
+// Each failure is logged as "login failed" with the condition as its
+// reason, never the library's text nor anything of the exchange itself.
 func (s *session) saslFail(cond, text string) *xmpp.StreamError {
-	s.srv.m.auth.WithLabelValues(s.mechLabel(), "failure").Inc()
+	mech := s.mechLabel()
+	s.srv.m.auth.WithLabelValues(mech, "failure").Inc()
+	s.log.Info("login failed", "user", truncateUser(s.sasl.attempt), "mechanism", mech, "reason", cond)
 	fails := s.sasl.failures + 1
 	s.sasl = saslState{failures: fails}
 	f := xmpp.Elem("failure", xmpp.NSSASL)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/logthrottle"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -32,6 +33,7 @@ type Server struct {
 	router   *Router
 	im       *ingressMetrics
 	admit    *admission
+	throttle *logthrottle.Throttle // for every refusal the endpoint logs
 
 	secretMu sync.Mutex
 	secret   []byte // the store's server secret, once read: keys the fake credentials of unknown users
@@ -75,6 +77,7 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 		baseCtx:  ctx,
 		cancel:   cancel,
 		conns:    make(map[*session]struct{}),
+		throttle: logthrottle.New(throttleInterval, logthrottle.DefaultMaxKeys, nil),
 	}
 	s.router = newRouter(s)
 	s.admit = newAdmission(cfg, s.im)
@@ -142,7 +145,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw.SetDeadline(time.Time{})
 	// Counted from accept when ConnState is installed; otherwise from here.
 	if reason, ok := s.admit.admit(raw); !ok {
-		s.log.Debug("connection refused", "remote", r.RemoteAddr, "reason", reason)
+		s.logRefused(r.RemoteAddr, reason)
 		conn.Close(websocket.StatusTryAgainLater, "too many connections that have not logged in")
 		return
 	}
@@ -211,7 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range list {
-		go c.terminate(nil, "server shutting down")
+		go c.terminate(nil, endShutdown)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -274,7 +277,14 @@ func (s *Server) CloseLocalUser(user xmpp.JID) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			sess.terminate(&xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was deleted"}, "account deleted")
+			sess.terminate(&xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was deleted"}, endUserDeleted)
 		}()
 	}
+}
+
+// logRefused logs a connection over an unauthenticated cap, at most once per
+// address and interval.
+func (s *Server) logRefused(remote, reason string) {
+	ip := remoteIP(remote)
+	s.throttle.Log(s.log, slog.LevelInfo, "refused:"+ip, "connection refused", "remote", ip, "reason", reason)
 }

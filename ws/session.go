@@ -109,6 +109,15 @@ type session struct {
 
 	raw    net.Conn // the hijacked connection, as counted by the admission caps
 	shaper *shaper  // nil when both buckets are off; reader-owned
+
+	// For the "session ended" line. endReason and endCond are written in
+	// the first terminate (termOnce) and read once it returned.
+	started    time.Time
+	remote     string // the peer's address, as the HTTP request gave it
+	stanzasIn  int // reader-owned
+	stanzasOut atomic.Int64
+	endReason  string
+	endCond    xmpp.Condition
 }
 
 type sessionTimers struct {
@@ -124,6 +133,8 @@ func newSession(srv *Server, conn *websocket.Conn, r *http.Request) *session {
 		ctx:      ctx,
 		cancel:   cancel,
 		streamID: randomID(),
+		started:  time.Now(),
+		remote:   r.RemoteAddr,
 		log:      srv.log.With("remote", r.RemoteAddr),
 		plain:    srv.cfg.AllowPlainWithoutTLS || r.TLS != nil || isLoopback(r.RemoteAddr),
 	}
@@ -148,12 +159,13 @@ func isLoopback(remote string) bool {
 
 // run is the reader loop; it returns when the connection is gone.
 func (s *session) run() {
-	defer s.cleanup()
+	var readErr error
+	defer func() { s.cleanup(readErr) }()
 	cfg := &s.srv.cfg
 	if cfg.AuthTimeout > 0 {
 		s.timers.auth = time.AfterFunc(cfg.AuthTimeout, func() {
 			if !s.bound.Load() {
-				s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "authentication took too long"}, "auth timeout")
+				s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "authentication took too long"}, endAuthTimeout)
 			}
 		})
 	}
@@ -165,31 +177,31 @@ func (s *session) run() {
 		s.awaitPace()
 		typ, r, err := s.conn.Reader(s.ctx)
 		if err != nil {
-			s.logEnd(err)
+			readErr = err
 			return
 		}
 		if s.timers.idle != nil {
 			s.timers.idle.Reset(cfg.IdleTimeout)
 		}
 		if typ != websocket.MessageText {
-			s.terminate(&xmpp.StreamError{Condition: xmpp.UnsupportedEncoding, Text: "RFC 7395 carries XMPP in text messages only"}, "binary message")
+			s.terminate(&xmpp.StreamError{Condition: xmpp.UnsupportedEncoding, Text: "RFC 7395 carries XMPP in text messages only"}, endStreamError)
 			return
 		}
 		buf.Reset()
 		n, err := buf.ReadFrom(io.LimitReader(r, int64(cfg.MaxStanzaSize)+1))
 		if err != nil {
-			s.logEnd(err)
+			readErr = err
 			return
 		}
 		if n > int64(cfg.MaxStanzaSize) {
-			s.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "stanza too large"}, "oversized stanza")
+			s.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "stanza too large"}, endStreamError)
 			return
 		}
 		if se := s.handleFrame(buf.Bytes()); se != nil {
 			if se.Condition == "" { // the client closed the stream
-				s.terminate(nil, "client closed the stream")
+				s.terminate(nil, endClientClosed)
 			} else {
-				s.terminate(se, "protocol error")
+				s.terminate(se, endStreamError)
 			}
 			return
 		}
@@ -248,6 +260,7 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		el.CreateAttr("xmlns", xmpp.NSClient)
 	}
 	s.srv.m.inCounter(el.Tag).Inc()
+	s.stanzasIn++
 	st, toErr, fromErr := xmpp.NewStanza(el)
 	if fromErr != nil || !s.fromAllowed(st.From) {
 		return &xmpp.StreamError{Condition: xmpp.InvalidFrom}
@@ -406,7 +419,7 @@ func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too much waiting to be sent: the client is not reading"}, "max_pending passed", true)
+			s.end(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "too much waiting to be sent: the client is not reading"}, endSlowConsumer, true)
 		}()
 		return false, nil
 	}
@@ -565,6 +578,7 @@ func (s *session) write(b []byte, kind string) error {
 	err := s.conn.Write(s.ctx, websocket.MessageText, b)
 	if err == nil {
 		s.srv.m.outCounter(kind).Inc()
+		s.countOut(kind)
 	}
 	return err
 }
@@ -663,7 +677,7 @@ func (s *session) onIdle() {
 			if s.cork != nil && s.cork.TimedOut() {
 				s.countSlowClose(s.srv.m.closedWriteTimeout) // the ping itself could not be written
 			}
-			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, "idle")
+			s.terminate(&xmpp.StreamError{Condition: xmpp.ConnectionTimeout, Text: "no answer to ping"}, endIdle)
 		}
 		return
 	}
@@ -673,6 +687,7 @@ func (s *session) onIdle() {
 // terminate ends the stream from any goroutine, once: it lets the writer
 // finish what is queued (bounded by the write watchdog), writes the stream
 // error if any and <close/>, then closes the WebSocket with status 1000.
+// reason is one of the end* words; the first terminate's is the one logged.
 func (s *session) terminate(se *xmpp.StreamError, reason string) {
 	s.end(se, reason, false)
 }
@@ -681,6 +696,10 @@ func (s *session) terminate(se *xmpp.StreamError, reason string) {
 // client that is not reading it anyway.
 func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 	s.termOnce.Do(func() {
+		s.endReason = reason
+		if se != nil {
+			s.endCond = se.Condition
+		}
 		s.qmu.Lock()
 		s.closing = true
 		if drop {
@@ -695,7 +714,7 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 		s.qmu.Unlock()
 		if se != nil {
 			s.srv.m.streamErrors.WithLabelValues(string(se.Condition)).Inc()
-			s.logger().Info("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
+			s.logger().Debug("stream error", "condition", se.Condition, "text", se.Text, "reason", reason)
 		}
 		if s.ctx.Err() != nil {
 			s.conn.CloseNow()
@@ -715,11 +734,16 @@ func (s *session) end(se *xmpp.StreamError, reason string, drop bool) {
 	})
 }
 
-func (s *session) cleanup() {
+func (s *session) cleanup(readErr error) {
+	reason := endConnectionLost
+	if readErr != nil {
+		reason = s.readEndReason(readErr)
+	}
 	// The connection is already closed or broken here: cancelling first makes
 	// a terminate that has not run yet close at once instead of writing.
 	s.cancel()
-	s.terminate(nil, "connection ended")
+	s.terminate(nil, reason)
+	s.logEnded(readErr)
 	s.conn.CloseNow()
 	s.srv.admit.release(s.raw)
 	for _, t := range []*time.Timer{s.timers.auth, s.timers.idle} {
@@ -739,12 +763,4 @@ func (s *session) cleanup() {
 			w.SessionEnded(*s.jid.Load(), s.epoch)
 		}
 	}
-}
-
-func (s *session) logEnd(err error) {
-	if s.ctx.Err() != nil || websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) {
-		s.log.Debug("connection closed", "err", err)
-		return
-	}
-	s.log.Info("connection lost", "err", err)
 }

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"log/slog"
 	"math"
 	"time"
 
@@ -67,6 +68,15 @@ func (s *session) shape(n int) bool {
 	if d <= 0 {
 		return true
 	}
+	bucket := "stanzas"
+	if bd > sd {
+		bucket = "bytes"
+	}
+	key := s.bareStr
+	if key == "" {
+		key = remoteIP(s.remote)
+	}
+	s.srv.throttle.Log(s.log, slog.LevelInfo, "shaped:"+key, "sender shaped", "bucket", bucket, "delay", d.Round(time.Millisecond))
 	if d == rate.InfDuration || d > math.MaxInt64/2 {
 		d = time.Minute // cannot happen with a positive rate; bound it anyway
 	}
