@@ -325,7 +325,7 @@ func (r *actor) handle(m *mail) {
 func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 	switch q := m.req.(type) {
 	case *room.Post:
-		if err := r.limit(aff, q.Body); err != nil {
+		if err := r.limit(sender, aff, q.Body); err != nil {
 			return err
 		}
 		return r.groupchat(q, sender)
@@ -334,7 +334,7 @@ func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 	case *room.GetConfig:
 		return r.getConfig(q)
 	case *room.SetConfig:
-		if err := r.limit(aff, ""); err != nil {
+		if err := r.limit(sender, aff, ""); err != nil {
 			return err
 		}
 		return r.setConfig(q, aff)
@@ -369,24 +369,26 @@ func (r *actor) ok(req room.Request, rep room.Reply) {
 	r.hub.sink.Reply(rep)
 }
 
-// limit passes an event through the room's flood limiter; a refusal is
-// counted and returned for the sender alone.
-func (r *actor) limit(aff room.Affiliation, body string) error {
+// limit passes an event of sender through the room's flood limiter; a
+// refusal is counted, logged (throttled) and returned for the sender alone.
+func (r *actor) limit(sender xmpp.JID, aff room.Affiliation, body string) error {
 	ref := r.limiter.Check(aff, body, r.hub.now())
 	if ref == nil {
 		return nil
 	}
 	r.hub.m.limiterRefusals.WithLabelValues(ref.Reason, r.hub.services[r.jid.Domain]).Inc()
+	r.hub.logRefused(sender, r.jid, ref.Reason)
 	return refusalError(ref)
 }
 
 // limitNick checks a nick (XEP-0045 join, join-create) against the limiter.
-func (r *actor) limitNick(aff room.Affiliation, nick string) error {
+func (r *actor) limitNick(sender xmpp.JID, aff room.Affiliation, nick string) error {
 	ref := r.limiter.CheckNick(aff, nick)
 	if ref == nil {
 		return nil
 	}
 	r.hub.m.limiterRefusals.WithLabelValues(ref.Reason, r.hub.services[r.jid.Domain]).Inc()
+	r.hub.logRefused(sender, r.jid, ref.Reason)
 	return refusalError(ref)
 }
 
@@ -399,6 +401,7 @@ func (r *actor) removed(q *room.Removed) {
 	}
 	if len(q.Result.New) == 0 {
 		r.gone() // the user was the last occupant, or the domain went
+		r.logDestroyed(&q.Head, "removed")
 	}
 	if err := r.announce(&q.Head, q.NoticeID, q.Result, xmpp.JID{Domain: r.jid.Domain}); err != nil {
 		r.hub.log.Error("announcing a user's removal", "room", r.jid.String(), "err", err)

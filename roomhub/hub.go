@@ -12,6 +12,7 @@ import (
 
 	"github.com/wschat/xmppws/archive"
 	"github.com/wschat/xmppws/limits"
+	"github.com/wschat/xmppws/logthrottle"
 	"github.com/wschat/xmppws/roomstore"
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -49,6 +50,7 @@ type Hub struct {
 	store      roomstore.Store
 	sink       Sink
 	log        *slog.Logger
+	throttle   *logthrottle.Throttle // limiter refusals, one line per sender and interval
 	m          *hubMetrics
 	services   map[string]string // service domain → served domain
 
@@ -159,6 +161,7 @@ func NewHub(opts room.Options, hosts []string, store roomstore.Store, sink Sink,
 	if ho.Now != nil {
 		h.now = ho.Now
 	}
+	h.throttle = logthrottle.New(refusalLogInterval, logthrottle.DefaultMaxKeys, h.now)
 	if h.opts.MailboxWait <= 0 { // options built by hand, not validated
 		h.opts.MailboxWait = room.DefaultOptions().MailboxWait
 	}
@@ -285,6 +288,7 @@ func (h *Hub) dispatch(ctx context.Context, m *mail) bool {
 			continue // the actor unloaded meanwhile: start a new one
 		case postTimeout:
 			h.m.mailboxFull.Inc()
+			h.logRefused(m.req.Header().Origin.From, m.req.Header().Room, refusedMailboxFull)
 			h.fail(m.req, xmpp.NewError(xmpp.ResourceConstraint, "the room is busy, try again"))
 		default:
 			h.fail(m.req, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
@@ -337,6 +341,7 @@ func (h *Hub) actorFor(ctx context.Context, rm xmpp.JID, m *mail) (*actor, error
 		// burst of creates (or of joins that would create) starts none.
 		if !h.creates.Take(o.From.Bare(), h.now()) {
 			h.m.createRefusals.Inc()
+			h.logRefused(o.From, m.req.Header().Room, refusedCreateRate)
 			return nil, errCreateRate
 		}
 		m.rated = true

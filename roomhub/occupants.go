@@ -14,10 +14,10 @@ const DefaultMaxEntered = 10000
 // join lets a XEP-0045 session enter: it must be affiliated; its nick and
 // the room's rate are checked as for any event.
 func (r *actor) join(q *room.Join, sender xmpp.JID, aff room.Affiliation) error {
-	if err := r.limitNick(aff, q.Nick); err != nil {
+	if err := r.limitNick(sender, aff, q.Nick); err != nil {
 		return err
 	}
-	if err := r.limit(aff, ""); err != nil {
+	if err := r.limit(sender, aff, ""); err != nil {
 		return err
 	}
 	return r.enter(q, sender, aff, false)

@@ -23,6 +23,7 @@ func (r *actor) create(q *room.Create, rated bool) error {
 	if err != nil {
 		return err
 	}
+	r.logCreated(&q.Head)
 	if err := r.announceCreated(&q.Head, affs, version); err != nil {
 		return err
 	}
@@ -37,6 +38,7 @@ func (r *actor) joinCreate(q *room.Join, rated bool) error {
 	if err != nil {
 		return err
 	}
+	r.logCreated(&q.Head)
 	if err := r.announceCreated(&q.Head, affs, version); err != nil {
 		return err
 	}
@@ -67,7 +69,7 @@ func (r *actor) makeRoom(creator xmpp.JID, fields []room.Field, items []room.Aff
 	if err != nil {
 		return nil, "", err
 	}
-	if err := r.limitNick(room.Owner, nick); err != nil {
+	if err := r.limitNick(creator, room.Owner, nick); err != nil {
 		return nil, "", err
 	}
 	for _, it := range items {
@@ -77,6 +79,7 @@ func (r *actor) makeRoom(creator xmpp.JID, fields []room.Field, items []room.Aff
 	}
 	if !rated && !h.creates.Take(creator, h.now()) {
 		h.m.createRefusals.Inc()
+		h.logRefused(creator, r.jid, refusedCreateRate)
 		return nil, "", errCreateRate
 	}
 	if items, err = r.admissible(creator, items, checkRoom); err != nil {
@@ -107,6 +110,9 @@ func (r *actor) makeRoom(creator xmpp.JID, fields []room.Field, items []room.Aff
 			break
 		}
 		h.m.roomCapRefusals.Add(float64(len(full.Users)))
+		for _, u := range full.Users {
+			h.logRefused(u, r.jid, refusedRoomsPerUser)
+		}
 		if slices.Contains(full.Users, creator) {
 			return nil, "", errRoomCap
 		}
@@ -197,6 +203,7 @@ func (r *actor) destroy(q *room.Destroy, aff room.Affiliation) error {
 	}
 	former := r.affs
 	r.gone()
+	r.logDestroyed(&q.Head, "destroy")
 	ev := &room.Destroyed{EventHead: r.eventHead(&q.Head), Former: former}
 	r.occupants = nil
 	h.sink.Event(ev)
@@ -296,7 +303,7 @@ func (r *actor) changeAffs(q *room.ChangeAffs, sender xmpp.JID, aff room.Affilia
 		}
 	}
 	if !(len(items) == 1 && items[0].User == sender && items[0].Aff == room.None) { // leaving is never limited
-		if err := r.limit(aff, ""); err != nil {
+		if err := r.limit(sender, aff, ""); err != nil {
 			return err
 		}
 	}
@@ -324,6 +331,9 @@ func (r *actor) changeAffs(q *room.ChangeAffs, sender xmpp.JID, aff room.Affilia
 			break
 		}
 		h.m.roomCapRefusals.Add(float64(len(full.Users)))
+		for _, u := range full.Users {
+			h.logRefused(u, r.jid, refusedRoomsPerUser)
+		}
 		if items, err = withoutUsers(items, full.Users); err != nil {
 			return err
 		}
@@ -337,6 +347,7 @@ func (r *actor) changeAffs(q *room.ChangeAffs, sender xmpp.JID, aff room.Affilia
 	}
 	if len(res.New) == 0 {
 		r.gone() // the last occupant left: the room is destroyed
+		r.logDestroyed(&q.Head, "last-occupant-left")
 	} else {
 		r.affs, r.version, r.affsAt = res.New, res.NewVersion, h.now()
 	}

@@ -3,13 +3,19 @@ package roomstore
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/archive"
+	"github.com/wschat/xmppws/logthrottle"
 	"github.com/wschat/xmppws/xmpp"
 )
+
+// ErrorLogInterval is the most often one store function's failures are
+// logged; the metrics count every one.
+const ErrorLogInterval = 10 * time.Second
 
 // StoreFunctions are the store operations as the backend metrics name them
 // (MongooseIM's mod_muc_light_db_<Backend>_count / _time "function" label).
@@ -24,9 +30,14 @@ var StoreFunctions = []string{
 type instrumented struct {
 	Store
 	hostOf func(domain string) string
-	count  *prometheus.CounterVec
-	time   *prometheus.HistogramVec
-	errs   *prometheus.CounterVec
+	// Failures are logged too, at most one line per function and interval.
+	log      *slog.Logger
+	throttle *logthrottle.Throttle
+	what     string // "store" or "archive": the log line's message names it
+	backend  string
+	count    *prometheus.CounterVec
+	time     *prometheus.HistogramVec
+	errs     *prometheus.CounterVec
 }
 
 // InstrumentStore wraps s with the backend metrics of docs/metrics.md:
@@ -34,12 +45,18 @@ type instrumented struct {
 // by host_type and function, plus _errors_total for calls that failed (a
 // refusal such as "room exists" or a rejected change is not a failure).
 // hostOf maps a room's service domain to the served domain (host_type).
-func InstrumentStore(s Store, backend string, reg prometheus.Registerer, hostOf func(domain string) string) Store {
+// Each failure is also logged to log (nil: not logged) as "store error", at
+// most once per function and ErrorLogInterval with the count.
+func InstrumentStore(s Store, backend string, reg prometheus.Registerer, hostOf func(domain string) string, log *slog.Logger) Store {
 	prefix := "mod_muc_light_db_" + backend
 	labels := []string{"host_type", "function"}
 	i := &instrumented{
-		Store:  s,
-		hostOf: hostOf,
+		Store:    s,
+		hostOf:   hostOf,
+		log:      log,
+		throttle: logthrottle.New(ErrorLogInterval, 0, nil),
+		what:     "store",
+		backend:  backend,
 		count: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "_count", Help: "MUC Light store operations started, by function.",
 		}, labels),
@@ -95,6 +112,7 @@ func (i *instrumented) observe(domain, fn string) func(error) {
 		var se *xmpp.StanzaError
 		if err != nil && !errors.Is(err, ErrRoomNotFound) && !errors.Is(err, ErrRoomExists) && !errors.As(err, &se) && !errors.As(err, new(*RoomCapError)) {
 			i.errs.WithLabelValues(host, fn).Inc()
+			i.throttle.Log(i.log, slog.LevelError, fn, i.what+" error", "backend", i.backend, "function", fn, "host_type", host, "err", err)
 		}
 	}
 }
@@ -189,11 +207,16 @@ type instrumentedArchive struct {
 // InstrumentArchive wraps a with mod_mam_muc_light_db_<backend>_count,
 // _time and _errors_total by host_type and function. An append batch is
 // labelled with the host of its first message's room.
-func InstrumentArchive(a archive.Archive, backend string, reg prometheus.Registerer, hostOf func(domain string) string) archive.Archive {
+// Failures are logged as InstrumentStore's are, as "archive error".
+func InstrumentArchive(a archive.Archive, backend string, reg prometheus.Registerer, hostOf func(domain string) string, log *slog.Logger) archive.Archive {
 	prefix := "mod_mam_muc_light_db_" + backend
 	labels := []string{"host_type", "function"}
 	i := &instrumented{
-		hostOf: hostOf,
+		hostOf:   hostOf,
+		log:      log,
+		throttle: logthrottle.New(ErrorLogInterval, 0, nil),
+		what:     "archive",
+		backend:  backend,
 		count: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "_count", Help: "Room history operations started, by function.",
 		}, labels),

@@ -138,9 +138,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
-	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg))
+	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg), log)
 	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{
-		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg),
+		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
 		StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
 	})
 	for svc, host := range a.hub.Services() {
@@ -305,13 +305,13 @@ func hostOfService(cfg Config) func(string) string {
 }
 
 // mamOptions configures room history from [modules.mod_mam].
-func mamOptions(cfg Config, st *stores, reg prometheus.Registerer) rooms.MAMOptions {
+func mamOptions(cfg Config, st *stores, reg prometheus.Registerer, log *slog.Logger) rooms.MAMOptions {
 	if st.archive == nil {
 		return rooms.MAMOptions{}
 	}
 	m := cfg.Modules.MAM
 	return rooms.MAMOptions{
-		Archive:         rooms.InstrumentArchive(st.archive, m.Backend, reg, hostOfService(cfg)),
+		Archive:         rooms.InstrumentArchive(st.archive, m.Backend, reg, hostOfService(cfg), log),
 		DefaultPageSize: m.DefaultResultLimit,
 		MaxPageSize:     m.MaxResultLimit,
 		QueueLen:        m.QueueLen,
