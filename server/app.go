@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,7 @@ type stores struct {
 	rooms    rooms.Store
 	archive  rooms.Archive // nil when MUC Light history is off
 	closers  []io.Closer
+	opened   []openedStore // for the start-up log
 }
 
 func (s *stores) Close() error {
@@ -59,7 +62,10 @@ func archiveOf(b backend) rooms.Archive {
 	return nil
 }
 
-func openStores(cfg Config) (*stores, error) {
+// openStores opens every backend the configuration names. Unless create is
+// set, an embedded database that does not exist yet is an error rather than
+// a new empty one: what an admin command wants.
+func openStores(cfg Config, create bool) (*stores, error) {
 	opened := map[string]backend{}
 	st := &stores{}
 	open := func(name string) (backend, error) {
@@ -68,10 +74,18 @@ func openStores(cfg Config) (*stores, error) {
 		}
 		var b backend
 		var err error
+		o := openedStore{backend: name}
 		switch name {
 		case "embedded":
+			o.where = embeddedPath(cfg)
+			_, statErr := os.Stat(o.where)
+			o.created = errors.Is(statErr, fs.ErrNotExist)
+			if o.created && !create {
+				return nil, fmt.Errorf("%w at %s (storage.data_dir): start the server once, or run \"user add -create-database\"", errNoDatabase, o.where)
+			}
 			b, err = boltstore.Open(cfg.Storage.DataDir, boltstore.Options{})
 		case "mongodb":
+			o.where = redactURI(cfg.Storage.MongoDB.URI) + " database " + cfg.Storage.MongoDB.Database
 			m := cfg.Storage.MongoDB
 			ctx, cancel := context.WithTimeout(context.Background(), m.ConnectTimeout.Duration)
 			defer cancel()
@@ -85,6 +99,7 @@ func openStores(cfg Config) (*stores, error) {
 		}
 		opened[name] = b
 		st.closers = append(st.closers, b)
+		st.opened = append(st.opened, o)
 		return b, nil
 	}
 	a, err := open(cfg.Storage.Backend)
@@ -123,9 +138,12 @@ type app struct {
 
 // start opens the store, binds the listeners and serves in the background.
 func start(cfg Config, log *slog.Logger) (*app, error) {
-	st, err := openStores(cfg)
+	st, err := openStores(cfg, true)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range st.opened {
+		o.log(log)
 	}
 	a := &app{log: log, store: st, failed: make(chan error, 2)}
 	ok := false

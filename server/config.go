@@ -36,6 +36,8 @@ type Config struct {
 type GeneralConfig struct {
 	Hosts    []string `toml:"hosts"`
 	LogLevel string   `toml:"log_level"`
+	// LogFormat is "text" (slog's key=value) or "json" (one object a line).
+	LogFormat string `toml:"log_format"`
 	// ShutdownTimeout bounds a graceful stop: sessions that have not
 	// closed by then are cut.
 	ShutdownTimeout duration `toml:"shutdown_timeout"`
@@ -125,7 +127,7 @@ func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 func defaultConfig() Config {
 	return Config{
-		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info", ShutdownTimeout: duration{10 * time.Second}},
+		General: GeneralConfig{Hosts: []string{"localhost"}, LogLevel: "info", LogFormat: logFormatText, ShutdownTimeout: duration{10 * time.Second}},
 		HTTP: HTTPConfig{
 			Address:           "127.0.0.1:5280",
 			ReadHeaderTimeout: duration{10 * time.Second},
@@ -221,6 +223,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseLevel(c.General.LogLevel); err != nil {
 		return fmt.Errorf("general.log_level: %w", err)
+	}
+	if err := validLogFormat(c.General.LogFormat); err != nil {
+		return fmt.Errorf("general.log_format: %w", err)
 	}
 	if c.General.ShutdownTimeout.Duration <= 0 {
 		return errors.New("general.shutdown_timeout: must be positive")

@@ -61,7 +61,7 @@ func flowServer(t *testing.T, ctx context.Context, cfg Config, n int) (*app, []*
 	g.SetLimit(8)
 	for i := range clients {
 		name := fmt.Sprintf("u%02d@localhost", i)
-		if _, errOut, code := userCmd(t, cfg, "pw\n", "add", name); code != 0 {
+		if _, errOut, code := userCmd(t, cfg, "pw\n", "add", "-create-database", name); code != 0 {
 			t.Fatalf("user add %s: %s", name, errOut)
 		}
 		g.Go(func() error {

@@ -144,7 +144,7 @@ func TestAdminSocketNotStolen(t *testing.T) {
 	if !strings.Contains(err.Error(), "another server") {
 		t.Errorf("second start: %v, want an error saying another server runs", err)
 	}
-	if _, e, c := userCmd(t, cfg, "pw\n", "add", "alice@localhost"); c != 0 {
+	if _, e, c := userCmd(t, cfg, "pw\n", "add", "-create-database", "alice@localhost"); c != 0 {
 		t.Fatalf("the first server's admin socket stopped answering: %s", e)
 	}
 }
@@ -165,7 +165,7 @@ func TestAdminSocketStaleReplaced(t *testing.T) {
 		t.Fatalf("start over a stale socket: %v", err)
 	}
 	defer a.Shutdown(context.Background())
-	if _, e, c := userCmd(t, cfg, "pw\n", "add", "alice@localhost"); c != 0 {
+	if _, e, c := userCmd(t, cfg, "pw\n", "add", "-create-database", "alice@localhost"); c != 0 {
 		t.Fatalf("admin socket: %s", e)
 	}
 }

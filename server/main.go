@@ -5,10 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,7 +16,9 @@ import (
 
 const usage = `usage: server [-config file.toml]            run the server
        server [-config file.toml] user ...   manage accounts (server user -h)
-       server [-config file.toml] domain purge DOMAIN`
+       server [-config file.toml] domain purge DOMAIN
+
+-config may also follow the subcommand (server user list -config x.toml).`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -30,23 +32,37 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	sub := fs.Args()
+	if len(sub) > 0 && (sub[0] == "user" || sub[0] == "domain") {
+		rest, after, err := configAfter(sub[1:])
+		if err != nil || (after != "" && *configPath != "" && after != *configPath) {
+			if err == nil {
+				err = errors.New("-config given twice with different files")
+			}
+			fmt.Fprintln(stderr, "error:", err)
+			return 2
+		}
+		if after != "" {
+			*configPath = after
+		}
+		sub = append(sub[:1:1], rest...)
+	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	switch fs.Arg(0) {
-	case "":
-	case "user":
-		return userCommand(cfg, fs.Args()[1:], stdin, stdout, stderr)
-	case "domain":
-		return domainCommand(cfg, fs.Args()[1:], stdout, stderr)
+	switch {
+	case len(sub) == 0:
+	case sub[0] == "user":
+		return userCommand(cfg, sub[1:], stdin, stdout, stderr)
+	case sub[0] == "domain":
+		return domainCommand(cfg, sub[1:], stdout, stderr)
 	default:
 		fs.Usage()
 		return 2
 	}
-	level, _ := parseLevel(cfg.General.LogLevel)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(cfg.General, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	app, err := start(cfg, log)
@@ -54,7 +70,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	log.Info("server started", "http", app.Addr(), "websocket", "ws://"+app.Addr()+cfg.WebSocket.Path, "hosts", cfg.General.Hosts, "backend", cfg.Storage.Backend)
+	// The end-to-end suites read the address from this line: "http" stays
+	// its first attribute (README, "Logs").
+	log.Info("server started", "http", app.Addr(), "websocket", "ws://"+app.Addr()+cfg.WebSocket.Path,
+		"metrics", metricsURL(cfg, app.Addr()), "hosts", cfg.General.Hosts, "backend", cfg.Storage.Backend, "version", version())
+	logModules(log, cfg)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")

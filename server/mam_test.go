@@ -103,7 +103,7 @@ func TestHistorySurvivesRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			userCmd(t, cfg, "pw\n", "add", "alice@localhost")
+			userCmd(t, cfg, "pw\n", "add", "-create-database", "alice@localhost")
 			url := func() string { return "ws://" + a.Addr() + cfg.WebSocket.Path }
 			alice, err := client.Login(ctx, url(), xmpp.MustParseJID("alice@localhost/a"), "pw")
 			if err != nil {
@@ -337,7 +337,7 @@ func processWithPair(ctx context.Context, t *testing.T, toml string) (p *serverP
 		t.Fatal(err)
 	}
 	for _, u := range []string{"alice", "bob"} {
-		if _, e, c := userCmd(t, fileCfg, "pw\n", "add", u+"@localhost"); c != 0 {
+		if _, e, c := userCmd(t, fileCfg, "pw\n", "add", "-create-database", u+"@localhost"); c != 0 {
 			t.Fatalf("add %s: %s", u, e)
 		}
 	}

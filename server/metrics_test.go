@@ -25,7 +25,7 @@ func exerciseStore(t *testing.T, cfg Config, a *app) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, u := range []string{"alice", "bob", "carol"} {
-		if _, e, c := userCmd(t, cfg, "pw\n", "add", u+"@localhost"); c != 0 {
+		if _, e, c := userCmd(t, cfg, "pw\n", "add", "-create-database", u+"@localhost"); c != 0 {
 			t.Fatalf("add %s: %s", u, e)
 		}
 	}

@@ -71,7 +71,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	defer a.Shutdown(context.Background())
 	for _, u := range []string{"alice", "bob"} {
-		if _, e, c := userCmd(t, cfg, "pw\n", "add", u+"@localhost"); c != 0 {
+		if _, e, c := userCmd(t, cfg, "pw\n", "add", "-create-database", u+"@localhost"); c != 0 {
 			t.Fatalf("add %s: %s", u, e)
 		}
 	}

@@ -101,16 +101,16 @@ func userCmd(t *testing.T, cfg Config, stdin string, args ...string) (string, st
 
 func TestUserCommandsOffline(t *testing.T) {
 	cfg := testConfig(t)
-	if _, e, c := userCmd(t, cfg, "secret\n", "add", "alice@localhost"); c != 0 {
+	if _, e, c := userCmd(t, cfg, "secret\n", "add", "-create-database", "alice@localhost"); c != 0 {
 		t.Fatalf("add: %d %s", c, e)
 	}
-	if _, e, c := userCmd(t, cfg, "again\n", "add", "alice@localhost"); c == 0 || !strings.Contains(e, "exists") {
+	if _, e, c := userCmd(t, cfg, "again\n", "add", "-create-database", "alice@localhost"); c == 0 || !strings.Contains(e, "exists") {
 		t.Errorf("duplicate add: %d %s", c, e)
 	}
-	if _, e, c := userCmd(t, cfg, "x\n", "add", "eve@elsewhere"); c == 0 || !strings.Contains(e, "not served") {
+	if _, e, c := userCmd(t, cfg, "x\n", "add", "-create-database", "eve@elsewhere"); c == 0 || !strings.Contains(e, "not served") {
 		t.Errorf("unserved domain: %d %s", c, e)
 	}
-	if _, _, c := userCmd(t, cfg, "", "add", "bob@localhost"); c == 0 {
+	if _, _, c := userCmd(t, cfg, "", "add", "-create-database", "bob@localhost"); c == 0 {
 		t.Error("add with no password accepted")
 	}
 	if _, e, c := userCmd(t, cfg, "new\n", "passwd", "alice@localhost"); c != 0 {
@@ -145,7 +145,7 @@ func TestRunningServer(t *testing.T) {
 			a.Shutdown(context.Background())
 		}
 	})
-	if _, e, c := userCmd(t, cfg, "pw\n", "add", "alice@localhost"); c != 0 {
+	if _, e, c := userCmd(t, cfg, "pw\n", "add", "-create-database", "alice@localhost"); c != 0 {
 		t.Fatalf("add through the admin socket: %s", e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -15,12 +16,17 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
-const userUsage = `usage: server [-config file.toml] user add|del|passwd JID
+const userUsage = `usage: server [-config file.toml] user add [-create-database] JID
+       server [-config file.toml] user del|passwd JID
        server [-config file.toml] user list [DOMAIN]
 
 add and passwd read the password from a prompt, or from the first line of
 standard input when it is not a terminal. del also removes the user from
-every room (with the usual owner handover) and deletes their blocking list.`
+every room (with the usual owner handover) and deletes their blocking list.
+With no server running, a command works on the database itself, and one
+that does not exist yet is an error: only add with -create-database makes
+it (the first account of a new installation). -config may also follow the
+subcommand.`
 
 const domainUsage = `usage: server [-config file.toml] domain purge DOMAIN
 
@@ -32,13 +38,18 @@ func domainCommand(cfg Config, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, domainUsage)
 		return 2
 	}
-	return runAdmin(cfg, adminRequest{Cmd: "domain_purge", JID: args[1]}, stdout, stderr)
+	return runAdmin(cfg, adminRequest{Cmd: "domain_purge", JID: args[1]}, false, stdout, stderr)
 }
 
 // userCommand runs "user ..." against the running server's admin socket, or
 // directly against the store when no server is running.
 func userCommand(cfg Config, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	create := false
+	if i := slices.Index(args, "-create-database"); i >= 0 {
+		create = true
+		args = slices.Delete(slices.Clone(args), i, i+1)
+	}
+	if len(args) == 0 || (create && args[0] != "add") {
 		fmt.Fprintln(stderr, userUsage)
 		return 2
 	}
@@ -70,14 +81,15 @@ func userCommand(cfg Config, args []string, stdin io.Reader, stdout, stderr io.W
 		}
 		req.Password = pw
 	}
-	return runAdmin(cfg, req, stdout, stderr)
+	return runAdmin(cfg, req, create, stdout, stderr)
 }
 
-// runAdmin sends a request to the running server, or runs it offline.
-func runAdmin(cfg Config, req adminRequest, stdout, stderr io.Writer) int {
+// runAdmin sends a request to the running server, or runs it offline
+// (creating a missing database only when create is set).
+func runAdmin(cfg Config, req adminRequest, create bool, stdout, stderr io.Writer) int {
 	resp, err := callAdmin(cfg.Storage.DataDir, req)
 	if errors.Is(err, errNoServer) {
-		resp, err = offlineAdmin(cfg, req)
+		resp, err = offlineAdmin(cfg, req, create)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
@@ -96,8 +108,8 @@ func runAdmin(cfg Config, req adminRequest, stdout, stderr io.Writer) int {
 // offlineAdmin opens the stores itself (possible only while no server holds
 // them). A hub without sessions applies room changes; nobody is online to be
 // notified.
-func offlineAdmin(cfg Config, req adminRequest) (adminResponse, error) {
-	st, err := openStores(cfg)
+func offlineAdmin(cfg Config, req adminRequest, create bool) (adminResponse, error) {
+	st, err := openStores(cfg, create)
 	if err != nil {
 		return adminResponse{}, err
 	}
@@ -140,4 +152,30 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// configAfter takes "-config FILE" (or -config=FILE, or with two dashes) out
+// of a subcommand's arguments, so that it may follow the subcommand as well
+// as precede it. It returns the other arguments and the file, "" if none.
+func configAfter(args []string) (rest []string, path string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return nil, "", errors.New("-config needs a file name")
+			}
+			i++
+			value = args[i]
+		}
+		if path != "" && path != value {
+			return nil, "", errors.New("-config given twice with different files")
+		}
+		path = value
+	}
+	return rest, path, nil
 }

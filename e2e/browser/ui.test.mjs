@@ -95,7 +95,7 @@ async function writeConfig(address, dataDir) {
 
 async function addUser(bin, cfg, { jid, password }) {
   await new Promise((resolve, reject) => {
-    const p = spawn(bin, ['-config', cfg, 'user', 'add', jid], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(bin, ['-config', cfg, 'user', 'add', '-create-database', jid], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { out += d; });

@@ -27,7 +27,7 @@ export async function startServer({ extraConfig = "", users = {} } = {}) {
   const cfg = join(dir, "server.toml");
   writeFileSync(cfg, `[http]\naddress = "127.0.0.1:0"\n[storage]\ndata_dir = ${JSON.stringify(join(dir, "data"))}\n${extraConfig}\n`);
   for (const [jid, password] of Object.entries(users)) {
-    execFileSync(bin, ["-config", cfg, "user", "add", jid], { input: password + "\n" });
+    execFileSync(bin, ["-config", cfg, "user", "add", "-create-database", jid], { input: password + "\n" });
   }
   const proc = spawn(bin, ["-config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";

@@ -18,7 +18,7 @@
 // (-admin-socket, <data_dir>/admin.sock; accounts that exist are kept as
 // they are). Otherwise they must exist already, e.g.
 //
-//	for i in $(seq -f %04g 1 200); do echo load | go run ./server user add load$i@localhost; done
+//	for i in $(seq -f %04g 1 200); do echo load | go run ./server user add -create-database load$i@localhost; done
 //
 // # Rooms
 //
