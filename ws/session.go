@@ -114,7 +114,7 @@ type session struct {
 	// the first terminate (termOnce) and read once it returned.
 	started    time.Time
 	remote     string // the peer's address, as the HTTP request gave it
-	stanzasIn  int // reader-owned
+	stanzasIn  int    // reader-owned
 	stanzasOut atomic.Int64
 	endReason  string
 	endCond    xmpp.Condition
