@@ -145,6 +145,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	for _, o := range st.opened {
 		o.log(log)
 	}
+	logModules(log, cfg)
 	a := &app{log: log, store: st, failed: make(chan error, 2)}
 	ok := false
 	defer func() {

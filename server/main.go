@@ -74,7 +74,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// its first attribute (README, "Logs").
 	log.Info("server started", "http", app.Addr(), "websocket", "ws://"+app.Addr()+cfg.WebSocket.Path,
 		"metrics", metricsURL(cfg, app.Addr()), "hosts", cfg.General.Hosts, "backend", cfg.Storage.Backend, "version", version())
-	logModules(log, cfg)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
