@@ -2,7 +2,7 @@
 // wired to xmpp.js and muclight.js. All state lives in MucLight; this file
 // renders it and turns clicks and forms into requests.
 
-import { Client, JID, XmppError, discoverWebSocketURL } from './xmpp.js';
+import { Client, JID, XmppError, discoverWebSocketURLs } from './xmpp.js';
 import { MucLight } from './muclight.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -79,6 +79,7 @@ const els = {
   session: $('#session'),
   status: $('#status'),
   statusLabel: $('#status-label'),
+  statusServer: $('#status-server'),
   retryNow: $('#retry-now'),
   me: $('#me'),
   errors: $('#errors'),
@@ -207,21 +208,28 @@ async function busy(form, fn) {
 
 // ------------------------------------------------------------------ sign in
 
-let discovered = null;
+let discovered = null; // the URLs host-meta lists, once read
 
-async function websocketURL() {
+/**
+ * websocketURLs is what the client tries, in order: the URL typed in the
+ * advanced field alone, else every URL host-meta lists (this node, then
+ * the others) and this page's own endpoint last when it is not listed.
+ */
+async function websocketURLs() {
   const override = $('#signin-url').value.trim();
-  if (override) return override;
-  if (!discovered) {
+  if (override) return [override];
+  if (!discovered?.length) {
     try {
-      discovered = await discoverWebSocketURL();
+      discovered = await discoverWebSocketURLs();
     } catch (e) {
       console.warn('host-meta discovery failed', e);
     }
   }
-  if (discovered) return discovered;
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/xmpp-websocket`;
+  const own = `${scheme}//${location.host}/xmpp-websocket`;
+  const urls = [...(discovered ?? [])];
+  if (!urls.includes(own)) urls.push(own);
+  return urls;
 }
 
 els.signinForm.addEventListener('submit', async (ev) => {
@@ -237,10 +245,10 @@ els.signinForm.addEventListener('submit', async (ev) => {
   await busy(els.signinForm, async () => {
     els.signinSubmit.textContent = 'Signing in…';
     try {
-      const url = await websocketURL();
+      const urls = await websocketURLs();
       const client = new Client();
       wireClient(client);
-      await client.connect({ url, jid, password });
+      await client.connect({ urls, jid, password });
       $('#signin-password').value = '';
       await startChat(client);
     } catch (e) {
@@ -259,8 +267,9 @@ function wireClient(client) {
     let label = labels[state] ?? state;
     if (state === 'reconnecting' && detail?.delay) label = `Connection lost, retrying in ${Math.ceil(detail.delay / 1000)} s`;
     els.statusLabel.textContent = label;
-    els.status.title = label;
+    els.status.title = client.url && state !== 'reconnecting' && state !== 'offline' ? `${label} ${client.url}` : label;
     els.status.dataset.state = state;
+    showServer(client, state);
     els.retryNow.hidden = state !== 'reconnecting';
     if (state === 'offline' && detail && ui.client === client) {
       // The session ended for good (replaced by another login, account gone).
@@ -273,6 +282,23 @@ function wireClient(client) {
   });
 }
 
+/**
+ * showServer names the node the client is on (or trying) next to the
+ * connection state, when it knows more than one: that is when it can move.
+ */
+function showServer(client, state) {
+  const url = state === 'online' || state === 'connecting' ? client.url : null;
+  let host = '';
+  try {
+    host = url ? new URL(url).host : '';
+  } catch {
+    host = url ?? '';
+  }
+  els.statusServer.textContent = host ? `· ${host}` : '';
+  els.statusServer.dataset.url = url ?? '';
+  els.statusServer.hidden = !host || client.urls.length < 2;
+}
+
 async function startChat(client) {
   ui.client = client;
   const muc = new MucLight(client);
@@ -280,6 +306,7 @@ async function startChat(client) {
   els.me.textContent = client.jid.bare();
   els.statusLabel.textContent = 'Online';
   els.status.dataset.state = 'online';
+  showServer(client, 'online');
   app.dataset.screen = 'chat';
   els.signin.hidden = true;
   els.chat.hidden = false;
@@ -977,9 +1004,9 @@ $('#block-form').addEventListener('submit', async (ev) => {
 });
 
 // Prefill the advanced field's placeholder with what discovery finds.
-discoverWebSocketURL()
-  .then((url) => {
-    discovered = url;
-    if (url) $('#signin-url').placeholder = url;
+discoverWebSocketURLs()
+  .then((urls) => {
+    discovered = urls;
+    if (urls.length) $('#signin-url').placeholder = urls[0];
   })
   .catch(() => {});

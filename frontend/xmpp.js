@@ -3,8 +3,11 @@
 // It speaks the framing, authenticates with SCRAM-SHA-256 (WebCrypto) or
 // PLAIN, binds a resource, and then exchanges stanzas. Incoming stanzas are
 // DOM elements parsed with DOMParser; outgoing ones are built with el() and
-// serialised with XMLSerializer. After a dropped connection it logs in again
-// with backoff, using the credentials it keeps in memory only.
+// serialised with XMLSerializer. It may know several WebSocket URLs (the
+// nodes host-meta lists): a login tries them in turn, and after a dropped
+// connection it logs in again, starting with the URL after the one that
+// dropped, with backoff between full rounds, using the credentials it keeps
+// in memory only.
 
 export const NS = {
   framing: 'urn:ietf:params:xml:ns:xmpp-framing',
@@ -214,13 +217,25 @@ function unb64(s) {
   return out;
 }
 
-/** discoverWebSocketURL reads XEP-0156 host-meta.json of origin; null when it names no WebSocket endpoint. */
-export async function discoverWebSocketURL(origin = location.origin) {
+/**
+ * discoverWebSocketURLs reads XEP-0156 host-meta.json of origin and returns
+ * every WebSocket URL it names, in its order (the serving node first, then
+ * the other nodes); [] when it names none.
+ */
+export async function discoverWebSocketURLs(origin = location.origin) {
   const res = await fetch(new URL('/.well-known/host-meta.json', origin), { headers: { Accept: 'application/json' } });
   if (!res.ok) throw new Error(`host-meta.json: HTTP ${res.status}`);
   const jrd = await res.json();
-  const link = (jrd.links ?? []).find((l) => l.rel === HOST_META_REL && /^wss?:\/\//.test(l.href ?? ''));
-  return link ? link.href : null;
+  const urls = [];
+  for (const l of jrd.links ?? []) {
+    if (l.rel === HOST_META_REL && /^wss?:\/\//.test(l.href ?? '') && !urls.includes(l.href)) urls.push(l.href);
+  }
+  return urls;
+}
+
+/** discoverWebSocketURL is the first URL of discoverWebSocketURLs; null when there is none. */
+export async function discoverWebSocketURL(origin = location.origin) {
+  return (await discoverWebSocketURLs(origin))[0] ?? null;
 }
 
 // ---------------------------------------------------------------- SASL
@@ -303,13 +318,13 @@ const OPEN_TIMEOUT_MS = 15000;
 /**
  * Client is one XMPP account's connection. Events:
  *   'stanza' (element)            every incoming message, presence and iq not consumed as an iq reply
- *   'status' (state, detail)      'connecting', 'online', 'reconnecting', 'offline'
+ *   'status' (state, detail)      'connecting' ({url}), 'online' ({url}), 'reconnecting' ({delay, attempt}), 'offline' (error)
  *   'streamerror' (XmppError)     a stream error from the server
  *   'online' ({resumed})          bound and ready (again, after a reconnect: resumed true)
  */
 export class Client extends Emitter {
   #ws = null;
-  #creds = null; // {jid, password, url}: memory only, dropped at close()
+  #creds = null; // {jid, password, urls, index, next, redirect}: memory only, dropped at close()
   #pending = new Map(); // iq id → {resolve, reject, timer}
   #waiter = null; // resolves the next element during the handshake
   #queue = []; // elements that arrived before the handshake asked for them
@@ -322,24 +337,28 @@ export class Client extends Emitter {
     this.iqTimeout = iqTimeout;
     this.maxBackoff = maxBackoff;
     this.jid = null; // full JID once bound
+    this.url = null; // the WebSocket URL in use, or being tried
     this.state = 'offline';
     this.resource = `web-${randomId(6)}`;
   }
 
   /**
-   * connect logs in and resolves when the session is bound. A failure here
-   * (bad password, no server) rejects and does not retry; later drops do.
+   * connect logs in and resolves when the session is bound. urls (or one
+   * url) are tried in order until one gives a session; when every one
+   * fails, or the login is refused, it rejects and does not retry. Later
+   * drops do retry.
    */
-  async connect({ url, jid, password }) {
+  async connect({ url, urls, jid, password }) {
     const j = JID.parse(jid);
     if (!j.local) throw new XmppError('jid-malformed', 'the address needs a user name (user@domain)', 'modify');
+    const list = [...new Set([urls ?? url ?? []].flat().filter(Boolean))];
+    if (list.length === 0) throw new XmppError('bad-request', 'no WebSocket URL to connect to', 'modify');
     this.#closing = false;
     this.lastStreamError = null;
-    this.#creds = { url, jid: j, password };
+    this.#creds = { urls: list, index: 0, next: 0, redirect: undefined, jid: j, password };
     if (j.resource) this.resource = j.resource;
-    this.#setState('connecting');
     try {
-      await this.#session();
+      await this.#round();
     } catch (e) {
       this.#creds = null;
       this.#teardown();
@@ -350,8 +369,13 @@ export class Client extends Emitter {
     this.#goOnline(false);
   }
 
+  /** urls are the WebSocket URLs this client tries, in their order. */
+  get urls() {
+    return [...(this.#creds?.urls ?? [])];
+  }
+
   #goOnline(resumed) {
-    this.#setState('online');
+    this.#setState('online', { url: this.url });
     this.emit('online', { resumed });
     const early = this.#queue;
     this.#queue = [];
@@ -424,9 +448,40 @@ export class Client extends Emitter {
     this.emit('status', state, detail);
   }
 
-  // One full login: WebSocket, <open/>, SASL, restart, bind.
-  async #session() {
-    const { url, jid, password } = this.#creds;
+  /**
+   * #round tries each URL once, from creds.next on (or from the one a
+   * see-other-uri named), and resolves at the first bound session. A
+   * refused login ends the round: every node of the service would refuse it.
+   */
+  async #round() {
+    const creds = this.#creds;
+    if (creds.redirect !== undefined) {
+      creds.next = creds.redirect;
+      creds.redirect = undefined;
+    }
+    const n = creds.urls.length;
+    const order = Array.from({ length: n }, (_, k) => creds.urls[(creds.next + k) % n]);
+    let last;
+    for (const url of order) {
+      this.lastStreamError = null;
+      this.url = url;
+      creds.index = creds.urls.indexOf(url);
+      this.#setState('connecting', { url });
+      try {
+        await this.#session(url);
+        return;
+      } catch (e) {
+        this.#teardown();
+        last = e;
+        if (this.#closing || this.#creds !== creds || (e instanceof XmppError && e.type === 'auth')) throw e;
+      }
+    }
+    throw last;
+  }
+
+  // One full login on url: WebSocket, <open/>, SASL, restart, bind.
+  async #session(url) {
+    const { jid, password } = this.#creds;
     const ws = new WebSocket(url, 'xmpp');
     this.#ws = ws;
     this.#queue = [];
@@ -563,7 +618,12 @@ export class Client extends Emitter {
     }
     if (e.namespaceURI === NS.framing && e.localName === 'close') {
       const other = e.getAttribute('see-other-uri');
-      if (other && this.#creds && /^wss?:\/\//.test(other)) this.#creds.url = other;
+      const creds = this.#creds;
+      if (other && creds && /^wss?:\/\//.test(other)) {
+        // The next round starts there; it joins the list, after the URL that sent it.
+        if (!creds.urls.includes(other)) creds.urls.splice(creds.index + 1, 0, other);
+        creds.redirect = creds.urls.indexOf(other);
+      }
       if (!this.#closing) {
         try {
           ws.send(serialize(el('close', { xmlns: NS.framing })));
@@ -633,6 +693,8 @@ export class Client extends Emitter {
     this.#ws = null;
     if (this.#closing || !this.#creds) return;
     if (wasOnline) {
+      // This node is gone or going: the next round starts with the next one.
+      this.#creds.next = (this.#creds.index + 1) % this.#creds.urls.length;
       const se = this.lastStreamError;
       if (se && (se.condition === 'conflict' || se.condition === 'not-authorized')) {
         // Another login replaced this one, or the account went away: retrying would fight it.
@@ -670,12 +732,9 @@ export class Client extends Emitter {
 
   async #reconnect() {
     if (this.#closing || !this.#creds) return;
-    this.lastStreamError = null;
-    this.#setState('connecting');
     try {
-      await this.#session();
+      await this.#round();
     } catch (e) {
-      this.#teardown();
       if (this.#closing || !this.#creds) return;
       if (e instanceof XmppError && e.type === 'auth') {
         this.#creds = null;

@@ -241,6 +241,7 @@ func wsConfig(cfg Config) ws.Config {
 		AllowPlainWithoutTLS: w.AllowPlainWithoutTLS,
 		AllowedOrigins:       w.AllowedOrigins,
 		PublicURL:            cfg.HTTP.PublicURL,
+		AlternateURLs:        cfg.HTTP.AlternateURLs,
 		Shaper: ws.ShaperConfig{
 			StanzaRate:  w.Shaper.StanzaRate,
 			StanzaBurst: w.Shaper.StanzaBurst,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,10 @@ type HTTPConfig struct {
 	// PublicURL is the WebSocket URL that host-meta announces; empty derives
 	// it from the request.
 	PublicURL string `toml:"public_url"`
+	// AlternateURLs are the other nodes' WebSocket URLs, announced by
+	// host-meta after this node's own, so that the web client can fail over
+	// when there is no load balancer to do it.
+	AlternateURLs []string `toml:"alternate_urls"`
 	// Pprof serves net/http/pprof under /debug/pprof/ next to /metrics, for
 	// profiling a running server; keep it on a private metrics_address.
 	Pprof bool `toml:"pprof"`
@@ -241,6 +246,9 @@ func (c *Config) validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert and http.tls_key: set both or neither")
 	}
+	if err := validateAlternateURLs(c.HTTP.AlternateURLs); err != nil {
+		return err
+	}
 	switch h := c.HTTP; {
 	case h.ReadHeaderTimeout.Duration <= 0:
 		return errors.New("http.read_header_timeout: must be positive")
@@ -315,6 +323,23 @@ func (c *Config) validate() error {
 	}
 	c.limits, err = c.Modules.MucLimits.limits()
 	return err
+}
+
+// validateAlternateURLs accepts absolute ws:// and wss:// URLs, each once:
+// a browser given anything else would fail only when it needs the fallback.
+func validateAlternateURLs(urls []string) error {
+	seen := map[string]bool{}
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.Opaque != "" || u.Fragment != "" {
+			return fmt.Errorf("http.alternate_urls: %q is not an absolute ws:// or wss:// URL", s)
+		}
+		if seen[s] {
+			return fmt.Errorf("http.alternate_urls: %q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	return nil
 }
 
 // validateCaps checks the connection caps and the shaper.

@@ -49,6 +49,12 @@ type Config struct {
 	// PublicURL is the WebSocket URL announced by XEP-0156 host-meta; empty
 	// derives it from each request's Host header.
 	PublicURL string
+	// AlternateURLs are further WebSocket URLs (other nodes of the same
+	// service) that host-meta lists after the main one, so that a client
+	// without a load balancer in front knows where to go when its node
+	// dies. An entry equal to the main URL is left out, so every node may
+	// carry the same list.
+	AlternateURLs []string
 	// Shaper paces what each session reads; see ShaperConfig.
 	Shaper ShaperConfig
 	// MaxUnauthenticated and MaxUnauthenticatedPerAddress cap the

@@ -10,15 +10,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { addUser, startServer, stopServer } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -42,39 +41,6 @@ let browser;
 const pages = {};
 const pageErrors = [];
 
-/** startServer runs the binary and resolves with its base URL, read from the "server started" log line. */
-async function startServer(bin, cfg) {
-  const proc = spawn(bin, ['-config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const log = [];
-  const lines = createInterface({ input: proc.stderr });
-  const started = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "server started" line within ${WAIT} ms:\n${log.join('\n')}`)), WAIT);
-    lines.on('line', (line) => {
-      log.push(line);
-      const m = /msg="server started" http=(\S+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        resolve(`http://${m[1]}`);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before starting:\n${log.join('\n')}`));
-    });
-  });
-  return { proc, log, base: await started };
-}
-
-async function stopServer() {
-  const { proc } = server;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), WAIT);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function writeConfig(address, dataDir) {
   await writeFile(cfg, [
     '[http]',
@@ -93,18 +59,6 @@ async function writeConfig(address, dataDir) {
   ].join('\n'));
 }
 
-async function addUser(bin, cfg, { jid, password }) {
-  await new Promise((resolve, reject) => {
-    const p = spawn(bin, ['-config', cfg, 'user', 'add', '-create-database', jid], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`user add ${jid} exited ${code}: ${out}`))));
-    p.stdin.end(`${password}\n`);
-  });
-}
-
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'xmppws-ui-'));
   bin = process.env.XMPPWS_BIN;
@@ -116,7 +70,7 @@ before(async () => {
   cfg = path.join(tmp, 'server.toml');
   await writeConfig('127.0.0.1:0', dataDir);
   for (const u of Object.values(users)) await addUser(bin, cfg, u);
-  server = await startServer(bin, cfg);
+  server = await startServer(bin, cfg, { wait: WAIT });
 
   // launch() gives Chromium a fresh, empty --user-data-dir of its own (and
   // refuses one passed in args). Without the background-networking flags
@@ -157,7 +111,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close().catch(() => {});
-  if (server) await stopServer();
+  if (server) await stopServer(server, { wait: WAIT });
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -367,9 +321,9 @@ test('two people chat in a MUC Light room through the web client', async (t) => 
   await step('after a server restart both reconnect and the chat goes on', async () => {
     // Same port again, so the pages' WebSocket URL stays right.
     await writeConfig(new URL(server.base).host, path.join(tmp, 'data'));
-    await stopServer();
+    await stopServer(server, { wait: WAIT });
     await Promise.all([alice, bob].map((p) => p.locator('[data-testid=status][data-state=reconnecting]').waitFor()));
-    server = await startServer(bin, cfg);
+    server = await startServer(bin, cfg, { wait: WAIT });
     await Promise.all([alice, bob].map((p) => p.locator('[data-testid=status][data-state=online]').waitFor({ timeout: 45_000 })));
     await roomItem(alice, 'Lunch').click();
     await exactTitle(alice, 'Lunch').waitFor();
