@@ -200,7 +200,8 @@ func (c *Cluster) Node() string { return c.o.Node }
 // process's own and is removed at once) or a live namesake's (its revision
 // moves: ErrNameInUse).
 func (c *Cluster) join(ctx context.Context) error {
-	deadline := time.Now().Add(c.o.NodeTTL + c.o.Heartbeat)
+	// The server removes an expired key a little after its MaxAge.
+	deadline := time.Now().Add(2*c.o.NodeTTL + c.o.Heartbeat)
 	var firstRev uint64
 	for {
 		m, err := c.create(ctx)
@@ -229,7 +230,7 @@ func (c *Cluster) join(ctx context.Context) error {
 			firstRev = e.Revision()
 			c.log.Info("waiting for a previous incarnation's key to expire", "ttl", c.o.NodeTTL)
 		} else if e.Revision() != firstRev || time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s is renewed by another process", ErrNameInUse, c.o.Node)
+			return fmt.Errorf("%w: %s is renewed by another process (revision %d, then %d)", ErrNameInUse, c.o.Node, firstRev, e.Revision())
 		}
 		select {
 		case <-ctx.Done():
@@ -354,7 +355,7 @@ func (c *Cluster) renew(ctx context.Context, m *membership) {
 
 // rejoin starts a new incarnation after the membership was lost.
 func (c *Cluster) rejoin(ctx context.Context) error {
-	jctx, cancel := context.WithTimeout(ctx, c.o.NodeTTL+2*c.o.Heartbeat)
+	jctx, cancel := context.WithTimeout(ctx, 2*c.o.NodeTTL+2*c.o.Heartbeat)
 	defer cancel()
 	if err := c.join(jctx); err != nil {
 		return err

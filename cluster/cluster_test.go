@@ -367,3 +367,40 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+func TestJoinRefusesALiveNamesake(t *testing.T) {
+	s := natstest.Start(t)
+	join(t, s, "a")
+	_, err := Join(tctx(t), s.Connect(t), Options{Node: "a", Heartbeat: testHeartbeat, NodeTTL: testNodeTTL, Logger: testLogger()})
+	if !errors.Is(err, ErrNameInUse) {
+		t.Fatalf("a second node a joined: %v", err)
+	}
+	if _, err := Join(tctx(t), s.Connect(t), Options{Node: "a.b", Logger: testLogger()}); err == nil {
+		t.Fatal("a node name with a dot joined")
+	}
+	if _, err := Join(tctx(t), s.Connect(t), Options{Node: "b", NodeTTL: 2 * testNodeTTL, Logger: testLogger()}); err == nil {
+		t.Fatal("a node with another node TTL than the bucket's joined")
+	}
+}
+
+// A restarted node finds its previous incarnation's key and waits for it
+// to expire; the old incarnation's late Close does not remove the new key.
+func TestJoinWaitsForACrashedNamesake(t *testing.T) {
+	s := natstest.Start(t)
+	old := join(t, s, "a")
+	b := join(t, s, "b")
+	epoch := old.member.Load().epoch
+	old.stalled.Store(true) // it crashed: nothing more is sent
+	renewed := join(t, s, "a")
+	if renewed.member.Load().epoch == epoch {
+		t.Fatal("the new incarnation has the old epoch")
+	}
+	old.Close(tctx(t))
+	b.waitLive(t, "a", "b")
+	if h, err := b.Holder(tctx(t), roomJID(1)); err != nil || h != "" {
+		t.Fatalf("holder %q %v", h, err)
+	}
+	if _, err := renewed.Acquire(tctx(t), roomJID(1)); err != nil {
+		t.Fatal(err)
+	}
+}
