@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/cluster/natstest"
 	"github.com/wschat/xmppws/cluster/transport"
