@@ -107,11 +107,12 @@ type Cluster struct {
 	closeErr  error
 }
 
-// Join makes this node a member: it creates the node's key (waiting up to
-// NodeTTL for a key left by a previous, crashed incarnation of the same
-// name to expire, and refusing with ErrNameInUse if that key is renewed
-// meanwhile), reads the live set, and starts the heartbeat. The context
-// bounds Join only.
+// Join makes this node a member: it creates the node's key, reads the live
+// set, and starts the heartbeat. A key already under the name is waited
+// for (up to about two NodeTTLs: a previous, crashed incarnation's key
+// expires in one, and the server removes it a little later), unless it is
+// renewed meanwhile: then a live process has the name and Join refuses
+// with ErrNameInUse. The context bounds Join only.
 func Join(ctx context.Context, nc *nats.Conn, o Options) (*Cluster, error) {
 	if !nodeName.MatchString(o.Node) {
 		return nil, fmt.Errorf("cluster: node name %q is not [A-Za-z0-9_-]+", o.Node)

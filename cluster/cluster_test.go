@@ -256,6 +256,7 @@ func TestSilentNodeStopsBeforeOthersTakeOver(t *testing.T) {
 			wg.Add(1)
 			go func() { defer wg.Done(); actor(&log, r, "a", la, -1) }()
 			epoch := a.member.Load().epoch
+			silent := time.Now()
 			if how == "heartbeat paused" {
 				a.stalled.Store(true)
 			} else {
@@ -285,6 +286,7 @@ func TestSilentNodeStopsBeforeOthersTakeOver(t *testing.T) {
 			default:
 				t.Fatal("b holds the room while a's lease is still open")
 			}
+			t.Logf("b took the room over %v after a fell silent (node TTL %v)", time.Since(silent).Round(time.Millisecond), testNodeTTL)
 			if la.Valid() || !errors.Is(la.Err(), ErrMembershipLost) {
 				t.Fatalf("a's lease: valid %v, err %v", la.Valid(), la.Err())
 			}
