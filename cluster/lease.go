@@ -30,6 +30,7 @@ var (
 // is exclusive on its node too.
 type HeldError struct{ Owner string }
 
+// Error names the holder.
 func (e *HeldError) Error() string { return "cluster: the room is held by node " + e.Owner }
 
 // roomValue is the value of a room's key: who holds it, under which
