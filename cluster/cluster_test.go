@@ -115,21 +115,21 @@ func TestRendezvousMovesOnlyTheLeaversRooms(t *testing.T) {
 	moved := 0
 	for i := range 1000 {
 		r := roomJID(i)
-		before, after := rendezvous(all, r), rendezvous(without, r)
+		before, after := OwnerOf(r, all), OwnerOf(r, without)
 		if before != "c" && after != before {
 			t.Fatalf("room %s moved from %s to %s when c left", r, before, after)
 		}
 		if before == "c" {
 			moved++
 		}
-		if rendezvous([]string{"d", "c", "b", "a"}, r) != before {
+		if OwnerOf(r, []string{"d", "c", "b", "a"}) != before {
 			t.Fatalf("room %s: placement depends on the order of the live list", r)
 		}
 	}
 	if moved == 0 || moved == 1000 {
 		t.Fatalf("%d of 1000 rooms were c's", moved)
 	}
-	if rendezvous(nil, roomJID(1)) != "" {
+	if OwnerOf(roomJID(1), nil) != "" {
 		t.Fatal("a room has an owner with no node live")
 	}
 }

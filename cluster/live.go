@@ -105,11 +105,12 @@ func (c *Cluster) Live() []string {
 // weight) hashing of the room's bare JID over Live(), so every node with
 // the same live set gives the same answer, and a node's leaving moves only
 // the rooms it preferred. It is "" when no node is live.
-func (c *Cluster) Owner(room xmpp.JID) string { return rendezvous(c.Live(), room) }
+func (c *Cluster) Owner(room xmpp.JID) string { return OwnerOf(room, c.Live()) }
 
-// rendezvous picks the node of highest weight for room; a tie goes to the
-// smaller name.
-func rendezvous(nodes []string, room xmpp.JID) string {
+// OwnerOf is the placement itself: the node of highest weight for room
+// among nodes, a tie going to the smaller name. Tools and tests that are
+// not members use it to know where a room lives.
+func OwnerOf(room xmpp.JID, nodes []string) string {
 	r := room.Bare().String()
 	best, bestW := "", uint64(0)
 	for _, n := range nodes {

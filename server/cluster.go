@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,13 +25,16 @@ import (
 // its NATS connection, its membership, the leases of the rooms it acts
 // for, the room transport and the session directory.
 type clusterNode struct {
-	node  string
-	log   *slog.Logger
-	nc    *nats.Conn
-	c     *cluster.Cluster
-	tr    *transport.Transport
-	trErr error
-	dir   *directory.Directory
+	node string
+	log  *slog.Logger
+	nc   *nats.Conn
+	c    *cluster.Cluster
+	// joined is c once Join returned: the membership's first OnChange may
+	// run before that.
+	joined atomic.Pointer[cluster.Cluster]
+	tr     *transport.Transport
+	trErr  error
+	dir    *directory.Directory
 
 	mu   sync.Mutex
 	held map[xmpp.JID]*leaseFence // rooms this node acts for, or is acquiring
@@ -71,6 +75,7 @@ func joinCluster(ctx context.Context, cfg Config, log *slog.Logger) (*clusterNod
 		nc.Close()
 		return nil, fmt.Errorf("cluster: joining as %q: %w", cc.Node, err)
 	}
+	cn.joined.Store(cn.c)
 	cn.wg.Add(1)
 	go cn.rebalancer()
 	return cn, nil
@@ -220,10 +225,14 @@ func (cn *clusterNode) rebalancer() {
 // rebalance asks every actor of a room the placement now gives to another
 // live node to settle and let go; the next request acquires it there.
 func (cn *clusterNode) rebalance() {
+	c := cn.joined.Load()
+	if c == nil {
+		return
+	}
 	cn.mu.Lock()
 	var moving []*leaseFence
 	for rm, f := range cn.held {
-		if f.lease != nil && cn.c.Owner(rm) != cn.node {
+		if f.lease != nil && c.Owner(rm) != cn.node {
 			moving = append(moving, f)
 		}
 	}

@@ -302,6 +302,9 @@ func TestClusterThreeNodes(t *testing.T) {
 		n.stop()
 	}
 	owners.Check(t)
+	if owners.Spans() < 4 {
+		t.Fatalf("%d acting spans recorded, want one per room at least", owners.Spans())
+	}
 }
 
 // TestClusterNodeStops: a node leaves (a graceful stop) while a room it
