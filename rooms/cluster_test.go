@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/cluster/natstest"
 	"github.com/wschat/xmppws/cluster/transport"
 	"github.com/wschat/xmppws/mongo"
 	"github.com/wschat/xmppws/mongo/mongotest"
@@ -40,20 +38,6 @@ func (p fixedPlacement) Owner(rm xmpp.JID) string {
 		}
 	}
 	return best
-}
-
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
 }
 
 // clusterEnvs starts the nodes on one embedded store with history on.
@@ -93,15 +77,11 @@ func mongoClusterEnvs(t *testing.T, names ...string) []*env {
 
 func clusterEnvsOn(t *testing.T, names []string, store func(node string) backing) []*env {
 	t.Helper()
-	url := startNATS(t)
+	ns := natstest.Start(t)
 	place := fixedPlacement(names)
 	var out []*env
 	for _, name := range names {
-		nc, err := nats.Connect(url, nats.Name(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		nc := ns.Connect(t)
 		ho := rooms.HubOptions{MAM: rooms.MAMOptions{DefaultPageSize: 10, MaxPageSize: 10}, OrderedIDs: true}
 		ho.Transport = func(core *roomhub.Hub, edge roomhub.Sink) rooms.Transport {
 			tr, err := transport.New(nc, name, place, core, edge, transport.Options{})

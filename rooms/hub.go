@@ -69,6 +69,11 @@ type HubOptions struct {
 	// returns where requests go and where the core's output goes. Nil: the
 	// core is called directly (one node).
 	Transport func(core *roomhub.Hub, edge roomhub.Sink) Transport
+	// Admit, Redirect and Node fence the room core in a cluster; see
+	// roomhub.HubOptions.
+	Admit    func(ctx context.Context, rm xmpp.JID) (roomhub.Fence, error)
+	Redirect func(req room.Request, owner string) bool
+	Node     string
 }
 
 // Transport takes a decoded request to the actor that owns its room,
@@ -114,7 +119,7 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	h.core = roomhub.NewHub(opts, hosts, store, coreSink, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
 		MAM: ho.MAM, Notices: notices, StoreTimeout: ho.StoreTimeout, MailboxSize: ho.MailboxSize,
-		OrderedIDs: ho.OrderedIDs,
+		OrderedIDs: ho.OrderedIDs, Admit: ho.Admit, Redirect: ho.Redirect, Node: ho.Node,
 	})
 	h.tr = h.core
 	if ho.Transport != nil {

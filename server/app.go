@@ -133,6 +133,7 @@ type app struct {
 	metrics *http.Server
 	ln      net.Listener
 	admin   *adminServer
+	cluster *clusterNode // nil on one node
 	failed  chan error
 }
 
@@ -158,10 +159,26 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg), log)
-	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), rooms.HubOptions{
+	ho := rooms.HubOptions{
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
 		StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
-	})
+	}
+	if cfg.Cluster.NATSURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
+		defer cancel()
+		if a.cluster, err = joinCluster(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+		a.cluster.roomOptions(&ho)
+	}
+	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), ho)
+	if a.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
+		defer cancel()
+		if err := a.cluster.attach(ctx, a.ws); err != nil {
+			return nil, err
+		}
+	}
 	for svc, host := range a.hub.Services() {
 		a.ws.Router().RegisterService(host, svc, a.hub.DiscoNode(), a.hub)
 	}
@@ -284,6 +301,11 @@ func (a *app) Shutdown(ctx context.Context) error {
 	}
 	if a.hub != nil {
 		a.hub.Close() // after the sessions: nothing new reaches the rooms
+		a.hub = nil
+	}
+	if a.cluster != nil {
+		errs = append(errs, a.cluster.Close(ctx)) // after the actors let go of their leases
+		a.cluster = nil
 	}
 	if a.metrics != nil {
 		errs = append(errs, a.metrics.Shutdown(ctx))
@@ -294,6 +316,16 @@ func (a *app) Shutdown(ctx context.Context) error {
 
 func (a *app) closeAll() error {
 	var errs []error
+	if a.hub != nil { // a start that failed after the hub was built
+		a.hub.Close()
+		a.hub = nil
+	}
+	if a.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, a.cluster.Close(ctx))
+		cancel()
+		a.cluster = nil
+	}
 	if a.admin != nil {
 		errs = append(errs, a.admin.Close())
 		a.admin = nil

@@ -27,6 +27,7 @@ type Config struct {
 	WebSocket WebSocketConfig `toml:"websocket"`
 	Storage   StorageConfig   `toml:"storage"`
 	Modules   ModulesConfig   `toml:"modules"`
+	Cluster   ClusterConfig   `toml:"cluster"`
 
 	// rooms and limits are the modules' sections converted by validate.
 	rooms  rooms.Options
@@ -116,6 +117,20 @@ type MongoDBConfig struct {
 	OpTimeout      duration `toml:"op_timeout"`
 }
 
+// ClusterConfig is [cluster]: several nodes sharing MongoDB and NATS
+// (docs/08_cluster.md). An empty NATSURL is one node with no NATS.
+type ClusterConfig struct {
+	NATSURL string `toml:"nats_url"`
+	// Node names this node in NATS subjects and keys; empty: the hostname,
+	// with every character NATS subjects cannot carry made a '-'.
+	Node string `toml:"node"`
+	// Heartbeat is how often the node renews its membership; NodeTTL how
+	// long a node that stopped renewing still counts as alive, which is
+	// also how long its rooms are unavailable after it crashed.
+	Heartbeat duration `toml:"heartbeat"`
+	NodeTTL   duration `toml:"node_ttl"`
+}
+
 // duration decodes TOML strings such as "30s" or "5m".
 type duration struct{ time.Duration }
 
@@ -164,6 +179,7 @@ func defaultConfig() Config {
 			OpTimeout:      duration{5 * time.Second},
 		}},
 		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits(), MAM: defaultMAM()},
+		Cluster: ClusterConfig{Heartbeat: duration{time.Second}, NodeTTL: duration{5 * time.Second}},
 	}
 }
 
@@ -234,6 +250,9 @@ func (c *Config) validate() error {
 	}
 	if c.General.ShutdownTimeout.Duration <= 0 {
 		return errors.New("general.shutdown_timeout: must be positive")
+	}
+	if err := c.validateCluster(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Address); err != nil {
 		return fmt.Errorf("http.address: %w", err)
@@ -377,4 +396,59 @@ func validBackend(b string) bool { return b == "embedded" || b == "mongodb" }
 // usesBackend reports whether accounts, rooms or history live in backend b.
 func (c *Config) usesBackend(b string) bool {
 	return c.Storage.Backend == b || c.Modules.MucLight.Backend == b || (c.Modules.MAM.MucLight && c.Modules.MAM.Backend == b)
+}
+
+// validateCluster checks [cluster] and names the node. Cluster mode needs
+// every store shared by the nodes: the embedded store is one process's
+// file, so nodes on it would each see their own rooms and accounts.
+func (c *Config) validateCluster() error {
+	cl := &c.Cluster
+	if cl.NATSURL == "" {
+		return nil
+	}
+	if c.usesBackend("embedded") {
+		return errors.New("cluster.nats_url: cluster mode needs a store every node shares; set storage.backend, " +
+			"modules.mod_muc_light.backend and modules.mod_mam.backend to \"mongodb\" (the embedded store is one process's file)")
+	}
+	if cl.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cluster.node: empty and the hostname is unknown: %w", err)
+		}
+		cl.Node = nodeName(h)
+	}
+	if !validNodeName(cl.Node) {
+		return fmt.Errorf("cluster.node: %q: use letters, digits, '-' and '_' (it names NATS subjects)", cl.Node)
+	}
+	if cl.Heartbeat.Duration <= 0 || cl.NodeTTL.Duration < 2*cl.Heartbeat.Duration {
+		return errors.New("cluster.node_ttl: must be at least twice cluster.heartbeat, which must be positive")
+	}
+	return nil
+}
+
+// nodeName makes a hostname usable as a node name.
+func nodeName(host string) string {
+	b := []byte(host)
+	for i, ch := range b {
+		if !nodeChar(ch) {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+func validNodeName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nodeChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func nodeChar(ch byte) bool {
+	return ch == '-' || ch == '_' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z'
 }

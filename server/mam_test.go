@@ -29,6 +29,9 @@ import (
 // arguments instead of the tests.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("XMPPWS_TEST_RUN_SERVER"); args != "" {
+		if path := os.Getenv("XMPPWS_TEST_SPANS"); path != "" {
+			spanHook = fileSpans(path)
+		}
 		os.Exit(run(strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -155,10 +158,10 @@ type serverProcess struct {
 
 var startedRE = regexp.MustCompile(`msg="server started" http=(\S+)`)
 
-func startProcess(t *testing.T, cfgPath string) *serverProcess {
+func startProcess(t *testing.T, cfgPath string, env ...string) *serverProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "XMPPWS_TEST_RUN_SERVER=-config\x1f"+cfgPath)
+	cmd.Env = append(append(os.Environ(), env...), "XMPPWS_TEST_RUN_SERVER=-config\x1f"+cfgPath)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

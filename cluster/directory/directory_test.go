@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/cluster/directory"
+	"github.com/wschat/xmppws/cluster/natstest"
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/ws"
 	"github.com/wschat/xmppws/xmpp"
@@ -45,16 +44,7 @@ func (l local) CloseLocalUser(u xmpp.JID) { l.srv.CloseLocalUser(u) }
 // endpoints on one account store, each with its directory.
 func cluster(t *testing.T, names ...string) []*node {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns := natstest.Start(t)
 	st, err := boltstore.Open(t.TempDir(), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -73,10 +63,7 @@ func cluster(t *testing.T, names ...string) []*node {
 		cfg := ws.Defaults()
 		cfg.Hosts = []string{"localhost"}
 		srv := ws.New(cfg, st, ws.Options{Logger: log})
-		nc, err := nats.Connect(ns.ClientURL(), nats.Name(name))
-		if err != nil {
-			t.Fatal(err)
-		}
+		nc := ns.Connect(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		d, err := directory.New(ctx, nc, name, live, local{srv.Router(), srv}, log)
 		cancel()

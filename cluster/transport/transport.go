@@ -118,6 +118,22 @@ func (t *Transport) Dispatch(ctx context.Context, req room.Request) bool {
 	if owner == "" || owner == t.node {
 		return t.core.Dispatch(ctx, req)
 	}
+	return t.send(req, owner)
+}
+
+// Forward sends a request to node, the holder of its room's lease, when
+// that is not the node placement names: a room whose ownership is moving
+// still has one acting owner, and its requests go there until it lets go.
+func (t *Transport) Forward(req room.Request, node string) bool {
+	if node == t.node {
+		t.core.Fail(req, xmpp.NewError(xmpp.ResourceConstraint, "the room is moving to another server, try again"))
+		return false
+	}
+	return t.send(req, node)
+}
+
+func (t *Transport) send(req room.Request, owner string) bool {
+	hd := req.Header()
 	b, err := room.Marshal(req)
 	if err == nil {
 		err = t.nc.Publish(roomSubject(owner), b)
