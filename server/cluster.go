@@ -76,6 +76,8 @@ func joinCluster(ctx context.Context, cfg Config, log *slog.Logger) (*clusterNod
 		return nil, fmt.Errorf("cluster: joining as %q: %w", cc.Node, err)
 	}
 	cn.joined.Store(cn.c)
+	cn.log.Info("cluster joined", "node", cc.Node, "nats", nc.ConnectedUrlRedacted(), "live", cn.c.Live(),
+		"heartbeat", cc.Heartbeat.Duration.String(), "node_ttl", cc.NodeTTL.Duration.String())
 	cn.wg.Add(1)
 	go cn.rebalancer()
 	return cn, nil
@@ -158,6 +160,7 @@ func (cn *clusterNode) Close(ctx context.Context) error {
 	err := cn.c.Close(ctx) // ends every lease still held
 	cn.fenceWG.Wait()
 	cn.nc.Close()
+	cn.log.Info("cluster left", "node", cn.node)
 	return err
 }
 
