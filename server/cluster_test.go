@@ -14,6 +14,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/wschat/xmppws/cluster"
 	"github.com/wschat/xmppws/cluster/natstest"
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/mongo/mongotest"
@@ -67,23 +68,42 @@ func startCluster(t *testing.T, extraTOML string, names ...string) []*testNode {
 	base := mongoConfig(t, uri)
 	var nodes []*testNode
 	for _, name := range names {
-		cfg := mongoConfig(t, uri)
-		cfg.Storage.MongoDB.Database = base.Storage.MongoDB.Database
-		cfg.Cluster = ClusterConfig{NATSURL: ns.URL(), Node: name, Heartbeat: duration{100 * time.Millisecond}, NodeTTL: duration{time.Second}}
-		if err := decodeConfig(extraTOML, &cfg); err != nil {
-			t.Fatal(err)
-		}
-		if err := cfg.validate(); err != nil {
-			t.Fatal(err)
-		}
-		a, err := start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &testNode{name: name, cfg: cfg, app: a}
-		t.Cleanup(func() { n.stop() })
-		nodes = append(nodes, n)
+		nodes = append(nodes, startNode(t, ns.URL(), uri, base.Storage.MongoDB.Database, extraTOML, name))
 	}
+	waitLive(t, nodes, names)
+	for _, u := range []string{"alice", "bob", "kate", "mike"} {
+		if _, e, c := userCmd(t, nodes[0].cfg, "pw\n", "add", u+"@localhost"); c != 0 {
+			t.Fatalf("add %s: %s", u, e)
+		}
+	}
+	return nodes
+}
+
+// startNode starts one node of the cluster on NATS natsURL and the
+// MongoDB database db.
+func startNode(t *testing.T, natsURL, uri, db, extraTOML, name string) *testNode {
+	t.Helper()
+	cfg := mongoConfig(t, uri)
+	cfg.Storage.MongoDB.Database = db
+	cfg.Cluster = ClusterConfig{NATSURL: natsURL, Node: name, Heartbeat: duration{100 * time.Millisecond}, NodeTTL: duration{time.Second}}
+	if err := decodeConfig(extraTOML, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{name: name, cfg: cfg, app: a}
+	t.Cleanup(func() { n.stop() })
+	return n
+}
+
+// waitLive waits until every node's live set is names.
+func waitLive(t *testing.T, nodes []*testNode, names []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, n := range nodes {
@@ -94,12 +114,6 @@ func startCluster(t *testing.T, extraTOML string, names ...string) []*testNode {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	for _, u := range []string{"alice", "bob", "kate", "mike"} {
-		if _, e, c := userCmd(t, nodes[0].cfg, "pw\n", "add", u+"@localhost"); c != 0 {
-			t.Fatalf("add %s: %s", u, e)
-		}
-	}
-	return nodes
 }
 
 func (n *testNode) stop() {
@@ -392,4 +406,104 @@ func TestClusterNodeStops(t *testing.T) {
 		n.stop()
 	}
 	owners.Check(t)
+}
+
+// TestClusterNodeJoins: a third node joins while a room it will prefer is
+// busy on another; the room moves to it (settled, its lease handed over),
+// messages keep flowing in one order with increasing archive ids, and no
+// room has two acting owners.
+func TestClusterNodeJoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	owners := &natstest.OwnerLog{}
+	spanHook = func(rm, node string) actingSpan { return owners.Start(rm, node) }
+	t.Cleanup(func() { spanHook = nil })
+	ns := natstest.Start(t)
+	uri := mongotest.URI(t)
+	db := mongoConfig(t, uri).Storage.MongoDB.Database
+	nodes := []*testNode{startNode(t, ns.URL(), uri, db, "", "a"), startNode(t, ns.URL(), uri, db, "", "b")}
+	waitLive(t, nodes, []string{"a", "b"})
+	for _, u := range []string{"alice", "bob"} {
+		if _, e, c := userCmd(t, nodes[0].cfg, "pw\n", "add", u+"@localhost"); c != 0 {
+			t.Fatalf("add %s: %s", u, e)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// A room that c will own once it is there.
+	rm := ""
+	for i := 0; rm == ""; i++ {
+		if r := fmt.Sprintf("join%d@muclight.localhost", i); cluster.OwnerOf(xmpp.MustParseJID(r), []string{"a", "b", "c"}) == "c" {
+			rm = r
+		}
+	}
+	alice := clusterLogin(ctx, t, nodes, nodes[0], "alice@localhost/a")
+	bob := clusterLogin(ctx, t, nodes, nodes[1], "bob@localhost/b")
+	if _, err := alice.IQ(ctx, client.IQ("set", rm, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	exchange := func(tag string) {
+		t.Helper()
+		for i := 0; ; i++ {
+			id := fmt.Sprint(tag, i)
+			m := client.Message(rm, "groupchat", id)
+			m.CreateAttr("id", id)
+			alice.Send(ctx, m)
+			el, err := alice.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == id })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if client.ErrorOf(el) != nil {
+				continue // refused while the room moved: sent again
+			}
+			got, err := bob.Expect(ctx, isGroupchat(id))
+			if err != nil {
+				t.Fatalf("bob missed %s: %v", id, err)
+			}
+			ids = append(ids, stanzaID(got))
+			return
+		}
+	}
+	for range 5 {
+		exchange("before")
+	}
+	nodes = append(nodes, startNode(t, ns.URL(), uri, db, "", "c"))
+	waitLive(t, nodes, []string{"a", "b", "c"})
+	// The old holder lets go within a rebalance; the next message starts
+	// the room on c.
+	for i := 0; ; i++ {
+		exchange(fmt.Sprint("after", i, "-"))
+		h, err := nodes[0].app.cluster.c.Holder(ctx, xmpp.MustParseJID(rm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == "c" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the room is still held by %s after c joined", h)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range 5 {
+		exchange("on-c")
+	}
+	if !slices.IsSorted(ids) {
+		t.Fatalf("archive ids went backwards when the room moved: %v", ids)
+	}
+	archived := archivedIDs(ctx, t, bob, rm)
+	for _, id := range ids {
+		if !archived[id] {
+			t.Fatalf("message %s is not in the archive", id)
+		}
+	}
+	for _, n := range nodes {
+		n.stop()
+	}
+	owners.Check(t)
+	if owners.Spans() < 2 {
+		t.Fatalf("%d acting spans: the room never moved", owners.Spans())
+	}
 }
