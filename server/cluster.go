@@ -193,10 +193,13 @@ func (cn *clusterNode) admit(ctx context.Context, rm xmpp.JID) (roomhub.Fence, e
 		}
 		return nil, xmpp.NewError(xmpp.ServiceUnavailable, "the cluster cannot place the room now, try again")
 	}
-	f.lease = l
+	var span actingSpan
 	if spanHook != nil {
-		f.span = spanHook(rm.String(), cn.node)
+		span = spanHook(rm.String(), cn.node)
 	}
+	cn.mu.Lock() // rebalance reads lease under mu
+	f.lease, f.span = l, span
+	cn.mu.Unlock()
 	close(f.ready)
 	cn.fenceWG.Add(1)
 	go f.watch()
