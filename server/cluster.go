@@ -14,6 +14,7 @@ import (
 	"github.com/wschat/xmppws/cluster"
 	"github.com/wschat/xmppws/cluster/directory"
 	"github.com/wschat/xmppws/cluster/transport"
+	"github.com/wschat/xmppws/logthrottle"
 	"github.com/wschat/xmppws/room"
 	"github.com/wschat/xmppws/roomhub"
 	"github.com/wschat/xmppws/rooms"
@@ -61,10 +62,20 @@ type actingSpan interface {
 // joinCluster connects to NATS and joins the cluster as cfg.Cluster.Node.
 func joinCluster(ctx context.Context, cfg Config, log *slog.Logger) (*clusterNode, error) {
 	cc := cfg.Cluster
+	errLog := logthrottle.New(10*time.Second, 100, time.Now)
 	cn := &clusterNode{node: cc.Node, log: log.With("module", "cluster"), held: map[xmpp.JID]*leaseFence{}, stop: make(chan struct{})}
 	nc, err := nats.Connect(cc.NATSURL, nats.Name("xmppws "+cc.Node), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { cn.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { cn.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+		nats.ReconnectHandler(func(c *nats.Conn) { cn.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// A subscription that fell behind drops messages (NATS's slow
+			// consumer): say so, once per subject and interval.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			errLog.Log(cn.log, slog.LevelWarn, subject, "nats error", "subject", subject, "err", err)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("cluster.nats_url: %w", err)
 	}

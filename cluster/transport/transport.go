@@ -11,6 +11,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 
@@ -54,15 +55,24 @@ type Transport struct {
 	cancel context.CancelFunc
 	subs   []*nats.Subscription
 	wg     sync.WaitGroup
-	reqs   chan *nats.Msg // requests for this node's core, in arrival order
+	// lanes carry what arrives from the bus to the core (requests) and to
+	// the renderer (replies, events), a room always on the same lane: its
+	// order is kept, and one busy room or slow render does not hold up the
+	// others, as on one node where each room's actor delivers on its own.
+	lanes []chan any
 }
+
+// Lanes is how many rooms' traffic from the bus is handled at once.
+const Lanes = 16
 
 // Options are a transport's collaborators.
 type Options struct {
 	Logger *slog.Logger
-	// Pending bounds the requests received from other nodes and not yet
-	// handed to the core (default 4,096): past it NATS drops and counts
-	// them as for any slow subscriber, and the senders' clients retry.
+	// Pending bounds what was received from other nodes and not yet handed
+	// to the core or the renderer (default 4,096, spread over the lanes):
+	// when a lane is full its subject's NATS reader waits, NATS buffers
+	// up to its subscription limits, and past those drops and counts them
+	// as for any slow subscriber.
 	Pending int
 }
 
@@ -77,11 +87,11 @@ func New(nc *nats.Conn, node string, place Placement, core Core, edge roomhub.Si
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{nc: nc, node: node, place: place, core: core, edge: edge, log: o.Logger.With("module", "cluster"),
-		ctx: ctx, cancel: cancel, reqs: make(chan *nats.Msg, o.Pending)}
-	// Requests go through a channel to one goroutine, so that a core that
-	// waits for a full mailbox holds up this node's inbound requests in
-	// their order, never NATS's reader.
-	rs, err := nc.ChanSubscribe(roomSubject(node), t.reqs)
+		ctx: ctx, cancel: cancel, lanes: make([]chan any, Lanes)}
+	for i := range t.lanes {
+		t.lanes[i] = make(chan any, max(1, o.Pending/Lanes))
+	}
+	rs, err := nc.Subscribe(roomSubject(node), t.toCore)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -93,8 +103,10 @@ func New(nc *nats.Conn, node string, place Placement, core Core, edge roomhub.Si
 		return nil, err
 	}
 	t.subs = []*nats.Subscription{rs, es}
-	t.wg.Add(1)
-	go t.serve()
+	for _, l := range t.lanes {
+		t.wg.Add(1)
+		go t.serve(l)
+	}
 	return t, nil
 }
 
@@ -146,23 +158,30 @@ func (t *Transport) send(req room.Request, owner string) bool {
 	return true
 }
 
-// serve hands requests from other nodes to the core in arrival order.
-func (t *Transport) serve() {
-	defer t.wg.Done()
-	for {
-		select {
-		case m := <-t.reqs:
-			v, err := room.Unmarshal(m.Data)
-			req, ok := v.(room.Request)
-			if err != nil || !ok {
-				t.log.Error("unreadable room request from the bus", "err", errors.Join(err, errNotRequest(ok)))
-				continue
-			}
-			t.core.Dispatch(t.ctx, req)
-		case <-t.ctx.Done():
-			return
-		}
+// lane picks a room's lane.
+func (t *Transport) lane(rm xmpp.JID) chan any {
+	h := fnv.New32a()
+	h.Write([]byte(rm.String()))
+	return t.lanes[h.Sum32()%uint32(len(t.lanes))]
+}
+
+// enqueue puts v on its room's lane, waiting while the lane is full.
+func (t *Transport) enqueue(rm xmpp.JID, v any) {
+	select {
+	case t.lane(rm) <- v:
+	case <-t.ctx.Done():
 	}
+}
+
+// toCore takes a request from another node for this node's core.
+func (t *Transport) toCore(m *nats.Msg) {
+	v, err := room.Unmarshal(m.Data)
+	req, ok := v.(room.Request)
+	if err != nil || !ok {
+		t.log.Error("unreadable room request from the bus", "err", errors.Join(err, errNotRequest(ok)))
+		return
+	}
+	t.enqueue(req.Header().Room, req)
 }
 
 func errNotRequest(ok bool) error {
@@ -172,7 +191,7 @@ func errNotRequest(ok bool) error {
 	return errors.New("not a request")
 }
 
-// fromOwner renders what another node's core sent for this node's sessions.
+// fromOwner takes what another node's core sent for this node's sessions.
 func (t *Transport) fromOwner(m *nats.Msg) {
 	v, err := room.Unmarshal(m.Data)
 	if err != nil {
@@ -181,11 +200,33 @@ func (t *Transport) fromOwner(m *nats.Msg) {
 	}
 	switch v := v.(type) {
 	case *room.Reply:
-		t.edge.Reply(*v)
+		t.enqueue(v.Room, v)
 	case room.Event:
-		t.edge.Event(v)
+		t.enqueue(v.EventHeader().Room, v)
 	default:
 		t.log.Error("unexpected wire type from the bus", "type", room.TypeName(v))
+	}
+}
+
+// serve hands one lane's requests to the core and its replies and events
+// to the renderer, in arrival order. A core that waits for a full mailbox
+// holds up this lane only.
+func (t *Transport) serve(l chan any) {
+	defer t.wg.Done()
+	for {
+		select {
+		case v := <-l:
+			switch v := v.(type) {
+			case room.Request:
+				t.core.Dispatch(t.ctx, v)
+			case *room.Reply:
+				t.edge.Reply(*v)
+			case room.Event:
+				t.edge.Event(v)
+			}
+		case <-t.ctx.Done():
+			return
+		}
 	}
 }
 
