@@ -170,6 +170,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 		a.cluster.roomOptions(&ho)
+		a.cluster.register(reg)
 	}
 	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), ho)
 	if a.cluster != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/cluster"
 	"github.com/wschat/xmppws/cluster/directory"
@@ -133,6 +134,26 @@ func (d deadTransport) Dispatch(_ context.Context, req room.Request) bool {
 }
 
 func (d deadTransport) CoreSink() roomhub.Sink { return d.edge }
+
+// register exports the transport's inbound queue.
+func (cn *clusterNode) register(reg prometheus.Registerer) {
+	read := func(f func(*transport.Transport) int) func() float64 {
+		return func() float64 {
+			if cn.tr == nil {
+				return 0
+			}
+			return float64(f(cn.tr))
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xmppws_cluster_inbound_pending",
+			Help: "Room requests, replies and events from other nodes waiting to be handled (bound: 4,096 over 16 lanes)."},
+			read((*transport.Transport).Pending)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xmppws_cluster_inbound_dropped_total",
+			Help: "Messages from other nodes NATS dropped because this node fell behind (the lanes and NATS's buffer were full)."},
+			read((*transport.Transport).Dropped)),
+	)
+}
 
 // sessionLocal is this node's end of the session directory.
 type sessionLocal struct {

@@ -289,6 +289,15 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		text := scrape(t, nodes[1].app)
+		for _, m := range []string{"xmppws_cluster_inbound_pending ", "xmppws_cluster_inbound_dropped_total 0"} {
+			if !strings.Contains(text, m) {
+				t.Errorf("/metrics lacks %q", m)
+			}
+		}
+	})
+
 	t.Run("chat across nodes", func(t *testing.T) {
 		alice.Send(ctx, client.Message("kate@localhost/k", "chat", "hello kate"))
 		if _, err := kate.Expect(ctx, func(el *etree.Element) bool {

@@ -158,6 +158,27 @@ func (t *Transport) send(req room.Request, owner string) bool {
 	return true
 }
 
+// Pending is how many items wait on the lanes: the inbound queue's depth.
+func (t *Transport) Pending() int {
+	n := 0
+	for _, l := range t.lanes {
+		n += len(l)
+	}
+	return n
+}
+
+// Dropped is how many messages NATS dropped on this node's subjects since
+// they were subscribed because the lanes and NATS's own buffer were full.
+func (t *Transport) Dropped() int {
+	n := 0
+	for _, s := range t.subs {
+		if d, err := s.Dropped(); err == nil {
+			n += d
+		}
+	}
+	return n
+}
+
 // lane picks a room's lane.
 func (t *Transport) lane(rm xmpp.JID) chan any {
 	h := fnv.New32a()
