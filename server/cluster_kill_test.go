@@ -177,29 +177,7 @@ func TestClusterNodeKilled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	var mu sync.Mutex
-	received := map[string]bool{}
-	enough := make(chan struct{})
-	var once sync.Once
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			el, err := bob.Next(ctx)
-			if err != nil {
-				return
-			}
-			if id := stanzaID(el); id != "" {
-				mu.Lock()
-				received[id] = true
-				if len(received) >= 100 {
-					once.Do(func() { close(enough) })
-				}
-				mu.Unlock()
-			}
-		}
-	}()
+	rec := collectIDs(ctx, 100, bob)
 	stop := make(chan struct{})
 	sent := make(chan struct{})
 	go func() {
@@ -217,7 +195,7 @@ func TestClusterNodeKilled(t *testing.T) {
 		}
 	}()
 	select {
-	case <-enough:
+	case <-rec.enough:
 	case <-ctx.Done():
 		t.Fatal("messages did not flow")
 	}
@@ -240,21 +218,12 @@ func TestClusterNodeKilled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	archived := archivedIDs(ctx, t, alice, rm)
-	mu.Lock()
-	lost := 0
-	for id := range received {
-		if !archived[id] {
-			lost++
-		}
-	}
-	n := len(received)
-	mu.Unlock()
-	if lost > 0 {
-		t.Errorf("%d of %d messages bob received are not in the archive", lost, n)
-	}
-	t.Logf("%d messages received before and around the kill, all archived (%d in the archive)", n, len(archived))
 	bob.CloseNow()
-	wg.Wait()
+	received := rec.done()
+	if lost := missingFrom(received, archived); lost > 0 {
+		t.Errorf("%d of %d messages bob received are not in the archive", lost, len(received))
+	}
+	t.Logf("%d messages received before and around the kill, all archived (%d in the archive)", len(received), len(archived))
 	for _, p := range procs {
 		p.kill()
 	}

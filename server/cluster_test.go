@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +46,15 @@ func TestClusterNeedsASharedStore(t *testing.T) {
 	if got := nodeName("host.example.org"); got != "host-example-org" || !validNodeName(got) {
 		t.Errorf("nodeName = %q", got)
 	}
+}
+
+// recordOwners makes this process's nodes report their acting spans to
+// the no-two-owners checker for the rest of the test.
+func recordOwners(t *testing.T) *natstest.OwnerLog {
+	owners := &natstest.OwnerLog{}
+	spanHook = func(rm, node string) actingSpan { return owners.Start(rm, node) }
+	t.Cleanup(func() { spanHook = nil })
+	return owners
 }
 
 // testNode is one node of an in-process cluster.
@@ -179,9 +187,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	owners := &natstest.OwnerLog{}
-	spanHook = func(rm, node string) actingSpan { return owners.Start(rm, node) }
-	t.Cleanup(func() { spanHook = nil })
+	owners := recordOwners(t)
 	// The flood limiter holds about nothing but its burst of 3 events
 	// (per room, 0.01 per second), and a user may be in 4 rooms.
 	nodes := startCluster(t, "[modules.mod_muc_light]\nrooms_per_user = 4\n[modules.mod_muc_limits]\nmuc_event_rate = 0.01\nmuc_burst_factor = 300.0\nexempt_affiliations = [\"owner\"]\n", "a", "b", "c")
@@ -337,9 +343,7 @@ func TestClusterNodeStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	owners := &natstest.OwnerLog{}
-	spanHook = func(rm, node string) actingSpan { return owners.Start(rm, node) }
-	t.Cleanup(func() { spanHook = nil })
+	owners := recordOwners(t)
 	nodes := startCluster(t, "", "a", "b", "c")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -349,25 +353,7 @@ func TestClusterNodeStops(t *testing.T) {
 	if _, err := alice.IQ(ctx, client.IQ("set", rm, mucQuery(rooms.NSCreate, "<occupants><user affiliation='member'>bob@localhost</user></occupants>"))); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	received := map[string]bool{}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			el, err := bob.Next(ctx)
-			if err != nil {
-				return
-			}
-			if id := stanzaID(el); id != "" {
-				mu.Lock()
-				received[id] = true
-				mu.Unlock()
-			}
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(received) }
+	rec := collectIDs(ctx, 50, bob)
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
 			m := client.Message(rm, "groupchat", fmt.Sprint("m", i))
@@ -376,11 +362,10 @@ func TestClusterNodeStops(t *testing.T) {
 		}
 	}
 	send(0, 50)
-	for count() < 50 {
-		if ctx.Err() != nil {
-			t.Fatalf("only %d of 50 messages before the stop", count())
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-rec.enough:
+	case <-ctx.Done():
+		t.Fatal("the first 50 messages did not arrive before the stop")
 	}
 	go send(50, 100) // in flight while c stops
 	nodes[2].stop()
@@ -402,15 +387,10 @@ func TestClusterNodeStops(t *testing.T) {
 		t.Fatal("node c still owns the room after it stopped")
 	}
 	archived := archivedIDs(ctx, t, alice, rm)
-	mu.Lock()
-	for id := range received {
-		if !archived[id] {
-			t.Errorf("message %s reached bob but is not in the archive", id)
-		}
-	}
-	mu.Unlock()
 	bob.CloseNow()
-	wg.Wait()
+	if lost := missingFrom(rec.done(), archived); lost > 0 {
+		t.Errorf("%d messages reached bob but are not in the archive", lost)
+	}
 	for _, n := range nodes {
 		n.stop()
 	}
@@ -425,9 +405,7 @@ func TestClusterNodeJoins(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	owners := &natstest.OwnerLog{}
-	spanHook = func(rm, node string) actingSpan { return owners.Start(rm, node) }
-	t.Cleanup(func() { spanHook = nil })
+	owners := recordOwners(t)
 	ns := natstest.Start(t)
 	uri := mongotest.URI(t)
 	db := mongoConfig(t, uri).Storage.MongoDB.Database

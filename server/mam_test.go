@@ -90,6 +90,60 @@ func stanzaID(el *etree.Element) string {
 	return ""
 }
 
+// idCollector records the stanza-ids its clients receive, each read by a
+// goroutine that ends with its client.
+type idCollector struct {
+	mu     sync.Mutex
+	ids    map[string]bool
+	want   int
+	enough chan struct{} // closed once want ids arrived
+	wg     sync.WaitGroup
+}
+
+func collectIDs(ctx context.Context, want int, cs ...*client.Client) *idCollector {
+	c := &idCollector{ids: map[string]bool{}, want: want, enough: make(chan struct{})}
+	for _, cl := range cs {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			for {
+				el, err := cl.Next(ctx)
+				if err != nil {
+					return
+				}
+				if id := stanzaID(el); id != "" {
+					c.mu.Lock()
+					if !c.ids[id] {
+						c.ids[id] = true
+						if len(c.ids) == c.want {
+							close(c.enough)
+						}
+					}
+					c.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return c
+}
+
+// done waits for the readers (close the clients first) and returns the ids.
+func (c *idCollector) done() map[string]bool {
+	c.wg.Wait()
+	return c.ids
+}
+
+// missingFrom counts the received ids that archived lacks.
+func missingFrom(received, archived map[string]bool) int {
+	lost := 0
+	for id := range received {
+		if !archived[id] {
+			lost++
+		}
+	}
+	return lost
+}
+
 // TestHistorySurvivesRestart: messages archived by one server process are
 // there for the next, on both stores.
 func TestHistorySurvivesRestart(t *testing.T) {
@@ -218,31 +272,7 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Stream messages; both occupants record every stanza-id they receive.
-			var mu sync.Mutex
-			received := map[string]bool{}
-			enough := make(chan struct{})
-			var once sync.Once
-			var wg sync.WaitGroup
-			for _, c := range []*client.Client{alice, bob} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						el, err := c.Next(ctx)
-						if err != nil {
-							return
-						}
-						if id := stanzaID(el); id != "" {
-							mu.Lock()
-							received[id] = true
-							if len(received) >= 200 {
-								once.Do(func() { close(enough) })
-							}
-							mu.Unlock()
-						}
-					}
-				}()
-			}
+			rec := collectIDs(ctx, 200, alice, bob)
 			stop := make(chan struct{})
 			go func() {
 				for i := 0; ; i++ {
@@ -257,15 +287,15 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 				}
 			}()
 			select {
-			case <-enough:
+			case <-rec.enough:
 			case <-ctx.Done():
 				t.Fatal("messages did not flow")
 			}
 			p.kill() // SIGKILL mid-stream
 			close(stop)
-			wg.Wait()
 			alice.CloseNow()
 			bob.CloseNow()
+			received := rec.done()
 
 			p = startProcess(t, p.cfg)
 			bob, err := client.Login(ctx, "ws://"+p.addr+"/xmpp-websocket", xmpp.MustParseJID("bob@localhost/b2"), "pw")
@@ -274,12 +304,7 @@ func TestCrashLosesNothingDelivered(t *testing.T) {
 			}
 			defer bob.CloseNow()
 			archived := archivedIDs(ctx, t, bob, room)
-			lost := 0
-			for id := range received {
-				if !archived[id] {
-					lost++
-				}
-			}
+			lost := missingFrom(received, archived)
 			if lost > 0 {
 				t.Fatalf("%d of %d received messages are not in the archive after the crash", lost, len(received))
 			}
