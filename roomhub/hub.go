@@ -285,6 +285,14 @@ func (h *Hub) dispatch(ctx context.Context, m *mail) bool {
 		case posted:
 			return true
 		case postClosed:
+			select {
+			case <-h.stopping:
+				// Closed by Close: drained actors stay in the map, so
+				// trying again would find the same one for ever.
+				h.fail(m.req, xmpp.NewError(xmpp.ServiceUnavailable, "shutting down"))
+				return false
+			default:
+			}
 			continue // the actor unloaded meanwhile: start a new one
 		case postTimeout:
 			h.m.mailboxFull.Inc()
