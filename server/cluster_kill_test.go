@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
-
 	"github.com/wschat/xmppws/cluster"
 	"github.com/wschat/xmppws/cluster/natstest"
 	"github.com/wschat/xmppws/e2e/client"
@@ -203,20 +201,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	close(stop)
 	<-sent
 	// The room comes back on a or b once c's membership expired.
-	for i := 0; ; i++ {
-		id := fmt.Sprint("after", i)
-		m := client.Message(rm, "groupchat", id)
-		m.CreateAttr("id", id)
-		alice.Send(ctx, m)
-		el, err := alice.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == id })
-		if err != nil {
-			t.Fatalf("the room did not come back after node c was killed: %v", err)
-		}
-		if client.ErrorOf(el) == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	postUntilAccepted(ctx, t, alice, rm, "after")
 	archived := archivedIDs(ctx, t, alice, rm)
 	bob.CloseNow()
 	received := rec.done()

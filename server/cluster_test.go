@@ -159,6 +159,34 @@ func clusterLogin(ctx context.Context, t *testing.T, nodes []*testNode, n *testN
 	return c
 }
 
+// post sends groupchat with id to rm and returns what answers it on c:
+// the room's echo, or the error.
+func post(ctx context.Context, t *testing.T, c *client.Client, rm, id string) *etree.Element {
+	t.Helper()
+	m := client.Message(rm, "groupchat", id)
+	m.CreateAttr("id", id)
+	c.Send(ctx, m)
+	el, err := c.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == id })
+	if err != nil {
+		t.Fatalf("no answer to %s in %s: %v", id, rm, err)
+	}
+	return el
+}
+
+// postUntilAccepted posts tag0, tag1, … until the room takes one (a room
+// that moves, or whose node died, refuses with "try again" until it is
+// back) and returns that one's id.
+func postUntilAccepted(ctx context.Context, t *testing.T, c *client.Client, rm, tag string) string {
+	t.Helper()
+	for i := 0; ; i++ {
+		id := fmt.Sprint(tag, i)
+		if client.ErrorOf(post(ctx, t, c, rm, id)) == nil {
+			return id
+		}
+		time.Sleep(20 * time.Millisecond) // retry pacing, as a client would
+	}
+}
+
 func isGroupchat(body string) func(*etree.Element) bool {
 	return func(el *etree.Element) bool {
 		b := el.SelectElement("body")
@@ -256,13 +284,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		rm := roomsOwnedBy(nodes)["b"]
 		for i, c := range []*client.Client{bob, kate, bob, kate} {
 			id := fmt.Sprint("flood", i)
-			m := client.Message(rm, "groupchat", id)
-			m.CreateAttr("id", id)
-			c.Send(ctx, m)
-			el, err := c.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == id })
-			if err != nil {
-				t.Fatal(err)
-			}
+			el := post(ctx, t, c, rm, id)
 			refused := client.ErrorOf(el) != nil && client.ErrorOf(el).Condition == "policy-violation"
 			if refused != (i == 3) {
 				t.Fatalf("message %d from %s: %s, want refused only for the fourth", i, c.JID(), xmpp.String(el))
@@ -371,18 +393,7 @@ func TestClusterNodeStops(t *testing.T) {
 	nodes[2].stop()
 	// The room works again from the remaining nodes: a message gets
 	// through (a refusal while the room moves is answered, and retried).
-	for i := 0; ; i++ {
-		m := client.Message(rm, "groupchat", fmt.Sprint("after", i))
-		m.CreateAttr("id", fmt.Sprint("after", i))
-		alice.Send(ctx, m)
-		el, err := alice.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == fmt.Sprint("after", i) })
-		if err != nil {
-			t.Fatalf("the room did not come back after node c stopped: %v", err)
-		}
-		if client.ErrorOf(el) == nil {
-			break
-		}
-	}
+	postUntilAccepted(ctx, t, alice, rm, "after")
 	if o := nodes[0].app.cluster.c.Owner(xmpp.MustParseJID(rm)); o == "c" {
 		t.Fatal("node c still owns the room after it stopped")
 	}
@@ -433,25 +444,12 @@ func TestClusterNodeJoins(t *testing.T) {
 	var ids []string
 	exchange := func(tag string) {
 		t.Helper()
-		for i := 0; ; i++ {
-			id := fmt.Sprint(tag, i)
-			m := client.Message(rm, "groupchat", id)
-			m.CreateAttr("id", id)
-			alice.Send(ctx, m)
-			el, err := alice.Expect(ctx, func(el *etree.Element) bool { return el.SelectAttrValue("id", "") == id })
-			if err != nil {
-				t.Fatal(err)
-			}
-			if client.ErrorOf(el) != nil {
-				continue // refused while the room moved: sent again
-			}
-			got, err := bob.Expect(ctx, isGroupchat(id))
-			if err != nil {
-				t.Fatalf("bob missed %s: %v", id, err)
-			}
-			ids = append(ids, stanzaID(got))
-			return
+		id := postUntilAccepted(ctx, t, alice, rm, tag)
+		got, err := bob.Expect(ctx, isGroupchat(id))
+		if err != nil {
+			t.Fatalf("bob missed %s: %v", id, err)
 		}
+		ids = append(ids, stanzaID(got))
 	}
 	for range 5 {
 		exchange("before")
