@@ -328,7 +328,15 @@ func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 		if err := r.limit(sender, aff, q.Body); err != nil {
 			return err
 		}
+		if q.Replace != "" || q.Retract != "" || q.React != nil || q.Displayed != "" {
+			return r.fasten(q, sender)
+		}
 		return r.groupchat(q, sender)
+	case *room.Moderate:
+		if err := r.limit(sender, aff, ""); err != nil {
+			return err
+		}
+		return r.moderate(q, sender, aff)
 	case *room.Destroy:
 		return r.destroy(q, aff)
 	case *room.GetConfig:

@@ -22,7 +22,7 @@ func (s sink) Reply(rep room.Reply) {
 	case rep.Err != nil:
 		h.out.Deliver(o.From, xmpp.ErrorFrame(o.Kind, o.ID, o.To, o.Echo, rep.Err.Stanza()))
 	case rep.History != nil:
-		for _, out := range mam.Render(rep, h.log) {
+		for _, out := range mam.Render(rep, h.log, h.occupantID) {
 			h.out.Deliver(o.From, out)
 		}
 	case o.Dialect == room.MUC:
