@@ -347,3 +347,37 @@ func unreadOf(t *testing.T, u *user, room string) unreadRoom {
 	t.Fatalf("no unread entry for %s: %s", room, xmpp.String(res))
 	return unreadRoom{}
 }
+
+// A XEP-0045 occupant and a MUC Light one see the same occupant-id for a
+// sender, and a XEP-0045 sender gets the same id as when it posts natively;
+// a XEP-0045 session can retract its own message.
+func TestOccupantIDBothDialects(t *testing.T) {
+	e := dualEnv(t, rooms.HubOptions{})
+	alice, bob := e.login("alice"), e.login("bob")
+	room := createRoom(t, "dialects", alice, bob)
+	alice.send(room, "native", "<body>native</body>")
+	native := occOf(fanned(t, "native", alice, bob))
+	bob.enter(room, "member", [2]string{"alice@localhost", "owner"})
+	alice.send(room, "again", "<body>again</body>")
+	m := fanned(t, "again", alice, bob) // bob reads it in XEP-0045
+	if occOf(m) != native {
+		t.Errorf("alice's occupant-id in XEP-0045 %q, natively %q", occOf(m), native)
+	}
+	bob.send(room, "from-muc", "<body>from muc</body>")
+	mm := fanned(t, "from-muc", alice, bob)
+	bobMUC := occOf(mm)
+	bob.leave(room)
+	checkPresence(t, bob.next(), room, "bob@localhost", "unavailable", "member", "110")
+	bob.send(room, "from-native", "<body>from native</body>")
+	if got := occOf(fanned(t, "from-native", alice, bob)); got != bobMUC || got == native {
+		t.Errorf("bob's occupant-id natively %q, in XEP-0045 %q, alice's %q", got, bobMUC, native)
+	}
+	bob.send(room, "ret", "<retract id='"+sidOf(mm)+"' xmlns='urn:xmpp:message-retract:1'/>")
+	fanned(t, "ret", alice, bob)
+	p := alice.mam(room, "")
+	for j, id := range p.ids {
+		if id == sidOf(mm) && xmpp.Child(p.results[j], "retracted", rooms.NSRetract) == nil {
+			t.Errorf("bob's XEP-0045 message is not a tombstone: %s", xmpp.String(p.results[j]))
+		}
+	}
+}
