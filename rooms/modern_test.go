@@ -357,7 +357,13 @@ func TestOccupantIDBothDialects(t *testing.T) {
 	room := createRoom(t, "dialects", alice, bob)
 	alice.send(room, "native", "<body>native</body>")
 	native := occOf(fanned(t, "native", alice, bob))
-	bob.enter(room, "member", [2]string{"alice@localhost", "owner"})
+	bob.join(room, bob.bare)
+	if p := bob.next(); xmpp.Attr(xmpp.Child(p, "occupant-id", rooms.NSOccupantID), "id") != native {
+		t.Errorf("alice's presence in XEP-0045 carries no occupant-id %q: %s", native, xmpp.String(p))
+	}
+	self := bob.next()
+	checkPresence(t, self, room, "bob@localhost", "", "member", "110")
+	bob.next() // the subject
 	alice.send(room, "again", "<body>again</body>")
 	m := fanned(t, "again", alice, bob) // bob reads it in XEP-0045
 	if occOf(m) != native {
@@ -366,6 +372,9 @@ func TestOccupantIDBothDialects(t *testing.T) {
 	bob.send(room, "from-muc", "<body>from muc</body>")
 	mm := fanned(t, "from-muc", alice, bob)
 	bobMUC := occOf(mm)
+	if got := xmpp.Attr(xmpp.Child(self, "occupant-id", rooms.NSOccupantID), "id"); got != bobMUC {
+		t.Errorf("bob's self-presence occupant-id %q, his messages' %q", got, bobMUC)
+	}
 	bob.leave(room)
 	checkPresence(t, bob.next(), room, "bob@localhost", "unavailable", "member", "110")
 	bob.send(room, "from-native", "<body>from native</body>")
