@@ -157,10 +157,11 @@ func (r *actor) target(id string) (archive.Message, error) {
 
 // original is the message a correction names by its client id: the newest
 // of the room's messages with that id; only its author may correct it.
+// CountMax 1 ends the walk at the newest match.
 func (r *actor) original(sender xmpp.JID, clientID string) (archive.Message, error) {
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	p, err := r.hub.archive.Query(ctx, archive.Query{Room: r.jid, MsgID: clientID, Summary: true, Max: 1, Last: true})
+	p, err := r.hub.archive.Query(ctx, archive.Query{Room: r.jid, MsgID: clientID, Summary: true, Max: 1, Last: true, CountMax: 1})
 	if err != nil {
 		return archive.Message{}, fmt.Errorf("reading message %q of %s: %w", clientID, r.jid, err)
 	}

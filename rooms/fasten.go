@@ -78,7 +78,9 @@ func (h *Hub) decodePost(st *xmpp.Stanza, d room.Dialect) (room.Request, error) 
 				return nil, err
 			}
 			q.React = r
-		case c.Tag == "displayed" && ns == NSMarkers:
+		case c.Tag == "displayed" && ns == NSMarkers && xmpp.Child(st.El, "body", xmpp.NSClient) == nil:
+			// A marker with a body is a message that happens to carry one:
+			// delivered, not stored as read state.
 			if q.Displayed = xmpp.Attr(c, "id"); q.Displayed == "" {
 				return nil, muclight.BadRequest("<displayed/> needs the stanza-id read")
 			}

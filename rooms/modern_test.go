@@ -390,3 +390,86 @@ func TestOccupantIDBothDialects(t *testing.T) {
 		}
 	}
 }
+
+// The XEP-0425 v0 form moderates as v1 does; unread counts page through a
+// user's rooms in JID order; a marker that carries a body is delivered as
+// a message.
+func TestModerationV0AndUnreadPaging(t *testing.T) { onBothStores(t, moderationV0AndUnreadPaging) }
+
+func moderationV0AndUnreadPaging(t *testing.T, e *env) {
+	alice, bob := e.login("alice"), e.login("bob")
+	var roomsOf []string
+	for _, name := range []string{"r1", "r2", "r3"} {
+		roomsOf = append(roomsOf, createRoom(t, name, alice, bob))
+	}
+	room := roomsOf[0]
+	bob.send(room, "spam", "<body>spam</body>")
+	spam := sidOf(fanned(t, "spam", alice, bob))
+	q := xmpp.Elem("apply-to", rooms.NSFasten)
+	q.CreateAttr("id", spam)
+	mod := q.CreateElement("moderate")
+	mod.CreateAttr("xmlns", "urn:xmpp:message-moderate:0")
+	mod.CreateElement("retract").CreateAttr("xmlns", "urn:xmpp:message-retract:0")
+	res := alice.iq("set", room, q)
+	var ann *etree.Element
+	if res.Tag == "message" {
+		ann, res = res, alice.next()
+	} else {
+		ann = alice.next()
+	}
+	expectResult(t, res, room)
+	for _, a := range []*etree.Element{ann, bob.next()} {
+		ap := xmpp.Child(a, "apply-to", rooms.NSFasten)
+		if xmpp.Attr(ap, "id") != spam || xmpp.Child(ap, "moderated", "urn:xmpp:message-moderate:0") == nil {
+			t.Fatalf("no v0 announcement: %s", xmpp.String(a))
+		}
+	}
+	p := bob.mam(room, "")
+	if i := slices.Index(p.ids, spam); i < 0 || xmpp.Child(p.results[i], "retracted", rooms.NSRetract) == nil {
+		t.Fatalf("v0 moderation left no tombstone: %v", p.ids)
+	}
+
+	// A marker with a body is a message.
+	bob.send(roomsOf[1], "both", "<body>read it</body><displayed xmlns='urn:xmpp:chat-markers:0' id='"+spam+"'/>")
+	fanned(t, "both", alice, bob)
+	alice.send(roomsOf[2], "a3", "<body>news</body>")
+	fanned(t, "a3", alice, bob)
+
+	var got []string
+	unread := map[string]string{}
+	after := ""
+	for page := 0; page < 4; page++ {
+		set := "<max>2</max>"
+		if after != "" {
+			set += "<after>" + after + "</after>"
+		}
+		q := query(rooms.NSUnread, fmt.Sprintf(rsm, set))
+		q.Tag = "unread"
+		res := bob.iq("get", svc, q)
+		expectResult(t, res, svc)
+		u := xmpp.Child(res, "unread", rooms.NSUnread)
+		rs := xmpp.Children(u, "room", rooms.NSUnread)
+		if len(rs) == 0 {
+			break
+		}
+		for _, r := range rs {
+			got = append(got, xmpp.Attr(r, "jid"))
+			unread[xmpp.Attr(r, "jid")] = xmpp.Attr(r, "unread")
+		}
+		if c, _ := childText(xmpp.Child(u, "set", xmpp.NSRSM), "count"); c != "3" {
+			t.Errorf("page %d: count %q, want 3", page, c)
+		}
+		after, _ = childText(xmpp.Child(u, "set", xmpp.NSRSM), "last")
+	}
+	want := slices.Sorted(slices.Values(roomsOf))
+	if !slices.Equal(got, want) {
+		t.Errorf("unread pages listed %v, want %v", got, want)
+	}
+	// r1: bob's spam (his own) and the moderation are not unread; r2: his
+	// own message; r3: alice's news.
+	if unread[roomsOf[0]] != "0" || unread[roomsOf[1]] != "0" || unread[roomsOf[2]] != "1" {
+		t.Errorf("bob's unread counts %v", unread)
+	}
+	alice.quiet()
+	bob.quiet()
+}

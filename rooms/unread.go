@@ -64,7 +64,7 @@ func (h *Hub) unread(ctx context.Context, st *xmpp.Stanza, q *etree.Element) {
 	for _, rm := range rms {
 		e := res.CreateElement("room")
 		e.CreateAttr("jid", rm.String())
-		last, err := a.Query(ctx, archive.Query{Room: rm, Summary: true, Max: 1, Last: true})
+		last, err := a.Query(ctx, archive.Query{Room: rm, Summary: true, Max: 1, Last: true, CountMax: 1})
 		if err != nil {
 			h.replyError(st, err)
 			return

@@ -152,6 +152,9 @@ func testArchiveUnreadFilters(t *testing.T, a archive.Archive) {
 	wantPage(t, a, archive.Query{Room: r, Max: 10, NotWith: alice}, pick(all, 1, 3, 5, 6, 7), 5, 0, true)
 	wantPage(t, a, archive.Query{Room: r, Max: 10, NotWith: alice, Posts: true, Summary: true}, pick(all, 1, 3, 5), 3, 0, true)
 	wantPage(t, a, archive.Query{Room: r, Max: 10, NotWith: alice, Posts: true, Summary: true, AfterID: msgs[1].ID}, pick(all, 3, 5), 2, 0, true)
+	// The newest message of its own, cheaply (a room list's last activity).
+	wantPage(t, a, archive.Query{Room: r, Max: 1, Last: true, Summary: true, CountMax: 1}, []string{notice.ID}, 1, 0, true)
+	wantPage(t, a, archive.Query{Room: r, Max: 1, Last: true, Summary: true, Posts: true, CountMax: 1}, []string{msgs[5].ID}, 1, 0, true)
 	for _, max := range []int{1, 2, 100} {
 		p := archQuery(t, a, archive.Query{Room: r, Summary: true, CountMax: max})
 		if want := min(max, 7); p.Count != want {
