@@ -73,6 +73,14 @@ func (r *actor) fasten(q *room.Post, sender xmpp.JID) error {
 	if err := r.commitFastening(msg, updates); err != nil {
 		return err
 	}
+	switch {
+	case q.Replace != "":
+		h.m.fastenings.WithLabelValues("correction").Inc()
+	case q.Retract != "":
+		h.m.fastenings.WithLabelValues("retraction").Inc()
+	default:
+		h.m.fastenings.WithLabelValues("reactions").Inc()
+	}
 	r.fanout(ev)
 	return nil
 }
@@ -103,6 +111,7 @@ func (r *actor) moderate(q *room.Moderate, sender xmpp.JID, aff room.Affiliation
 	if err := r.commitFastening(msg, r.tombstones(target, tomb)); err != nil {
 		return err
 	}
+	h.m.fastenings.WithLabelValues("moderation").Inc()
 	r.fanout(ev)
 	r.ok(q, room.Reply{})
 	return nil
@@ -119,6 +128,7 @@ func (r *actor) markRead(q *room.Post, sender xmpp.JID) error {
 	if err := r.hub.archive.SetRead(ctx, r.jid, sender, q.Displayed); err != nil {
 		return fmt.Errorf("storing the last-read of %s in %s: %w", sender, r.jid, err)
 	}
+	r.hub.m.fastenings.WithLabelValues("displayed").Inc()
 	return nil
 }
 
