@@ -1,6 +1,9 @@
 package room
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -29,4 +32,23 @@ func TestOccupantID(t *testing.T) {
 			t.Errorf("%s has the same occupant id %q", name, id)
 		}
 	}
+}
+
+// The pooled form gives OccupantID's value (ids must not change).
+func TestOccupantIDsMatch(t *testing.T) {
+	secret := []byte("s")
+	ids := NewOccupantIDs(secret)
+	for _, p := range [][2]string{{"coven@muclight.localhost", "alice@localhost/phone"}, {"muclight.localhost", "localhost"}, {"r@s", "u@d"}} {
+		rm, u := xmpp.MustParseJID(p[0]), xmpp.MustParseJID(p[1])
+		m := hmacRef(secret, rm.Bare().String(), u.Bare().String())
+		if got := ids.ID(rm, u); got != m || OccupantID(secret, rm, u) != m {
+			t.Errorf("%v %v: %q, want %q", rm, u, got, m)
+		}
+	}
+}
+
+func hmacRef(secret []byte, rm, user string) string {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte("occupant-id\x00" + rm + "\x00" + user))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
 }

@@ -30,7 +30,17 @@ const (
 )
 
 // occupantID is a user's occupant id in a room.
-func (h *Hub) occupantID(rm, user xmpp.JID) string { return room.OccupantID(h.secret, rm, user) }
+func (h *Hub) occupantID(rm, user xmpp.JID) string { return h.occIDs.ID(rm, user) }
+
+// appendOccupantElem appends <occupant-id/> for user in rm: the id is
+// base64url, which needs no escaping.
+func (h *Hub) appendOccupantElem(b []byte, rm, user xmpp.JID) ([]byte, string) {
+	b = append(b, "<occupant-id xmlns='"+NSOccupantID+"' id='"...)
+	start := len(b)
+	b = h.occIDs.Append(b, rm, user)
+	id := string(b[start:])
+	return append(b, "'/>"...), id
+}
 
 // occupantElem is <occupant-id/> with id.
 func occupantElem(id string) *etree.Element {
@@ -51,8 +61,7 @@ func (h *Hub) decodePost(st *xmpp.Stanza, d room.Dialect) (room.Request, error) 
 		body = b.Text()
 	}
 	o := room.OriginOf(st, d)
-	occ := h.occupantID(st.To, st.From)
-	q := &room.Post{Head: room.Head{Room: st.To, Origin: o}, Body: body, Occupant: occ, MsgID: st.ID}
+	q := &room.Post{Head: room.Head{Room: st.To, Origin: o}, Body: body, MsgID: st.ID}
 	var payload []byte
 	assigned := func(c *etree.Element) bool {
 		ns := c.NamespaceURI()
@@ -99,9 +108,12 @@ func (h *Hub) decodePost(st *xmpp.Stanza, d room.Dialect) (room.Request, error) 
 		return nil, muclight.BadRequest("a message may correct, retract, react or mark one thing, not several")
 	}
 	if !stripped {
-		payload = slices.Clip(o.Echo) // the same bytes: no second serialisation
+		// The same bytes: no second serialisation, one copy with room
+		// for the occupant-id.
+		payload = make([]byte, len(o.Echo), len(o.Echo)+len("<occupant-id xmlns='"+NSOccupantID+"' id=''/>")+22)
+		copy(payload, o.Echo)
 	}
-	q.Payload = xmpp.AppendElement(payload, occupantElem(occ))
+	q.Payload, q.Occupant = h.appendOccupantElem(payload, st.To, st.From)
 	return q, nil
 }
 

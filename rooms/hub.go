@@ -37,8 +37,8 @@ type Hub struct {
 
 	entered *sessionIndex
 	leaves  leaveQueue
-	// secret keys the occupant ids (XEP-0421).
-	secret []byte
+	// occIDs makes the occupant ids (XEP-0421).
+	occIDs *room.OccupantIDs
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -111,11 +111,13 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	if ho.Logger == nil {
 		ho.Logger = slog.Default()
 	}
-	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex(), secret: ho.Secret}
-	if len(h.secret) == 0 {
-		h.secret = make([]byte, 32)
-		rand.Read(h.secret)
+	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex()}
+	secret := ho.Secret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		rand.Read(secret)
 	}
+	h.occIDs = room.NewOccupantIDs(secret)
 	h.except, _ = out.(ExceptDeliverer)
 	var notices roomhub.NoticeForm
 	if !opts.LegacyMode {
