@@ -299,7 +299,8 @@ func (r *actor) handle(m *mail) {
 	} else if !r.exists {
 		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
 	} else {
-		if _, ok := req.(*room.Post); ok {
+		switch req.(type) {
+		case *room.Post, *room.Moderate: // the sender's right is checked against the store
 			if err = r.refreshAffs(); err != nil {
 				r.hub.fail(req, err)
 				return
