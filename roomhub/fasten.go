@@ -166,19 +166,48 @@ func (r *actor) target(id string) (archive.Message, error) {
 }
 
 // original is the message a correction names by its client id: the newest
-// of the room's messages with that id; only its author may correct it.
-// CountMax 1 ends the walk at the newest match.
+// of the room's messages with that id (CountMax 1 ends the walk there).
+// Clients that chain corrections name the previous correction, and some
+// name the original's stanza-id: both lead to the original. Only its
+// author may correct it.
 func (r *actor) original(sender xmpp.JID, clientID string) (archive.Message, error) {
-	ctx, cancel := r.storeCtx()
-	defer cancel()
-	p, err := r.hub.archive.Query(ctx, archive.Query{Room: r.jid, MsgID: clientID, Summary: true, Max: 1, Last: true, CountMax: 1})
-	if err != nil {
-		return archive.Message{}, fmt.Errorf("reading message %q of %s: %w", clientID, r.jid, err)
+	// The sender's own first: client ids of two users may collide.
+	var p archive.Page
+	for _, with := range []xmpp.JID{sender, {}} {
+		ctx, cancel := r.storeCtx()
+		var err error
+		p, err = r.hub.archive.Query(ctx, archive.Query{Room: r.jid, MsgID: clientID, With: with, Max: 1, Last: true, CountMax: 1})
+		cancel()
+		if err != nil {
+			return archive.Message{}, fmt.Errorf("reading message %q of %s: %w", clientID, r.jid, err)
+		}
+		if len(p.Messages) > 0 {
+			break
+		}
 	}
-	if len(p.Messages) == 0 {
+	var m archive.Message
+	var err error
+	switch {
+	case len(p.Messages) == 1 && p.Messages[0].Target == "":
+		m = p.Messages[0]
+	case len(p.Messages) == 1:
+		fix := p.Messages[0]
+		if m, err = r.lookup(fix.Target); err != nil {
+			return m, err
+		}
+		if !slices.Contains(m.Edits, fix.ID) {
+			return m, xmpp.NewError(xmpp.NotAcceptable, "the message "+clientID+" is a retraction or reaction, not a message or correction")
+		}
+	case archive.ValidID(clientID):
+		if m, err = r.lookup(clientID); err != nil {
+			return m, err
+		}
+		if m.Target != "" {
+			return m, xmpp.NewError(xmpp.NotAcceptable, "correct the original message, not "+clientID)
+		}
+	default:
 		return archive.Message{}, xmpp.NewError(xmpp.ItemNotFound, "this room has no message with the id "+clientID)
 	}
-	m := p.Messages[0]
 	switch {
 	case m.Sender != sender:
 		return m, xmpp.NewError(xmpp.Forbidden, "only the author may correct a message")

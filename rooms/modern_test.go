@@ -147,8 +147,18 @@ func modernChat(t *testing.T, e *env) {
 	refused(t, alice, "a-bad", "item-not-found")
 	alice.send(room, "a1-fix1", "<body>hello wrld</body><replace id='a1' xmlns='urn:xmpp:message-correct:0'/>")
 	fix1 := sidOf(fanned(t, "a1-fix1", alice, bob))
-	alice.send(room, "a1-fix2", "<body>hello world</body><replace id='a1' xmlns='urn:xmpp:message-correct:0'/>")
+	// A chained correction (naming the previous one) still corrects the
+	// original.
+	alice.send(room, "a1-fix2", "<body>hello world</body><replace id='a1-fix1' xmlns='urn:xmpp:message-correct:0'/>")
 	fix2 := sidOf(fanned(t, "a1-fix2", alice, bob))
+	bob.send(room, "b-fix2", "<body>x</body><replace id='"+hello+"' xmlns='urn:xmpp:message-correct:0'/>")
+	refused(t, bob, "b-fix2", "forbidden") // by stanza-id, still alice's
+	// Client ids of two users may collide: a correction finds its
+	// sender's own message.
+	bob.send(room, "a2", "<body>bob's a2</body>")
+	fanned(t, "a2", alice, bob)
+	alice.send(room, "a2-fix", "<body>back again</body><replace id='a2' xmlns='urn:xmpp:message-correct:0'/>")
+	fanned(t, "a2-fix", alice, bob)
 
 	// Reactions: a user's set replaces the previous one; bounded; to a
 	// message of this room only.
@@ -217,11 +227,11 @@ func modernChat(t *testing.T, e *env) {
 	bob.send(room, "d1", "<displayed xmlns='urn:xmpp:chat-markers:0' id='"+hello+"'/>")
 	bob.send(room, "d-bad", "<displayed xmlns='urn:xmpp:chat-markers:0' id='0000000000000000ffff'/>")
 	refused(t, bob, "d-bad", "item-not-found") // the first marker was stored silently, before this
-	if u := unreadOf(t, bob, room); u.unread != 1 || u.lastRead != hello || u.lastID == "" {
+	if u := unreadOf(t, bob, room); u.unread != 1 || u.lastRead != hello || u.lastID != replySID {
 		t.Errorf("bob after reading %s: %+v, want one unread (alice's 'back')", hello, u)
 	}
-	if u := unreadOf(t, alice, room); u.unread != 2 {
-		t.Errorf("alice: %+v, want bob's two messages", u)
+	if u := unreadOf(t, alice, room); u.unread != 3 {
+		t.Errorf("alice: %+v, want bob's three messages", u)
 	}
 
 	// Retraction: only the author; then a tombstone in every later query.
