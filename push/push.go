@@ -220,11 +220,13 @@ func (s *Service) handle(ev *room.Posted) {
 	if !s.opts.IncludeBody {
 		body = ""
 	}
-	if s.webhook != nil {
-		s.toWebhook(ev, id, body, offline, now)
-	}
+	// App servers first: once a webhook item is queued, this post's
+	// XEP-0357 notifications have gone (tests rely on the order).
 	if s.opts.XEP0357 {
 		s.toAppServers(ev, body, offline, now)
+	}
+	if s.webhook != nil {
+		s.toWebhook(ev, id, body, offline, now)
 	}
 }
 
