@@ -458,3 +458,50 @@ func TestPushWebhookNeverSlowsFanout(t *testing.T) {
 		t.Errorf("%d requests failed the signature check", bad.Load())
 	}
 }
+
+// TestPushInCluster: the room's owner node decides with the cluster's
+// session directory, so a member online only on another node gets nothing,
+// an offline one gets one notification per burst, and it reaches an app
+// server whose session is on another node.
+func TestPushInCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a two-node cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes := startCluster(t, "[push]\nxep0357 = true\ninterval = \"1h\"\n", "n1", "n2")
+	n1, n2 := nodes[0], nodes[1]
+	rm := roomsOwnedBy(nodes)["n1"]
+	alice := clusterLogin(ctx, t, nodes, n1, "alice@localhost/a")
+	bob := clusterLogin(ctx, t, nodes, n2, "bob@localhost/b")
+	kate := clusterLogin(ctx, t, nodes, n2, "kate@localhost/k")
+	mike := clusterLogin(ctx, t, nodes, n2, "mike@localhost/app") // the app server
+	for c, node := range map[*client.Client]string{bob: "bob-phone", kate: "kate-phone"} {
+		if _, err := c.IQ(ctx, client.IQ("set", "", enableEl("mike@localhost", node))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kate.Close(ctx)
+	waitFor(ctx, t, "kate offline everywhere", func() bool {
+		return !n1.app.ws.Router().OnlineAnywhere(xmpp.MustParseJID("kate@localhost"))
+	})
+	createRoom(ctx, t, alice, rm, "bob@localhost", "kate@localhost")
+	burst(ctx, t, alice, bob, rm, "one", "two", "three")
+	waitMetric(ctx, t, n1.app, notifications("xep0357", "suppressed"), 2)
+	waitMetric(ctx, t, n1.app, notifications("xep0357", "sent"), 1)
+	waitMetric(ctx, t, n1.app, "xmppws_push_members_online_total", 3) // bob, three times
+	el, err := mike.Expect(ctx, func(el *etree.Element) bool {
+		pub := xmpp.Child(xmpp.Child(el, "pubsub", push.NSPubSub), "publish", push.NSPubSub)
+		return el.Tag == "iq" && pub != nil
+	})
+	if err != nil {
+		t.Fatalf("the app server on the other node got no notification: %v", err)
+	}
+	pub := xmpp.Child(xmpp.Child(el, "pubsub", push.NSPubSub), "publish", push.NSPubSub)
+	if xmpp.Attr(pub, "node") != "kate-phone" || xmpp.Attr(el, "from") != "kate@localhost" {
+		t.Errorf("notification %s, want kate's", xmpp.String(el))
+	}
+	if v := metricValue(t, n2.app, notifications("xep0357", "sent")); v != 0 {
+		t.Errorf("the node that does not own the room sent %v notifications", v)
+	}
+}
