@@ -229,7 +229,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	}
 	a.http = httpServer(cfg, mux, log)
 	a.http.ConnState = a.ws.ConnState // unauthenticated connections count from accept
-	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws}, log)
+	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws, push: st.push}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -379,6 +379,18 @@ func TestPushToOfflineMembers(t *testing.T) {
 			if got := publishes(ctx, t, pusher, "carol-phone"); len(got) != 0 {
 				t.Errorf("after disable carol's app server got %d notifications", len(got))
 			}
+
+			// Deleting an account deletes its registrations.
+			bobJID := xmpp.MustParseJID("bob@localhost")
+			if regs, err := e.a.store.push.PushRegistrations(ctx, []xmpp.JID{bobJID}); err != nil || len(regs[bobJID]) != 1 {
+				t.Fatalf("bob's registration before user del: %v %v", regs, err)
+			}
+			if _, errOut, code := userCmd(t, cfg, "", "del", "bob@localhost"); code != 0 {
+				t.Fatalf("user del: %s", errOut)
+			}
+			if regs, err := e.a.store.push.PushRegistrations(ctx, []xmpp.JID{bobJID}); err != nil || len(regs) != 0 {
+				t.Errorf("bob's registrations after user del: %v %v", regs, err)
+			}
 		})
 	}
 }
