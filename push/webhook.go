@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -178,6 +180,11 @@ func (w *webhook) attempt(ctx context.Context, body []byte) (retry bool, err err
 	req.Header.Set(HeaderSignature, Sign(w.o.Secret, ts, body))
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
+		// Without the URL, which may carry a token the operator put in it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return true, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
