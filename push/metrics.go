@@ -12,6 +12,9 @@ type metrics struct {
 	online        prometheus.Counter
 	retries       prometheus.Counter
 	gauges        []prometheus.Collector
+	// byKind holds the notifications' children, looked up once: the worker
+	// counts per member.
+	byKind map[string]map[string]prometheus.Counter
 }
 
 func newMetrics(s *Service) *metrics {
@@ -37,9 +40,11 @@ func newMetrics(s *Service) *metrics {
 			Help: "Webhook attempts repeated after a failure.",
 		}),
 	}
+	m.byKind = map[string]map[string]prometheus.Counter{}
 	for _, k := range []string{KindXEP0357, KindWebhook} {
+		m.byKind[k] = map[string]prometheus.Counter{}
 		for _, o := range []string{"sent", "failed", "dropped", "suppressed"} {
-			m.notifications.WithLabelValues(k, o)
+			m.byKind[k][o] = m.notifications.WithLabelValues(k, o)
 		}
 	}
 	m.gauges = []prometheus.Collector{
@@ -75,10 +80,10 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	reg.MustRegister(m.gauges...)
 }
 
-func (m *metrics) outcome(kind, outcome string) { m.notifications.WithLabelValues(kind, outcome).Inc() }
+func (m *metrics) outcome(kind, outcome string) { m.byKind[kind][outcome].Inc() }
 
 // dropped counts a notification given up, under both series.
 func (m *metrics) dropped(kind, reason string) {
-	m.notifications.WithLabelValues(kind, "dropped").Inc()
+	m.byKind[kind]["dropped"].Inc()
 	m.drops.WithLabelValues(kind, reason).Inc()
 }

@@ -197,13 +197,9 @@ func (s *Service) work() {
 
 // handle decides, for one post, who is notified and how.
 func (s *Service) handle(ev *room.Posted) {
-	id, body, ok := parsePost(ev.Stanza)
-	if !ok {
-		return // no body: a chat state, a marker; nothing to wake anyone for
-	}
 	now := s.opts.Now()
 	var offline []xmpp.JID
-	for _, a := range ev.Audience {
+	for i, a := range ev.Audience {
 		u := a.User.Bare()
 		if u == ev.Sender.Bare() {
 			continue
@@ -212,10 +208,17 @@ func (s *Service) handle(ev *room.Posted) {
 			s.m.online.Inc()
 			continue
 		}
+		if offline == nil {
+			offline = make([]xmpp.JID, 0, len(ev.Audience)-i) // once, when the first is found
+		}
 		offline = append(offline, u)
 	}
 	if len(offline) == 0 {
-		return
+		return // the common case: nothing parsed
+	}
+	id, body, ok := parsePost(ev.Stanza)
+	if !ok {
+		return // no body: a chat state, a marker; nothing to wake anyone for
 	}
 	if !s.opts.IncludeBody {
 		body = ""
