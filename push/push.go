@@ -28,6 +28,13 @@ const (
 	FormPublishOpt = "http://jabber.org/protocol/pubsub#publish-options"
 )
 
+// Namespaces of messages that change an earlier one (XEP-0308 corrections,
+// XEP-0422 fastenings): they wake nobody.
+const (
+	nsCorrect = "urn:xmpp:message-correct:0"
+	nsFasten  = "urn:xmpp:fasten:0"
+)
+
 // BodyPreview is how many characters of a message body a notification
 // carries at most (include_body on).
 const BodyPreview = 100
@@ -359,7 +366,9 @@ func parsePost(stanza []byte) (id, body string, ok bool) {
 		return "", "", false
 	}
 	b := xmpp.Child(el, "body", xmpp.NSClient)
-	if b == nil {
+	if b == nil || xmpp.Child(el, "replace", nsCorrect) != nil || xmpp.Child(el, "apply-to", nsFasten) != nil {
+		// No body, or a correction or fastening of a message that
+		// already woke whoever it should.
 		return "", "", false
 	}
 	id = xmpp.Attr(el, "id")

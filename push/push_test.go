@@ -82,6 +82,8 @@ func TestParsePost(t *testing.T) {
 		{`<message xmlns='jabber:client' id='m1' type='groupchat'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='r@s' id='A1'/></message>`, "A1", "hi", true},
 		{`<message xmlns='jabber:client' id='m2' type='groupchat'><body>no history</body></message>`, "m2", "no history", true},
 		{`<message xmlns='jabber:client' id='m3' type='groupchat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`, "", "", false},
+		{`<message xmlns='jabber:client' id='m4' type='groupchat'><body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='m1'/></message>`, "", "", false},
+		{`<message xmlns='jabber:client' id='m5' type='groupchat'><body>This person attempted to retract a previous message</body><apply-to xmlns='urn:xmpp:fasten:0' id='A1'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to></message>`, "", "", false},
 		{`<message`, "", "", false},
 	} {
 		id, body, ok := parsePost([]byte(tc.stanza))
