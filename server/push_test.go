@@ -517,3 +517,46 @@ func TestPushInCluster(t *testing.T) {
 		t.Errorf("the node that does not own the room sent %v notifications", v)
 	}
 }
+
+// TestPushConfigRejected: each invalid [push] value stops the server at
+// start with a message naming its key.
+func TestPushConfigRejected(t *testing.T) {
+	for _, tc := range []struct{ toml, key string }{
+		{"[push]\ninterval = '0s'", "push.interval"},
+		{"[push]\nmax_registrations = 0", "push.max_registrations"},
+		{"[push]\nqueue_len = 0", "push.queue_len"},
+		{"[push]\nmax_throttle_entries = 0", "push.max_throttle_entries"},
+		{"[push.webhook]\nurl = 'ftp://x/y'\nsecret = 's'", "push.webhook.url"},
+		{"[push.webhook]\nurl = '/hook'\nsecret = 's'", "push.webhook.url"},
+		{"[push.webhook]\nurl = 'https://app.example.com/hook'", "push.webhook.secret"},
+		{"[push.webhook]\ntimeout = '0s'", "push.webhook.timeout"},
+		{"[push.webhook]\nmax_queue = 0", "push.webhook.max_queue"},
+		{"[push.webhook]\nmax_retries = -1", "push.webhook.max_retries"},
+		{"[push.webhook]\nretry_backoff = '0s'", "push.webhook.retry_backoff"},
+		{"[push.webhook]\nworkers = 0", "push.webhook.workers"},
+		{"[push]\nxep0357 = 'yes'", "xep0357"},
+	} {
+		_, err := loadConfig(writeTemp(t, tc.toml))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: error %v, want one naming %s", tc.toml, err, tc.key)
+		}
+	}
+	// A secret never appears in what the server says about its config.
+	cfg, err := loadConfig(writeTemp(t, "[push.webhook]\nurl = 'https://app.example.com/hook?token=t0ken'\nsecret = 'very-secret-value'"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	cfg.HTTP.Address, cfg.Storage.DataDir = "127.0.0.1:0", t.TempDir()
+	a, err := start(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Shutdown(context.Background())
+	if strings.Contains(logs.String(), "very-secret-value") || strings.Contains(logs.String(), "t0ken") {
+		t.Errorf("the webhook's secret or URL token was logged:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "name=push") {
+		t.Errorf("the push module's start line is missing:\n%s", logs.String())
+	}
+}
