@@ -305,7 +305,7 @@ func (s *Service) toAppServers(ev *room.Posted, body string, offline []xmpp.JID,
 
 // publish sends one XEP-0357 notification to an app server.
 func (s *Service) publish(r pushstore.Registration, sender xmpp.JID, body string) {
-	if !s.hosts[r.JID.Domain] || r.JID.Local == "" {
+	if !s.served(r.JID) {
 		// Enable refuses these; a registration stored before the served
 		// domains changed can still name one. No server-to-server: dropped.
 		s.m.dropped(KindXEP0357, "remote")
