@@ -12,7 +12,7 @@ import (
 var streamConditions = []xmpp.Condition{
 	xmpp.BadNamespacePrefix, xmpp.Conflict, xmpp.ConnectionTimeout, xmpp.HostUnknown, xmpp.InvalidFrom,
 	xmpp.InvalidNamespace, xmpp.NotAuthorized, xmpp.NotWellFormed, xmpp.PolicyViolation, xmpp.RestrictedXML,
-	xmpp.UnsupportedEncoding, xmpp.UnsupportedStanzaType, xmpp.UnsupportedVersion,
+	xmpp.UnsupportedEncoding, xmpp.UnsupportedStanzaType, xmpp.UnsupportedVersion, xmpp.BadFormat, xmpp.UndefinedConditionName,
 }
 
 // metrics are the endpoint's own Prometheus series. Label values are drawn

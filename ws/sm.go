@@ -89,6 +89,16 @@ type smTable struct {
 	expired  map[string]struct{} // recently expired ids, for the metric only
 	expOrder []string            // expired's ids, oldest first
 	start    uint32              // first value of every counter (tests of wrapping)
+
+	// hook, if set, learns "detached", "resumed" and "ended" (of a
+	// detached session) as they happen: tests wait on it instead of time.
+	hook atomic.Pointer[func(event string)]
+}
+
+func (t *smTable) event(ev string) {
+	if h := t.hook.Load(); h != nil {
+		(*h)(ev)
+	}
 }
 
 func (t *smTable) init() {
@@ -428,6 +438,7 @@ func (sm *smState) detach(s *session, reason string) bool {
 	close(sm.detachedC)
 	srv.m.smDetached.Inc()
 	s.logger().Info("session detached", "reason", reason, "unacked", len(sm.unacked), "resume_timeout", sm.timeout)
+	srv.smt.event("detached")
 	return true
 }
 
@@ -475,6 +486,7 @@ func (sm *smState) finish(reason string) {
 	sm.srv.smt.remove(sm, reason == endResumeExpired)
 	owner.unbind(func() { sm.srv.router.releaseAll(owner, list) })
 	owner.logger().Info("session ended", "reason", reason, "unacked", len(list))
+	sm.srv.smt.event("ended")
 }
 
 // endLocked marks the state ended and takes what was never acknowledged.
@@ -684,4 +696,5 @@ func (s *session) resumeSM(previd string, h uint32, reply func(*etree.Element) b
 	s.st = stateActive
 	s.setLog(s.log.With("jid", full.String()))
 	s.log.Info("session resumed", "resent", resent)
+	srv.smt.event("resumed")
 }
