@@ -77,7 +77,8 @@ type Config struct {
 	// request when fewer follow it (0: only by count). SMMaxUnacked bounds,
 	// in encoded bytes, what one session keeps unacknowledged (sent or
 	// waiting to be, and everything delivered while detached); passing it
-	// closes the session with policy-violation. At most MaxPending.
+	// closes the session with policy-violation. At most MaxPending; 0 is
+	// MaxPending.
 	// SMResumeTimeout is how long a session whose connection dropped waits,
 	// detached, for a resume (a client may ask for less); 0 disables
 	// resumption.
@@ -124,7 +125,7 @@ func Defaults() Config {
 		MaxSessionsPerAccount:        10,
 		SMAckEvery:                   5,
 		SMAckInterval:                5 * time.Second,
-		SMMaxUnacked:                 16 << 20,
+		SMMaxUnacked:                 0, // MaxPending
 		SMResumeTimeout:              5 * time.Minute,
 	}
 }

@@ -178,6 +178,14 @@ func (t *smTable) unackedBytes() (total int, detached int) {
 	return total, detached
 }
 
+// smMaxUnacked is Config.SMMaxUnacked with its default applied.
+func (srv *Server) smMaxUnacked() int {
+	if n := srv.cfg.SMMaxUnacked; n > 0 && n <= srv.cfg.MaxPending {
+		return n
+	}
+	return srv.cfg.MaxPending
+}
+
 // smFeature reports whether the post-SASL stream features offer stream
 // management (and so whether Bind2 may list it as an inline feature).
 func (s *session) smFeature() bool { return !s.srv.cfg.SMDisabled }
@@ -294,7 +302,7 @@ func (sm *smState) send(f frame) (bool, <-chan struct{}) {
 	if sm.ended {
 		return false, nil
 	}
-	if sm.bytes+size > sm.srv.cfg.SMMaxUnacked {
+	if sm.bytes+size > sm.srv.smMaxUnacked() {
 		sm.overflowLocked()
 		return false, nil
 	}
