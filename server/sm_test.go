@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +158,86 @@ func textOf(el *etree.Element) string {
 		return b.Text()
 	}
 	return ""
+}
+
+// TestSMClusterDetached: a detached session stays in the cluster's session
+// directory, so a 1:1 message from another node still reaches it; only its
+// own node can resume it, another node answers item-not-found.
+func TestSMClusterDetached(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	nodes := startCluster(t, "", "a", "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice := clusterLogin(ctx, t, nodes, nodes[0], "alice@localhost/phone")
+	bob := clusterLogin(ctx, t, nodes, nodes[1], "bob@localhost/b")
+	en := xmpp.Elem("enable", nsSM)
+	en.CreateAttr("resume", "true")
+	if err := alice.Send(ctx, en); err != nil {
+		t.Fatal(err)
+	}
+	enabled, err := alice.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	previd := enabled.SelectAttrValue("id", "")
+	alice.CloseNow()
+	// Wait until node a has detached the session (the socket's end is
+	// noticed on its reader).
+	for !strings.Contains(scrape(t, nodes[0].app), "\nxmpp_sm_detached_sessions 1\n") {
+		if ctx.Err() != nil {
+			t.Fatal("node a never detached alice's session")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := client.Message("alice@localhost/phone", "chat", "across nodes")
+	m.CreateAttr("id", "x1")
+	if err := bob.Send(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// bob's ping answered with nothing before it: no bounce.
+	if _, err := bob.IQ(ctx, client.IQ("get", "localhost", xmpp.Elem("ping", xmpp.NSPing))); err != nil {
+		t.Fatal(err)
+	}
+	resume := func(n *testNode) (*client.Client, *etree.Element) {
+		t.Helper()
+		c, err := client.Dial(ctx, n.url(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		if _, err := c.Open(ctx, "localhost"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AuthSCRAM(ctx, "SCRAM-SHA-256", "alice", "pw"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Open(ctx, "localhost"); err != nil {
+			t.Fatal(err)
+		}
+		r := xmpp.Elem("resume", nsSM)
+		r.CreateAttr("previd", previd)
+		r.CreateAttr("h", "0")
+		c.Send(ctx, r)
+		el, err := c.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, el
+	}
+	if _, el := resume(nodes[1]); el.Tag != "failed" || xmpp.Child(el, "item-not-found", xmpp.NSStanzas) == nil {
+		t.Fatalf("resume on the other node: %s, want item-not-found", xmpp.String(el))
+	}
+	c, el := resume(nodes[0])
+	if el.Tag != "resumed" {
+		t.Fatalf("resume on alice's node: %s", xmpp.String(el))
+	}
+	got, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "message" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if textOf(got) != "across nodes" || got.SelectAttrValue("from", "") != "bob@localhost/b" {
+		t.Fatalf("resumed alice got %s", xmpp.String(got))
+	}
 }
