@@ -167,6 +167,6 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	total, worst := c.srv.pendingBytes()
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(total))
 	ch <- prometheus.MustNewConstMetric(c.worst, prometheus.GaugeValue, float64(worst))
-	unacked, _ := c.srv.smt.unackedBytes()
+	unacked := c.srv.smt.unackedBytes()
 	ch <- prometheus.MustNewConstMetric(c.unacked, prometheus.GaugeValue, float64(unacked))
 }

@@ -162,20 +162,19 @@ func (t *smTable) takeDetached() []*smState {
 }
 
 // unackedBytes sums the unacknowledged queues, at scrape time.
-func (t *smTable) unackedBytes() (total int, detached int) {
+func (t *smTable) unackedBytes() (total int) {
 	t.mu.Lock()
 	list := make([]*smState, 0, len(t.all))
 	for sm := range t.all {
 		list = append(list, sm)
 	}
-	detached = len(t.detached)
 	t.mu.Unlock()
 	for _, sm := range list {
 		sm.mu.Lock()
 		total += sm.bytes
 		sm.mu.Unlock()
 	}
-	return total, detached
+	return total
 }
 
 // smMaxUnacked is Config.SMMaxUnacked with its default applied.

@@ -574,3 +574,49 @@ func TestSMUnackedBound(t *testing.T) {
 		t.Fatalf("sm_max_unacked closes %v, want 1", got)
 	}
 }
+
+// TestSMAckInterval: with fewer stanzas than SMAckEvery, the server still
+// asks for an ack once SMAckInterval has passed after one.
+func TestSMAckInterval(t *testing.T) {
+	e := newEnv(t, func(c *ws.Config) { c.SMAckEvery = 100; c.SMAckInterval = time.Millisecond })
+	alice, _ := e.smLogin("alice", "phone", false)
+	bob := e.login("bob", "x")
+	sendChat(t, bob, "alice@localhost/phone", "lonely")
+	alice.expectBodies("lonely")
+	alice.nextSM("r")
+	alice.send(smEl("a", "h", "1"))
+	alice.send(smEl("r"))
+	alice.nextSM("a")
+	if got := e.metric("xmpp_sm_unacked_bytes"); got != 0 {
+		t.Fatalf("unacked bytes %v after the ack", got)
+	}
+}
+
+// TestSMShutdownEndsDetached: Shutdown ends detached sessions too, and
+// their watchers hear of it before it returns.
+func TestSMShutdownEndsDetached(t *testing.T) {
+	e := newEnv(t, nil)
+	events := smEvents(e)
+	log := watchSessions(e)
+	alice, _ := e.smLogin("alice", "phone", true)
+	epoch := log.epochOf(t, alice.Client)
+	alice.CloseNow()
+	awaitSM(t, events, "detached")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range log.snapshot() {
+		if ev.ended && ev.session == epoch {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("Shutdown returned before the detached session ended")
+	}
+	if got := e.metric("xmpp_sm_detached_sessions"); got != 0 {
+		t.Fatalf("detached gauge %v after Shutdown", got)
+	}
+}
