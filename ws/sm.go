@@ -150,7 +150,8 @@ func (t *smTable) lookup(id string) (sm *smState, expired bool) {
 	return nil, expired
 }
 
-// takeDetached empties the detached set; the caller holds srv.mu.
+// takeDetached lists the detached sessions; the caller holds srv.mu, so
+// that none detaches after it (detach checks srv.shutdown under srv.mu).
 func (t *smTable) takeDetached() []*smState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
