@@ -67,6 +67,7 @@ type smState struct {
 	owner     *session      // the session whose connection carries the stream
 	attached  bool          // owner has a live connection
 	ended     bool          // the session is gone for good
+	overflow  bool          // SMMaxUnacked was passed: ending, nothing more is taken
 	detachedC chan struct{} // closed when the attached owner detaches or ends
 	unacked   []frame       // sent, not acknowledged, oldest first
 	bytes     int           // encoded size of unacked
@@ -299,7 +300,7 @@ func (sm *smState) send(f frame) (bool, <-chan struct{}) {
 	size := f.encodedLen()
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.ended {
+	if sm.ended || sm.overflow {
 		return false, nil
 	}
 	if sm.bytes+size > sm.srv.smMaxUnacked() {
@@ -350,6 +351,7 @@ func (sm *smState) requestLater() {
 // overflowLocked ends a client that does not acknowledge what it is sent:
 // an attached one with policy-violation, a detached one at once.
 func (sm *smState) overflowLocked() {
+	sm.overflow = true // one close, however many deliveries follow
 	srv := sm.srv
 	owner := sm.owner
 	if sm.attached {
@@ -425,7 +427,7 @@ func (sm *smState) detach(s *session, reason string) bool {
 	srv := sm.srv
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.ended || sm.owner != s || !sm.attached {
+	if sm.ended || sm.overflow || sm.owner != s || !sm.attached {
 		return false
 	}
 	srv.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -618,5 +619,56 @@ func TestSMShutdownEndsDetached(t *testing.T) {
 	}
 	if got := e.metric("xmpp_sm_detached_sessions"); got != 0 {
 		t.Fatalf("detached gauge %v after Shutdown", got)
+	}
+}
+
+// TestSMDetachedBound: a detached session takes deliveries up to
+// SMMaxUnacked; the one that would pass it is refused and the session ends
+// at once, bouncing what it held.
+func TestSMDetachedBound(t *testing.T) {
+	e := newEnv(t, func(c *ws.Config) { c.SMMaxUnacked = 2048 })
+	events := smEvents(e)
+	alice, en := e.smLogin("alice", "phone", true)
+	alice.CloseNow()
+	awaitSM(t, events, "detached")
+	bob := &smClient{Client: e.login("bob", "x"), t: t}
+	pad := strings.Repeat("x", 300)
+	sent := 0
+	var answers []*etree.Element
+	for ; sent < 20 && len(answers) == 0; sent++ {
+		m := client.Message("alice@localhost/phone", "chat", pad)
+		m.CreateAttr("id", fmt.Sprint("d", sent))
+		bob.send(m)
+		answers = bob.pingServer()
+	}
+	refused := sent - 1 // the message whose answer came first
+	if refused == 0 || len(answers) == 0 {
+		t.Fatalf("%d messages sent, answers %d, under a 2048-byte bound", sent, len(answers))
+	}
+	awaitSM(t, events, "ended")
+	// The refusal (on bob's own reader) and the bounces (from the
+	// session's end) may interleave; the bounces keep their order.
+	for len(answers) < refused+1 {
+		answers = append(answers, bob.nextStanza())
+	}
+	next := 0
+	for _, el := range answers {
+		c := client.ErrorOf(el)
+		switch {
+		case c != nil && c.Condition == "service-unavailable" && el.SelectAttrValue("id", "") == fmt.Sprint("d", refused):
+		case c != nil && c.Condition == "recipient-unavailable" && el.SelectAttrValue("id", "") == fmt.Sprint("d", next):
+			next++
+		default:
+			t.Fatalf("got %s, want the refusal of d%d or the bounce of d%d", xmpp.String(el), refused, next)
+		}
+	}
+	if next != refused {
+		t.Fatalf("%d bounces, want %d", next, refused)
+	}
+	if got := e.metric("xmpp_slow_consumer_closes_total", "reason", "sm_max_unacked"); got != 1 {
+		t.Fatalf("sm_max_unacked closes %v, want 1", got)
+	}
+	if _, res := e.resume("alice", en.SelectAttrValue("id", ""), 0); res.Tag != "failed" {
+		t.Fatalf("resumed an overflowed session: %s", xmpp.String(res))
 	}
 }
