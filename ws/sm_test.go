@@ -672,3 +672,26 @@ func TestSMDetachedBound(t *testing.T) {
 		t.Fatalf("resumed an overflowed session: %s", xmpp.String(res))
 	}
 }
+
+// TestSMCloseReleases: a stream-managed session that ends with <close/>
+// does not detach, and what it never acknowledged is released at once
+// (bounced here: no other resource is online).
+func TestSMCloseReleases(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, _ := e.smLogin("alice", "phone", true)
+	bob := &smClient{Client: e.login("bob", "x"), t: t}
+	m := client.Message("alice@localhost/phone", "chat", "read, never acked")
+	m.CreateAttr("id", "c1")
+	bob.send(m)
+	alice.expectBodies("read, never acked")
+	if err := alice.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	el := bob.nextStanza()
+	if c := client.ErrorOf(el); c == nil || c.Condition != "recipient-unavailable" || el.SelectAttrValue("id", "") != "c1" {
+		t.Fatalf("bob got %s, want the bounce of c1", xmpp.String(el))
+	}
+	if got := e.metric("xmpp_sm_detached_sessions"); got != 0 {
+		t.Fatalf("detached gauge %v after <close/>", got)
+	}
+}
