@@ -71,18 +71,16 @@ type Config struct {
 	// Zero is unlimited.
 	MaxSessionsPerAccount int
 
-	// Stream management (XEP-0198, sm.go). SMDisabled stops offering it.
-	// SMAckEvery is how many stanzas the server sends before it asks for
-	// an ack (<r/>); SMAckInterval is the longest a stanza waits for the
-	// request when fewer follow it (0: only by count). SMMaxUnacked bounds,
-	// in encoded bytes, what one session keeps unacknowledged (sent or
-	// waiting to be, and everything delivered while detached); passing it
-	// closes the session with policy-violation. At most MaxPending; 0 is
-	// MaxPending.
+	// Stream management (XEP-0198, sm.go), always offered. SMAckEvery is
+	// how many stanzas the server sends before it asks for an ack (<r/>);
+	// SMAckInterval is the longest a stanza waits for that request when
+	// fewer follow it (0: only by count). SMMaxUnacked bounds, in encoded
+	// bytes, what one session keeps unacknowledged (sent or waiting to be,
+	// and everything delivered while detached); passing it closes the
+	// session with policy-violation. At most MaxPending; 0 is MaxPending.
 	// SMResumeTimeout is how long a session whose connection dropped waits,
 	// detached, for a resume (a client may ask for less); 0 disables
 	// resumption.
-	SMDisabled      bool
 	SMAckEvery      int
 	SMAckInterval   time.Duration
 	SMMaxUnacked    int

@@ -188,8 +188,10 @@ func (srv *Server) smMaxUnacked() int {
 }
 
 // smFeature reports whether the post-SASL stream features offer stream
-// management (and so whether Bind2 may list it as an inline feature).
-func (s *session) smFeature() bool { return !s.srv.cfg.SMDisabled }
+// management (and so whether Bind2 may list it as an inline feature). It is
+// always on: acks cost a counter and the bound the send queue has anyway;
+// resumption has its own switch (SMResumeTimeout 0).
+func (s *session) smFeature() bool { return true }
 
 // isStanzaKind tells stanzas (counted by XEP-0198) from nonzas.
 func isStanzaKind(kind string) bool {
