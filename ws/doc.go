@@ -11,7 +11,7 @@
 // the bound (docs/02_send_queues.md). With XEP-0198 stream management a
 // session whose connection drops stays registered, detached, until a new
 // connection resumes it or its timeout passes (sm.go,
-// docs/09_stream_management.md).
+// docs/10_stream_management.md).
 //
 // The package must never block a caller on a slow client, never keep
 // per-session state in package variables, and never let bad input panic the
