@@ -287,6 +287,10 @@ func wsConfig(cfg Config) ws.Config {
 		MaxUnauthenticated:           w.MaxUnauthenticated,
 		MaxUnauthenticatedPerAddress: w.MaxUnauthenticatedPerAddress,
 		MaxSessionsPerAccount:        w.MaxSessionsPerAccount,
+		SMAckEvery:                   w.SMAckEvery,
+		SMAckInterval:                w.SMAckInterval.Duration,
+		SMMaxUnacked:                 w.SMMaxUnacked,
+		SMResumeTimeout:              w.SMResumeTimeout.Duration,
 	}
 }
 
