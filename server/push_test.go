@@ -560,3 +560,53 @@ func TestPushConfigRejected(t *testing.T) {
 		t.Errorf("the push module's start line is missing:\n%s", logs.String())
 	}
 }
+
+// TestPushWakesDetachedMember: a member whose stream-managed connection
+// dropped (a phone put away: the session waits for a resume) is offline for
+// push, so the webhook wakes them although the router still holds the
+// session for their resume.
+func TestPushWakesDetachedMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hookURL, hooks, _ := signedHook(t, nil)
+	cfg := testConfig(t)
+	cfg.Push.Interval = duration{time.Hour}
+	cfg.Push.Webhook.URL, cfg.Push.Webhook.Secret = hookURL, hookSecret
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := &pushEnv{t: t, cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e.start()
+	for _, u := range []string{"alice", "carol"} {
+		if _, errOut, code := userCmd(t, cfg, "pw\n", "add", "-create-database", u+"@localhost"); code != 0 {
+			t.Fatalf("user add %s: %s", u, errOut)
+		}
+	}
+	alice, carol := e.login(ctx, "alice@localhost/a"), e.login(ctx, "carol@localhost/c")
+	rm := "pocket@muclight.localhost"
+	createRoom(ctx, t, alice, rm, "carol@localhost")
+
+	en := xmpp.Elem("enable", nsSM)
+	en.CreateAttr("resume", "true")
+	if err := carol.Send(ctx, en); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" }); err != nil {
+		t.Fatal(err)
+	}
+	carol.CloseNow()
+	waitFor(ctx, t, "carol's session detached", func() bool { return metricValue(t, e.a, "xmpp_sm_detached_sessions") == 1 })
+	if !e.a.ws.Router().Online(xmpp.MustParseJID("carol@localhost")) {
+		t.Fatal("the detached session left the router; the test no longer tests a detached member")
+	}
+
+	burst(ctx, t, alice, alice, rm, "are you there?")
+	select {
+	case req := <-hooks:
+		if len(req.Members) != 1 || req.Members[0] != "carol@localhost" || req.Room != rm {
+			t.Errorf("webhook %+v, want one for carol in %s", req, rm)
+		}
+	case <-ctx.Done():
+		t.Fatal("no webhook for a member whose session is detached")
+	}
+}

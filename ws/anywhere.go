@@ -6,11 +6,20 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
-// OnlineAnywhere reports whether the JID has a bound session on this node
-// or, in a cluster, on another (the session directory's view): push asks it
-// before waking a room member.
+// OnlineAnywhere reports whether the JID has a connected session on this
+// node or, in a cluster, a session on another (the session directory's
+// view): push asks it before waking a room member. A local session detached
+// for resumption (XEP-0198) does not count: its client is the one push is
+// for, a phone that dropped its socket. The directory cannot tell a
+// detached session on another node from a connected one, so there it
+// counts as online until it expires.
 func (r *Router) OnlineAnywhere(to xmpp.JID) bool {
-	return r.Online(to) || (r.remote != nil && r.remote.Has(to))
+	for _, s := range r.sessionsOf(to) {
+		if s.connected() {
+			return true
+		}
+	}
+	return r.remote != nil && r.remote.Has(to)
 }
 
 // DeliverAnywhere is Deliver to the JID's sessions here and on the other

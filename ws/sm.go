@@ -710,3 +710,16 @@ func (s *session) resumeSM(previd string, h uint32, reply func(*etree.Element) b
 	s.log.Info("session resumed", "resent", resent)
 	srv.smt.event("resumed")
 }
+
+// connected reports whether the session has a live connection: true
+// without stream management, false once a stream-managed session has
+// detached (or been resumed by another session object).
+func (s *session) connected() bool {
+	sm := s.sm.Load()
+	if sm == nil {
+		return true
+	}
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return sm.attached && sm.owner == s
+}
