@@ -157,7 +157,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
+	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg, Tokens: cfg.tokens})
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg), log)
 	ho := rooms.HubOptions{
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
