@@ -141,6 +141,10 @@ type Post struct {
 	// Payload is the message's children as received (self-contained XML),
 	// client-supplied stanza-ids removed. The core never parses it.
 	Payload []byte `json:"payload,omitempty"`
+	// System: the room itself speaks (the admin API's system message):
+	// no occupant is needed, and the message comes from the room's bare
+	// JID. No codec sets it.
+	System bool `json:"system,omitempty"`
 }
 
 // SetConfig changes configuration fields (the subject is one of them).

@@ -36,6 +36,7 @@ type Hub struct {
 
 	entered *sessionIndex
 	leaves  leaveQueue
+	calls   adminCalls // the admin API's requests waiting for answers (admin.go)
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
