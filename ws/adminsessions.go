@@ -17,16 +17,18 @@ type SessionInfo struct {
 	PendingBytes int
 }
 
-// Sessions lists the bound sessions of a bare JID on this node, sorted by
-// resource, for the admin API.
+// Sessions lists the bound sessions of a bare JID on this node that are
+// not ending, sorted by resource, for the admin API.
 func (s *Server) Sessions(user xmpp.JID) []SessionInfo {
 	list := s.router.sessionsOf(user.Bare())
 	out := make([]SessionInfo, 0, len(list))
 	for _, sess := range list {
 		sess.qmu.Lock()
-		p := sess.pending
+		p, ending := sess.pending, sess.closing
 		sess.qmu.Unlock()
-		out = append(out, SessionInfo{JID: *sess.jid.Load(), PendingBytes: p})
+		if !ending {
+			out = append(out, SessionInfo{JID: *sess.jid.Load(), PendingBytes: p})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].JID.Resource < out[j].JID.Resource })
 	return out
@@ -38,13 +40,23 @@ func (s *Server) CloseSession(full xmpp.JID) bool {
 	if full.Resource == "" {
 		return false
 	}
-	list := s.router.sessionsOf(full)
-	for _, sess := range list {
+	closed := false
+	for _, sess := range s.router.sessionsOf(full) {
+		// Marked ending here, before the close runs: from now on it takes
+		// no deliveries, is not listed, and is not closed twice.
+		sess.qmu.Lock()
+		ending := sess.closing
+		sess.closing = true
+		sess.qmu.Unlock()
+		if ending {
+			continue
+		}
+		closed = true
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			sess.terminate(&xmpp.StreamError{Condition: xmpp.PolicyViolation, Text: "closed by the administrator"}, endAdminClosed)
 		}()
 	}
-	return len(list) > 0
+	return closed
 }
