@@ -543,3 +543,22 @@ func TestAPIRoomPaging(t *testing.T) {
 	}
 	e.wantError("GET", "/api/v1/rooms?limit=1001", nil, 400, api.CodeBadRequest)
 }
+
+// TestAPILimitsApply: rooms created through the API spend the owner's
+// create_rate as XMPP creates do, and the refusal is 429 with the XMPP
+// condition.
+func TestAPILimitsApply(t *testing.T) {
+	e := startAPIServer(t, func(c *Config) {
+		c.Modules.MucLight.CreateRate, c.Modules.MucLight.CreateBurst = 1, 2
+	})
+	for i := range 2 {
+		e.wantStatus("POST", "/api/v1/rooms", map[string]any{"owner": "alice@localhost", "room": fmt.Sprintf("r%d", i)}, 201, nil)
+	}
+	var ae apiErr
+	if got := e.call("POST", "/api/v1/rooms", map[string]any{"owner": "alice@localhost", "room": "r2"}, true, &ae); got != 429 ||
+		ae.Error.Code != api.CodeRateLimited || ae.Error.Condition != "resource-constraint" {
+		t.Fatalf("third create in a burst of two: %d %+v", got, ae)
+	}
+	// Another owner has a bucket of its own.
+	e.wantStatus("POST", "/api/v1/rooms", map[string]any{"owner": "bob@localhost", "room": "r3"}, 201, nil)
+}
