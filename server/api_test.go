@@ -81,6 +81,14 @@ func startAPIServer(t *testing.T, tweak func(*Config)) *apiEnv {
 		defer cancel()
 		a.Shutdown(ctx)
 	})
+	e := apiClientFor(t, a, cfg)
+	e.log = lg
+	return e
+}
+
+// apiClientFor is the validating API client of a running server.
+func apiClientFor(t *testing.T, a *app, cfg Config) *apiEnv {
+	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +101,7 @@ func startAPIServer(t *testing.T, tweak func(*Config)) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apiEnv{t: t, a: a, cfg: cfg, base: "http://" + a.APIAddr(), router: router, log: lg, seen: map[string]bool{}}
+	return &apiEnv{t: t, a: a, cfg: cfg, base: "http://" + a.APIAddr(), router: router, log: &syncLog{}, seen: map[string]bool{}}
 }
 
 // call sends a request with the token (auth false: without), validates
