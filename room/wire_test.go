@@ -66,7 +66,7 @@ func wMessages() []archive.Message {
 func wireValues() []any {
 	return []any{
 		&Create{Head: wHead(), Fields: wFields(), Items: wItems(), Generated: true},
-		&Post{Head: wHead(), Body: "hi & bye", Payload: []byte("<body>hi &amp; bye</body>")},
+		&Post{Head: wHead(), Body: "hi & bye", Payload: []byte("<body>hi &amp; bye</body>"), System: true},
 		&SetConfig{Head: wHead(), Fields: wFields()},
 		&ChangeAffs{Head: wHead(), Items: wItems()},
 		&Destroy{Head: wHead()},
