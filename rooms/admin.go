@@ -97,6 +97,12 @@ func (h *Hub) Call(ctx context.Context, as xmpp.JID, req room.Request) (CallResu
 	id := "api-" + room.RandomHex(8)
 	hd := req.Header()
 	hd.Origin = room.Origin{From: as.Bare().WithResource(id), ID: id, To: hd.Room, Kind: xmpp.KindIQ, Dialect: room.MUCLight}
+	if p, ok := req.(*room.Post); ok && !p.System {
+		// As decodePost does for a client: the sender's occupant id
+		// (XEP-0421) goes with the message, and its id can be corrected.
+		p.MsgID = id
+		p.Payload, p.Occupant = h.appendOccupantElem(p.Payload, hd.Room, hd.Origin.From)
+	}
 	w := h.calls.add(id, hd.Origin.From)
 	defer h.calls.remove(id)
 	h.tr.Dispatch(ctx, req) // a refusal is answered to the call too
