@@ -56,3 +56,7 @@ func TestRoomsPersist(t *testing.T) {
 func TestRoomInvariants(t *testing.T) {
 	roomstoretest.RunInvariants(t, func(t *testing.T) roomstore.Store { return openTemp(t) }, errInvalidAffs)
 }
+
+func TestListRooms(t *testing.T) {
+	roomstoretest.RunList(t, func(t *testing.T) roomstoretest.ListStore { return openTemp(t) })
+}

@@ -413,3 +413,8 @@ func TestConcurrentSetBlocking(t *testing.T) {
 		t.Errorf("after %d concurrent denies got %d items, %v: %v", n, len(items), err, items)
 	}
 }
+
+func TestListRooms(t *testing.T) {
+	uri := mongotest.URI(t)
+	roomstoretest.RunList(t, func(t *testing.T) roomstoretest.ListStore { return openTemp(t, uri) })
+}

@@ -158,6 +158,10 @@ type Post struct {
 	// Displayed is the stanza-id the sender has read up to (XEP-0333): the
 	// message is a marker, stored and not delivered.
 	Displayed string `json:"displayed,omitempty"`
+	// System: the room itself speaks (the admin API's system message):
+	// no occupant is needed, and the message comes from the room's bare
+	// JID. No codec sets it.
+	System bool `json:"system,omitempty"`
 }
 
 // React is a XEP-0444 reactions element: a user's whole set for the

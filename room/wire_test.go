@@ -70,7 +70,7 @@ func wireValues() []any {
 	return []any{
 		&Create{Head: wHead(), Fields: wFields(), Items: wItems(), Generated: true},
 		&Post{Head: wHead(), Body: "hi & bye", Payload: []byte("<body>hi &amp; bye</body>"), MsgID: "m1", Occupant: "occ",
-			Replace: "c1", Retract: "r1", React: &React{ID: "s1", Emojis: []string{"👍"}}, Displayed: "d1"},
+			Replace: "c1", Retract: "r1", React: &React{ID: "s1", Emojis: []string{"👍"}}, Displayed: "d1", System: true},
 		&Moderate{Head: wHead(), ID: "s1", Reason: "spam", Payload: []byte("<retract/>"), Occupant: "occ"},
 		&SetConfig{Head: wHead(), Fields: wFields()},
 		&ChangeAffs{Head: wHead(), Items: wItems()},

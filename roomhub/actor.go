@@ -308,6 +308,9 @@ func (r *actor) handle(m *mail) {
 		}
 		sender := req.Header().Origin.From.Bare()
 		aff := room.AffOf(r.affs, sender)
+		if p, ok := req.(*room.Post); ok && p.System && r.exists {
+			sender, aff = r.jid, room.Owner // the room speaks, with its owner's limits
+		}
 		switch {
 		case join && aff == room.None:
 			err = xmpp.NewError(xmpp.RegistrationRequired, "only members may enter this room")

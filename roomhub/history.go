@@ -100,6 +100,9 @@ func (r *actor) groupchat(q *room.Post, sender xmpp.JID) error {
 		id = room.RandomHex(8)
 	}
 	from := r.jid.WithResource(sender.String())
+	if q.System {
+		from = r.jid
+	}
 	ev := &room.Posted{EventHead: room.EventHead{Room: r.jid, Origin: q.Origin}, Sender: sender, Audience: r.affs}
 	if h.archiver == nil {
 		ev.Time = time.UnixMicro(h.now().UnixMicro()).UTC() // as archive ids keep it

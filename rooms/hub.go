@@ -37,6 +37,7 @@ type Hub struct {
 
 	entered *sessionIndex
 	leaves  leaveQueue
+	calls   adminCalls // the admin API's requests waiting for answers (admin.go)
 	// occIDs makes the occupant ids (XEP-0421).
 	occIDs *room.OccupantIDs
 }

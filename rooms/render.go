@@ -18,6 +18,9 @@ type sink struct{ h *Hub }
 // Reply implements roomhub.Sink.
 func (s sink) Reply(rep room.Reply) {
 	h, o := s.h, rep.Origin
+	if h.calls.reply(rep) {
+		return // an admin call's answer: no stanza
+	}
 	switch {
 	case rep.Err != nil:
 		h.out.Deliver(o.From, xmpp.ErrorFrame(o.Kind, o.ID, o.To, o.Echo, rep.Err.Stanza()))
@@ -39,6 +42,7 @@ func (s sink) Event(ev room.Event) {
 	h := s.h
 	switch ev := ev.(type) {
 	case *room.Posted:
+		h.calls.posted(ev)
 		out := ev.Outbound()
 		for _, a := range ev.Audience {
 			h.out.DeliverPaced(ev.Origin.From, a.User, out)

@@ -135,6 +135,8 @@ type app struct {
 	hub     *rooms.Hub
 	http    *http.Server
 	metrics *http.Server
+	api     *http.Server // the admin API (apiserve.go); nil when off
+	apiLn   net.Listener
 	ln      net.Listener
 	admin   *adminServer
 	cluster *clusterNode  // nil on one node
@@ -162,7 +164,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg})
+	a.ws = ws.New(wsConfig(cfg), st.accounts, ws.Options{Logger: log, Registerer: reg, Tokens: cfg.tokens})
 	roomStore := rooms.InstrumentStore(st.rooms, cfg.Modules.MucLight.Backend, reg, hostOfService(cfg), log)
 	ho := rooms.HubOptions{
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
@@ -243,6 +245,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.startAPI(cfg, reg, log); err != nil {
+		return nil, err
+	}
 	go a.serve(a.http, a.ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 	ok = true
 	return a, nil
@@ -319,6 +324,10 @@ func (a *app) Shutdown(ctx context.Context) error {
 	if a.http != nil {
 		errs = append(errs, a.http.Shutdown(ctx)) // hijacked WebSockets are not waited for here
 	}
+	if a.api != nil {
+		errs = append(errs, a.api.Shutdown(ctx)) // before the hub: no call waits on a closed core
+		a.api = nil
+	}
 	if a.ws != nil {
 		errs = append(errs, a.ws.Shutdown(ctx))
 	}
@@ -360,6 +369,12 @@ func (a *app) closeAll() error {
 	if a.admin != nil {
 		errs = append(errs, a.admin.Close())
 		a.admin = nil
+	}
+	if a.api != nil {
+		errs = append(errs, a.api.Close())
+		a.api = nil
+	} else if a.apiLn != nil {
+		a.apiLn.Close()
 	}
 	if a.ln != nil && a.http == nil {
 		a.ln.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wschat/xmppws/rooms"
+	"github.com/wschat/xmppws/ws"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -28,11 +29,15 @@ type Config struct {
 	Storage   StorageConfig   `toml:"storage"`
 	Modules   ModulesConfig   `toml:"modules"`
 	Cluster   ClusterConfig   `toml:"cluster"`
+	API       APIConfig       `toml:"api"`
+	Auth      AuthConfig      `toml:"auth"`
 	Push      PushConfig      `toml:"push"`
 
 	// rooms and limits are the modules' sections converted by validate.
 	rooms  rooms.Options
 	limits rooms.Limits
+	// tokens is [auth.jwt] as the endpoint uses it (apiconfig.go).
+	tokens ws.TokenAuth
 }
 
 // GeneralConfig holds the served domains and process-wide settings.
@@ -191,6 +196,8 @@ func defaultConfig() Config {
 		}},
 		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits(), MAM: defaultMAM()},
 		Cluster: ClusterConfig{Heartbeat: duration{time.Second}, NodeTTL: duration{5 * time.Second}},
+		API:     defaultAPI(),
+		Auth:    defaultAuth(),
 		Push:    defaultPush(),
 	}
 }
@@ -355,6 +362,12 @@ func (c *Config) validate() error {
 		case m.OpTimeout.Duration <= 0:
 			return errors.New("storage.mongodb.op_timeout: must be positive")
 		}
+	}
+	if err := c.API.validate(); err != nil {
+		return err
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	if err := c.Push.validate(); err != nil {
 		return err

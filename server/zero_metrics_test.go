@@ -38,7 +38,7 @@ func TestCountersStartAtZero(t *testing.T) {
 	for _, r := range []string{"unauthenticated_total", "unauthenticated_per_address"} {
 		want = append(want, `xmpp_ws_connections_refused_total{reason="`+r+`"}`)
 	}
-	for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"} {
+	for _, m := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "OAUTHBEARER"} {
 		for _, r := range []string{"success", "failure"} {
 			want = append(want, `xmpp_auth_total{mechanism="`+m+`",result="`+r+`"}`)
 		}

@@ -42,6 +42,9 @@ func (s *session) mechanisms() []string {
 	if s.plain {
 		m = append(m, "PLAIN")
 	}
+	if s.plain && s.srv.tokens.on() {
+		m = append(m, mechOAuthBearer)
+	}
 	return m
 }
 
@@ -51,6 +54,9 @@ func (s *session) handleSASL(el *etree.Element) *xmpp.StreamError {
 	case "auth":
 		return s.saslAuth(el)
 	case "response":
+		if done, serr := s.oauthResponse(el); done {
+			return serr
+		}
 		if s.sasl.mech == "PLAIN-wait" {
 			data, ok := decodeSASL(el.Text())
 			if !ok {
@@ -109,6 +115,8 @@ func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
 			return nil
 		}
 		return s.scramStep(initial)
+	case mechOAuthBearer:
+		return s.oauthAuth(initial, text == "")
 	}
 	return s.saslFail(saslInvalidMechanism, "")
 }
@@ -212,6 +220,9 @@ func (s *session) plainAuth(data []byte) *xmpp.StreamError {
 	if len(parts[0]) > 0 && !authzMatches(string(parts[0]), user) {
 		return s.saslFail(saslInvalidAuthzid, "")
 	}
+	if done, serr := s.plainToken(user, string(parts[2])); done {
+		return serr
+	}
 	rec, err := s.srv.accounts.Account(s.ctx, user)
 	known := err == nil
 	if errors.Is(err, account.ErrNotFound) {
@@ -282,6 +293,8 @@ func (s *session) mechLabel() string {
 		return s.sasl.mech
 	case "PLAIN-wait":
 		return "PLAIN"
+	case mechOAuthBearer, oauthWait, oauthFailed:
+		return mechOAuthBearer
 	}
 	return "other"
 }

@@ -34,6 +34,7 @@ type Server struct {
 	im       *ingressMetrics
 	admit    *admission
 	throttle *logthrottle.Throttle // for every refusal the endpoint logs
+	tokens   TokenAuth             // application-issued tokens; zero: off
 
 	secretMu sync.Mutex
 	secret   []byte // the store's server secret, once read: keys the fake credentials of unknown users
@@ -62,6 +63,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the endpoint's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Tokens, when its Verifier is set, accepts application-issued tokens
+	// as SASL PLAIN passwords and with OAUTHBEARER (oauthbearer.go).
+	Tokens TokenAuth
 }
 
 // New builds an endpoint over an account store.
@@ -80,6 +84,7 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 		cancel:   cancel,
 		conns:    make(map[*session]struct{}),
 		throttle: logthrottle.New(throttleInterval, logthrottle.DefaultMaxKeys, nil),
+		tokens:   opts.Tokens,
 	}
 	s.router = newRouter(s)
 	s.smt.init()
