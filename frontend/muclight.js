@@ -84,6 +84,14 @@ export class Room {
     this.history = new History();
     this.unread = 0;
     this.listName = ''; // the name disco#items gave, until #info says more
+    this.activity = 0; // ms since the epoch of the newest thing known to happen here
+    this.preview = null; // {from, body} of the newest message, read before the room was opened
+  }
+
+  /** lastActivity is when the room last saw a message or a change, for sorting the list. */
+  get lastActivity() {
+    const last = this.messages.findLast((m) => !m.failed && !m.pending);
+    return Math.max(this.activity, last ? last.time.getTime() : 0);
   }
 
   get name() {
@@ -103,6 +111,7 @@ export class Room {
  *   'history' (jid, {kind, added})        history loaded ('latest', 'older', 'catchup') or its state changed ('state')
  *   'gone' (jid, reason, name)            the user is no longer in the room: 'left', 'removed', 'destroyed'
  *   'error' ({room, error, body, id})     a message to a room was refused
+ *   'timeline' (jid)                      a line not from the archive joined messages (a rename, a new subject)
  */
 export class MucLight extends Emitter {
   constructor(client, { pageSize = 10, historyPage = 30 } = {}) {
@@ -122,6 +131,7 @@ export class MucLight extends Emitter {
     this.leaving = new Set();
     this.creating = new Map(); // create iq id → room JID from its notification
     this.infoLoads = new Map(); // room JID → pending #info promise
+    this.mine = new Set(); // ids of the room changes this client asked for
     client.on('stanza', (st) => this.#onStanza(st));
     client.on('status', (state) => {
       // Whatever the rooms send while the connection is down is missed.
@@ -196,9 +206,30 @@ export class MucLight extends Emitter {
     this.emit('rooms');
   }
 
-  /** sortedRooms returns the rooms known, by name. */
+  /** sortedRooms returns the rooms known, the most recently active first, then by name. */
   sortedRooms() {
-    return [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.jid.localeCompare(b.jid));
+    return [...this.rooms.values()].sort((a, b) => b.lastActivity - a.lastActivity || a.name.localeCompare(b.name) || a.jid.localeCompare(b.jid));
+  }
+
+  /**
+   * peek reads a room's newest archived entry for the room list (when it
+   * last saw activity and what was said), without touching its history.
+   */
+  async peek(jid) {
+    const r = this.rooms.get(jid);
+    if (!r || !this.mam || r.peeked) return;
+    r.peeked = true;
+    try {
+      const page = await this.#query(jid, { before: '', max: 1 });
+      const last = page.items.at(-1);
+      if (!last || this.rooms.get(jid) !== r) return;
+      r.activity = Math.max(r.activity, last.time.getTime());
+      if (!last.system) r.preview = { from: last.from, body: last.body };
+      this.emit('rooms');
+    } catch (e) {
+      r.peeked = false;
+      console.warn('reading the newest message of', jid, 'failed', e);
+    }
   }
 
   #room(jid) {
@@ -268,20 +299,38 @@ export class MucLight extends Emitter {
   /** send posts a groupchat message and returns its id. */
   send(jid, body) {
     const id = randomId();
-    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('body', {}, body)));
+    this.client.send(this.stanza(jid, body, id));
     return id;
+  }
+
+  /** stanza is the message send() writes, for measuring it against the server's size limit first. */
+  stanza(jid, body, id) {
+    return el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('body', {}, body));
   }
 
   /** setConfig changes configuration fields: {roomname: 'x', subject: 'y'} (only those given). */
   setConfig(jid, fields) {
     const kids = Object.entries(fields).map(([k, v]) => el(k, {}, v));
-    return this.client.iq('set', jid, el('query', { xmlns: NSL.configuration }, kids));
+    return this.client.iqWithId(this.#mine(), 'set', jid, el('query', { xmlns: NSL.configuration }, kids));
   }
 
   /** setAffiliations applies [{jid, affiliation: 'owner'|'member'|'none'}]. */
   setAffiliations(jid, items) {
     const users = items.map((i) => el('user', { affiliation: i.affiliation }, i.jid));
-    return this.client.iq('set', jid, el('query', { xmlns: NSL.affiliations }, users));
+    return this.client.iqWithId(this.#mine(), 'set', jid, el('query', { xmlns: NSL.affiliations }, users));
+  }
+
+  // #mine is a fresh id for a room change of ours: the room's notification
+  // (and its archived copy) carries it, so the timeline can say "You".
+  #mine() {
+    const id = randomId();
+    this.mine.add(id);
+    return id;
+  }
+
+  /** byMe reports whether a notification (by its id) answers a change this client made. */
+  byMe(id) {
+    return !!id && this.mine.has(id);
   }
 
   /** leave sets the user's own affiliation to none. */
@@ -495,7 +544,7 @@ export class MucLight extends Emitter {
       const x = child(m, 'x', NSL.affiliations);
       if (!x) return;
       const items = children(x, 'user').map((u) => ({ jid: u.textContent.trim(), affiliation: u.getAttribute('affiliation') }));
-      if (items.length) q.items.push({ sid, time, system: 'affiliations', items });
+      if (items.length) q.items.push({ sid, id: m.getAttribute('id') ?? '', time, system: 'affiliations', items });
       return;
     }
     const msg = this.#message(m, sender, time);
@@ -627,7 +676,7 @@ export class MucLight extends Emitter {
     const affs = child(st, 'x', NSL.affiliations);
     const conf = child(st, 'x', NSL.configuration);
     if (affs) this.#affNotification(jid, st, affs);
-    if (conf) this.#configNotification(jid, conf);
+    if (conf) this.#configNotification(jid, conf, st.getAttribute('id'));
   }
 
   #affNotification(jid, st, x) {
@@ -653,6 +702,7 @@ export class MucLight extends Emitter {
       if (mine) r.occupants.set(this.me, mine.affiliation);
       r.version = version;
       r.loaded = false;
+      r.activity = Date.now(); // a room one was just added to goes to the top of the list
       this.count++;
       this.emit('rooms');
       if (!this.creating.has(id)) this.info(jid, { force: true }).catch(() => {});
@@ -673,12 +723,21 @@ export class MucLight extends Emitter {
     this.#roomEvent(jid);
   }
 
-  #configNotification(jid, x) {
+  #configNotification(jid, x, id) {
     const r = this.#room(jid);
     const prev = childText(x, 'prev-version');
     const stale = r.loaded && r.version && prev && r.version !== prev;
+    const changes = [];
     for (const f of x.children) {
-      if (!RESERVED.has(f.localName)) r.config[f.localName] = f.textContent;
+      if (RESERVED.has(f.localName)) continue;
+      if (r.config[f.localName] !== f.textContent) changes.push({ field: f.localName, value: f.textContent });
+      r.config[f.localName] = f.textContent;
+    }
+    if (changes.length) {
+      // The archive does not keep configuration changes: the line exists only in this page.
+      r.messages.push({ id: id ?? '', sid: '', time: new Date(), system: 'config', changes, byMe: this.byMe(id) });
+      r.activity = Date.now();
+      this.emit('timeline', jid);
     }
     r.version = childText(x, 'version') || r.version;
     if (stale) this.info(jid, { force: true }).catch(() => {});

@@ -22,6 +22,7 @@ export const NS = {
   discoItems: 'http://jabber.org/protocol/disco#items',
   rsm: 'http://jabber.org/protocol/rsm',
   delay: 'urn:xmpp:delay',
+  limits: 'urn:xmpp:stream-limits:0',
 };
 
 const HOST_META_REL = 'urn:xmpp:alt-connections:websocket';
@@ -340,6 +341,12 @@ export class Client extends Emitter {
     this.url = null; // the WebSocket URL in use, or being tried
     this.state = 'offline';
     this.resource = `web-${randomId(6)}`;
+    this.maxBytes = 0; // the server's largest message in bytes (XEP-0478), 0 when it does not say
+  }
+
+  /** stanzaBytes is the size of a stanza as it would go on the wire, to compare with maxBytes. */
+  static stanzaBytes(stanza) {
+    return enc.encode(serialize(stanza)).length;
   }
 
   /**
@@ -513,6 +520,9 @@ export class Client extends Emitter {
     }
 
     features = await this.#openStream(jid.domain);
+    // XEP-0478: the largest message the server takes; a longer one would end the stream.
+    const maxBytes = Number(childText(child(features, 'limits', NS.limits), 'max-bytes', NS.limits));
+    this.maxBytes = Number.isInteger(maxBytes) && maxBytes > 0 ? maxBytes : 0;
     if (!child(features, 'bind', NS.bind)) throw new XmppError('bad-format', 'the server offered no resource binding');
     const res = await this.#handshakeIq(el('iq', { xmlns: NS.client, type: 'set', id: randomId() },
       el('bind', { xmlns: NS.bind }, el('resource', {}, this.resource))));
