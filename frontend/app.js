@@ -1172,6 +1172,8 @@ els.messages.addEventListener('scroll', () => {
   requestAnimationFrame(() => {
     slideQueued = false;
     slide();
+    // The observer sees only changes: a jump back to the top within one frame is caught here.
+    if (edgeVisible()) loadOlder({ auto: true });
   });
 }, { passive: true });
 
