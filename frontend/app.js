@@ -3,7 +3,7 @@
 // renders it and turns clicks and forms into requests.
 
 import { Client, JID, XmppError, discoverWebSocketURLs } from './xmpp.js';
-import { MucLight } from './muclight.js';
+import { MucLight, NSX } from './muclight.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -123,6 +123,8 @@ const els = {
   composer: $('#composer'),
   composerInput: $('#composer-input'),
   composerCount: $('#composer-count'),
+  composeContext: $('#compose-context'),
+  composeContextText: $('#compose-context-text'),
   notifyToggle: $('#notify-toggle'),
   createDialog: $('#create-dialog'),
   editDialog: $('#edit-dialog'),
@@ -407,6 +409,7 @@ async function startChat(client) {
   muc.on('gone', onGone);
   muc.on('error', onMessageError);
   muc.on('timeline', onTimeline);
+  muc.on('update', onUpdate);
   client.on('online', ({ resumed }) => {
     if (!resumed || ui.client !== client) return;
     // Connection errors are over once the connection is back.
@@ -419,14 +422,16 @@ async function startChat(client) {
   renderRoomList();
   try {
     await muc.loadRooms();
+    await muc.loadUnread();
   } catch (e) {
-    showError(e, { context: 'Listing your rooms failed.' });
+    showError(e, { group: 'rooms|list', context: 'Listing your rooms failed.' });
   }
   $('#new-room').focus();
 }
 
 async function refreshAll() {
   await ui.muc.loadRooms();
+  await ui.muc.loadUnread().catch((e) => console.warn('reading unread counts failed', e));
   // The open room reads what it missed while the connection was down.
   if (ui.current && ui.muc.rooms.has(ui.current)) await Promise.all([ui.muc.info(ui.current), syncHistory(ui.current)]);
 }
@@ -557,6 +562,7 @@ async function openRoom(jid) {
     setMembersOpen(false);
   }
   showRoom(jid);
+  if (ui.compose && ui.compose.room !== jid) endCompose();
   r.unread = 0;
   renderRoomList();
   renderRoomHead();
@@ -569,6 +575,7 @@ async function openRoom(jid) {
     showError(e, { context: `Reading “${r.name}” failed.` });
   }
   await history;
+  if (jid === ui.current) markRead();
 }
 
 /** syncHistory loads a room's latest history (or what it missed); a failure shows at the top of the conversation. */
@@ -748,7 +755,14 @@ function messageItem(m, prev) {
         h('span', { class: 'sender', dataset: { testid: 'message-sender' }, title: m.from }, m.own ? 'You' : localPart(m.from)),
         ' ',
         h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, shortTime(m.time))),
-      h('p', { class: 'body', dataset: { testid: 'message-body' } }, linkify(m.body)),
+      m.reply ? replyQuote(m) : null,
+      m.retracted
+        ? h('p', { class: 'body retracted', dataset: { testid: 'message-retracted' } }, m.retracted.moderated
+          ? `Removed by the owner${m.retracted.reason ? `: ${m.retracted.reason}` : ''}`
+          : (m.own ? 'You retracted this message' : 'This message was retracted'))
+        : h('p', { class: 'body', dataset: { testid: 'message-body' } }, linkify(m.body), m.edited ? h('span', { class: 'edited', dataset: { testid: 'message-edited' } }, ' (edited)') : null),
+      reactionChips(m),
+      messageActions(m),
       m.pending ? h('p', { class: 'failed-note' },
         h('span', { class: 'pending-why', dataset: { testid: 'pending-why' } }, m.pending === 'offline' ? 'Waiting for the connection; sent when it is back' : 'Sending…'),
         h('button', { type: 'button', class: 'small', dataset: { testid: 'message-discard' }, 'aria-label': 'Do not send this message', onclick: () => discardPending(m) }, 'Discard')) : null,
@@ -757,6 +771,139 @@ function messageItem(m, prev) {
         f.type === 'wait' ? h('button', { type: 'button', class: 'small', dataset: { testid: 'message-resend' }, onclick: () => resendFailed(ui.current, (x) => x === m) }, 'Resend') : null,
         f.type !== 'wait' ? h('button', { type: 'button', class: 'small', dataset: { testid: 'message-edit' }, onclick: () => editFailed(ui.current, m) }, 'Edit') : null,
         h('button', { type: 'button', class: 'small', dataset: { testid: 'message-discard' }, 'aria-label': 'Discard this message', onclick: () => dropFailed(ui.current, (x) => x === m) }, 'Discard')) : null));
+}
+
+/** replyQuote shows what a reply answers: the message as it is now when it is loaded, else the quote it carried. */
+function replyQuote(m) {
+  const r = ui.muc?.rooms.get(ui.current);
+  const target = m.reply.sid ? r?.messages.find((x) => x.sid === m.reply.sid) : null;
+  const author = target?.from ?? m.reply.to.split('/').slice(1).join('/');
+  const text = target ? (target.retracted ? '(retracted)' : target.body) : m.reply.quote;
+  return h('blockquote', { class: 'reply-quote', dataset: { testid: 'message-quote', sid: m.reply.sid } },
+    h('span', { class: 'reply-author' }, author === ui.muc?.me ? 'You' : localPart(author || '?')), ' ', quote(text || '…'));
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉'];
+
+/** reactionChips shows each reaction with how many gave it; pressing one adds or takes back one's own. */
+function reactionChips(m) {
+  if (!m.reactions?.size || m.retracted) return null;
+  const counts = new Map();
+  for (const [who, list] of m.reactions) {
+    for (const e of new Set(list)) {
+      if (!counts.has(e)) counts.set(e, []);
+      counts.get(e).push(who);
+    }
+  }
+  const me = ui.muc?.me;
+  return h('p', { class: 'reactions', dataset: { testid: 'reactions' } }, [...counts].map(([e, who]) => h('button', {
+    type: 'button',
+    class: `small chip${who.includes(me) ? ' mine' : ''}`,
+    title: who.map((j) => (j === me ? 'you' : j)).join(', '),
+    'aria-pressed': String(who.includes(me)),
+    dataset: { testid: 'reaction', emoji: e, count: String(who.length) },
+    onclick: () => toggleReaction(m, e),
+  }, `${e} ${who.length}`)));
+}
+
+/** messageActions are the buttons of a delivered message: reply, react, and edit, retract or remove where allowed. */
+function messageActions(m) {
+  const muc = ui.muc;
+  if (!muc || !m.sid || m.retracted || m.failed || m.pending) return null;
+  const f = muc.features;
+  const owner = muc.affiliation(ui.current) === 'owner';
+  const moderate = owner && !m.own && f.has(NSX.moderate);
+  return h('div', { class: 'message-actions', dataset: { testid: 'message-actions' } },
+    h('button', { type: 'button', class: 'small', dataset: { testid: 'action-reply' }, 'aria-label': 'Reply to this message', onclick: () => startCompose('reply', m) }, 'Reply'),
+    f.has(NSX.reactions) ? QUICK_REACTIONS.map((e) => h('button', { type: 'button', class: 'small', dataset: { testid: 'action-react', emoji: e }, 'aria-label': `React with ${e}`, onclick: () => toggleReaction(m, e) }, e)) : null,
+    m.own && f.has(NSX.correct) ? h('button', { type: 'button', class: 'small', dataset: { testid: 'action-edit' }, onclick: () => startCompose('edit', m) }, 'Edit') : null,
+    m.own && f.has(NSX.retract) ? h('button', { type: 'button', class: 'small danger', dataset: { testid: 'action-retract' }, onclick: () => retractMessage(m) }, 'Retract') : null,
+    moderate ? h('button', { type: 'button', class: 'small danger', dataset: { testid: 'action-moderate' }, onclick: () => moderateMessage(m) }, 'Remove') : null);
+}
+
+function toggleReaction(m, e) {
+  const muc = ui.muc;
+  const mine = new Set(m.reactions?.get(muc.me) ?? []);
+  if (mine.has(e)) mine.delete(e);
+  else mine.add(e);
+  try {
+    muc.react(ui.current, m.sid, [...mine]);
+  } catch (err) {
+    showError(err, { context: 'Your reaction was not sent.' });
+  }
+}
+
+async function retractMessage(m) {
+  if (!(await confirmDialog('Retract this message?', 'It is removed for everyone, here and in the history.', 'Retract'))) return;
+  try {
+    ui.muc.retract(ui.current, m.sid);
+  } catch (e) {
+    showError(e, { context: 'Retracting the message failed.' });
+  }
+}
+
+async function moderateMessage(m) {
+  if (!(await confirmDialog(`Remove ${m.from}'s message?`, 'As the owner you remove it for everyone, here and in the history.', 'Remove'))) return;
+  try {
+    await ui.muc.moderate(ui.current, m.sid);
+  } catch (e) {
+    showError(e, { context: 'Removing the message failed.' });
+  }
+}
+
+// ------------------------------------------------------------------ editing and replying
+
+/** startCompose puts the composer in edit mode (the message's text to change) or reply mode (a quote above). */
+function startCompose(mode, m) {
+  ui.compose = { mode, m, room: ui.current };
+  els.composeContext.hidden = false;
+  els.composeContext.dataset.mode = mode;
+  els.composeContextText.textContent = mode === 'edit' ? 'Editing your message' : `Replying to ${m.own ? 'yourself' : localPart(m.from)}: “${quote(m.body)}”`;
+  if (mode === 'edit') els.composerInput.value = m.body;
+  composerChanged();
+  els.composerInput.focus();
+}
+
+function endCompose() {
+  const was = ui.compose;
+  ui.compose = null;
+  els.composeContext.hidden = true;
+  if (was?.mode === 'edit') els.composerInput.value = '';
+  composerChanged();
+}
+
+$('#compose-cancel').addEventListener('click', () => {
+  endCompose();
+  els.composerInput.focus();
+});
+
+/** lastOwn is the user's newest delivered message in the open room, for ↑. */
+function lastOwn() {
+  const r = ui.muc?.rooms.get(ui.current);
+  return r?.messages.findLast((m) => m.own && m.sid && !m.system && !m.retracted && !m.failed && !m.pending);
+}
+
+/** onUpdate redraws a message that was corrected, retracted or reacted to. */
+function onUpdate(jid) {
+  if (jid === ui.current) renderMessages('follow');
+  renderRoomList();
+}
+
+let readTimer = null;
+
+/** markRead tells the server, a moment after the fact, how far the open room was read. */
+function markRead() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    const r = ui.muc?.rooms.get(ui.current);
+    if (!r || document.hidden) return;
+    const sid = r.messages.findLast((m) => m.sid && !m.system)?.sid;
+    try {
+      ui.muc.markRead(r.jid, sid);
+    } catch {
+      // offline: the next visit marks it
+    }
+  }, 1000);
 }
 
 /**
@@ -1210,6 +1357,7 @@ function onMessage(jid, m, index) {
     // One that slots in before others (it trails a page read meanwhile) redraws the list.
     if (r && index === r.messages.length - 1) appendMessage(m);
     else renderMessages('follow');
+    if (!document.hidden) markRead();
   }
   if (r && (jid !== ui.current || document.hidden) && !m.own) {
     r.unread++;
@@ -1242,6 +1390,7 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden && r?.unread) {
     r.unread = 0;
     renderRoomList();
+    markRead();
   }
 });
 
@@ -1305,6 +1454,23 @@ els.composer.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const body = els.composerInput.value;
   if (!body.trim() || !ui.current) return;
+  const c = ui.compose?.room === ui.current ? ui.compose : null;
+  if (c) {
+    try {
+      if (c.mode === 'edit') {
+        if (body !== c.m.body) ui.muc.correct(ui.current, c.m, body);
+      } else {
+        ui.muc.replyTo(ui.current, c.m, body);
+      }
+      ui.compose = null;
+      els.composeContext.hidden = true;
+      els.composerInput.value = '';
+      composerChanged();
+    } catch (e) {
+      showError(e, { context: c.mode === 'edit' ? 'The correction was not sent.' : 'The reply was not sent.' });
+    }
+    return;
+  }
   if (sendMessage(ui.current, body)) {
     els.composerInput.value = '';
     composerChanged();
@@ -1316,6 +1482,16 @@ els.composerInput.addEventListener('keydown', (ev) => {
   if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
     ev.preventDefault();
     els.composer.requestSubmit();
+  } else if (ev.key === 'ArrowUp' && !els.composerInput.value && ui.muc?.features.has(NSX.correct)) {
+    // ↑ in an empty box edits one's last message.
+    const m = lastOwn();
+    if (m) {
+      ev.preventDefault();
+      startCompose('edit', m);
+    }
+  } else if (ev.key === 'Escape' && ui.compose) {
+    ev.preventDefault();
+    endCompose();
   }
 });
 els.composerInput.addEventListener('input', composerChanged);
