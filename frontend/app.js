@@ -900,6 +900,7 @@ function markRead() {
     const sid = r.messages.findLast((m) => m.sid && !m.system)?.sid;
     try {
       ui.muc.markRead(r.jid, sid);
+      if (r.readSid) els.messages.dataset.readSid = r.readSid; // how far the server was told
     } catch {
       // offline: the next visit marks it
     }
