@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"sync"
 	"time"
@@ -36,6 +37,8 @@ type Hub struct {
 
 	entered *sessionIndex
 	leaves  leaveQueue
+	// occIDs makes the occupant ids (XEP-0421).
+	occIDs *room.OccupantIDs
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -74,6 +77,10 @@ type HubOptions struct {
 	Admit    func(ctx context.Context, rm xmpp.JID) (roomhub.Fence, error)
 	Redirect func(req room.Request, owner string) bool
 	Node     string
+	// Secret keys the XEP-0421 occupant ids: the deployment's
+	// (account.Store.ServerSecret), so every node and restart gives a user
+	// the same id in a room. Empty: a random one for this process (tests).
+	Secret []byte
 }
 
 // Transport takes a decoded request to the actor that owns its room,
@@ -105,6 +112,12 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		ho.Logger = slog.Default()
 	}
 	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex()}
+	secret := ho.Secret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+	}
+	h.occIDs = room.NewOccupantIDs(secret)
 	h.except, _ = out.(ExceptDeliverer)
 	var notices roomhub.NoticeForm
 	if !opts.LegacyMode {
@@ -277,6 +290,10 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 		h.owner(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
 		h.dispatchDecoded(ctx, st)(muc.DecodeAdmin(st, payload))
+	case isModerate(payload) && isRoom:
+		h.moderate(ctx, st, payload, room.MUCLight)
+	case payload.Tag == "unread" && ns == NSUnread && !isRoom:
+		h.unread(ctx, st, payload)
 	default:
 		h.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 	}
@@ -293,7 +310,7 @@ func (h *Hub) message(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	case st.Type == "groupchat" && muc.IsSubjectChange(st):
 		h.dispatch(ctx, st, muc.DecodeSubject(st), nil)
 	case st.Type == "groupchat":
-		h.dispatch(ctx, st, decodePost(st), nil)
+		h.dispatchDecoded(ctx, st)(h.decodePost(st, room.MUCLight))
 	case muc.IsInvitation(st):
 		h.dispatchDecoded(ctx, st)(muc.DecodeInvitation(st))
 	default:
@@ -341,30 +358,6 @@ func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element,
 		return
 	}
 	h.tr.Dispatch(ctx, req)
-}
-
-// decodePost reads a groupchat message, the same in both dialects: its
-// children are the payload, less any stanza-id the client put there (only
-// the room assigns them); the error bounce echoes them as sent.
-func decodePost(st *xmpp.Stanza) room.Request {
-	body := ""
-	if b := xmpp.Child(st.El, "body", xmpp.NSClient); b != nil {
-		body = b.Text()
-	}
-	o := room.OriginOf(st, room.MUCLight)
-	payload := o.Echo
-	for _, c := range st.El.ChildElements() {
-		if c.Tag == "stanza-id" && c.NamespaceURI() == NSSID {
-			payload = nil
-			for _, c := range st.El.ChildElements() {
-				if !(c.Tag == "stanza-id" && c.NamespaceURI() == NSSID) {
-					payload = xmpp.AppendElement(payload, c)
-				}
-			}
-			break
-		}
-	}
-	return &room.Post{Head: room.Head{Room: st.To, Origin: o}, Body: body, Payload: payload}
 }
 
 // sessionIndex remembers which rooms each XEP-0045 session entered, so

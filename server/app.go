@@ -163,6 +163,16 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
 		StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
 	}
+	{
+		// Occupant ids (XEP-0421) are keyed with the deployment's secret, so
+		// they survive restarts and agree between cluster nodes.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
+		ho.Secret, err = st.accounts.ServerSecret(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("reading the server secret for occupant ids: %w", err)
+		}
+	}
 	if cfg.Cluster.NATSURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
 		defer cancel()
