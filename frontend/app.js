@@ -336,7 +336,7 @@ els.signinForm.addEventListener('submit', async (ev) => {
       const urls = await websocketURLs();
       const client = new Client();
       wireClient(client);
-      await client.connect({ urls, jid, password });
+      await client.connect({ urls, jid, password, wantToken: true });
       $('#signin-password').value = '';
       await startChat(client);
     } catch (e) {
@@ -348,7 +348,58 @@ els.signinForm.addEventListener('submit', async (ev) => {
   });
 });
 
+// ------------------------------------------------------------------ saved sign-in
+
+// What this browser keeps to stay signed in across reloads: the address,
+// the FAST token (XEP-0484) and the user agent it is tied to. Never the
+// password. Sign out invalidates the token on the server and forgets it.
+const SESSION_KEY = 'xmppws.session';
+
+function savedSession() {
+  try {
+    const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? 'null');
+    if (!s?.jid || !s?.token || !s?.ua?.id) return null;
+    if (s.expiry && Date.parse(s.expiry) < Date.now()) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+function saveToken(client, { jid, token, expiry }) {
+  localStorage.setItem(SESSION_KEY, JSON.stringify({ jid, token, expiry, ua: client.userAgent }));
+}
+
+/** resumeSaved signs in with the saved token at page load; a refused token is forgotten. */
+async function resumeSaved() {
+  const saved = savedSession();
+  // "/?signin" shows the form even with a saved sign-in (to sign in as someone else).
+  if (!saved || new URLSearchParams(location.search).has('signin')) return;
+  $('#signin-jid').value = saved.jid;
+  await busy(els.signinForm, async () => {
+    els.signinSubmit.textContent = 'Signing in…';
+    try {
+      const urls = await websocketURLs();
+      const client = new Client({ userAgent: saved.ua });
+      wireClient(client);
+      await client.connect({ urls, jid: saved.jid, token: saved.token });
+      await startChat(client);
+    } catch (e) {
+      if (e instanceof XmppError && e.type === 'auth') {
+        localStorage.removeItem(SESSION_KEY);
+        formError(els.signinForm, new XmppError(e.condition, 'Your saved sign-in has ended; sign in with your password', 'auth'));
+      } else {
+        formError(els.signinForm, e);
+      }
+      $('#signin-password').focus();
+    } finally {
+      els.signinSubmit.textContent = 'Sign in';
+    }
+  });
+}
+
 function wireClient(client) {
+  client.on('token', (t) => saveToken(client, t));
   client.on('status', (state, detail) => {
     if (client !== ui.client && ui.client) return;
     const labels = { online: 'Online', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
@@ -436,13 +487,25 @@ async function refreshAll() {
   if (ui.current && ui.muc.rooms.has(ui.current)) await Promise.all([ui.muc.info(ui.current), syncHistory(ui.current)]);
 }
 
-async function signOut({ quiet = false } = {}) {
+async function signOut({ quiet = false, forget = !quiet } = {}) {
   const client = ui.client;
   ui.client = null;
   ui.muc = null;
   ui.current = '';
   outbox.items = [];
   if (client) await client.close().catch(() => {});
+  const saved = savedSession();
+  if (forget && saved) {
+    // Signing out ends the saved sign-in on the server too, not only here.
+    localStorage.removeItem(SESSION_KEY);
+    try {
+      await Client.invalidateToken({ urls: client?.urls.length ? client.urls : await websocketURLs(), jid: saved.jid, token: saved.token, userAgent: saved.ua });
+    } catch (e) {
+      console.warn('ending the saved sign-in on the server failed', e);
+    }
+  } else if (quiet && client && saved) {
+    localStorage.removeItem(SESSION_KEY); // the session ended for good (replaced, account gone)
+  }
   els.chat.hidden = true;
   els.session.hidden = true;
   els.signin.hidden = false;
@@ -1764,6 +1827,8 @@ $('#block-form').addEventListener('submit', async (ev) => {
   });
   $('#block-jid').focus();
 });
+
+resumeSaved();
 
 // Prefill the advanced field's placeholder with what discovery finds.
 discoverWebSocketURLs()
