@@ -461,11 +461,13 @@ async function startChat(client) {
   muc.on('error', onMessageError);
   muc.on('timeline', onTimeline);
   muc.on('update', onUpdate);
-  client.on('online', ({ resumed }) => {
+  client.on('online', ({ resumed, kept }) => {
     if (!resumed || ui.client !== client) return;
+    els.status.dataset.stream = kept ? 'resumed' : 'new';
     // Connection errors are over once the connection is back.
     clearErrors('stream|');
     pumpOutbox();
+    if (kept) return; // the stream was resumed: nothing to read again
     refreshAll().catch((e) => showError(e, { context: 'Reloading the rooms after reconnecting failed.' }));
   });
 

@@ -155,10 +155,20 @@ export class MucLight extends Emitter {
     this.mine = new Set(); // ids of the room changes this client asked for
     this.features = new Set(); // what the room service announces (edits, reactions, unread counts...)
     this.quiet = new Set(); // ids of read markers sent: their errors are not shown
+    this.wasSynced = new Set(); // rooms caught up when the connection dropped
     client.on('stanza', (st) => this.#onStanza(st));
     client.on('status', (state) => {
-      // Whatever the rooms send while the connection is down is missed.
-      if (state !== 'online') for (const r of this.rooms.values()) r.history.synced = false;
+      // Whatever the rooms send while the connection is down is missed...
+      if (state === 'online') return;
+      for (const r of this.rooms.values()) {
+        if (r.history.synced) this.wasSynced.add(r);
+        r.history.synced = false;
+      }
+    });
+    client.on('online', ({ kept }) => {
+      // ...unless the stream was resumed (XEP-0198): the server sent it again.
+      if (kept) for (const r of this.wasSynced) r.history.synced = true;
+      this.wasSynced.clear();
     });
   }
 

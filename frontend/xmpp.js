@@ -26,6 +26,7 @@ export const NS = {
   sasl2: 'urn:xmpp:sasl:2',
   bind2: 'urn:xmpp:bind:0',
   fast: 'urn:xmpp:fast:0',
+  sm: 'urn:xmpp:sm:3',
 };
 
 const HT = 'HT-SHA-256-NONE';
@@ -407,7 +408,8 @@ export class Client extends Emitter {
 
   #goOnline(resumed) {
     this.#setState('online', { url: this.url });
-    this.emit('online', { resumed });
+    // kept: the stream itself was resumed (XEP-0198), nothing was missed.
+    this.emit('online', { resumed, kept: resumed && this.streamResumed });
     const early = this.#queue;
     this.#queue = [];
     for (const e of early) this.#dispatch(e);
@@ -417,6 +419,7 @@ export class Client extends Emitter {
   async close() {
     this.#closing = true;
     this.#creds = null;
+    this.#sm = null; // a closed stream is not resumed
     clearTimeout(this.#retryTimer);
     const ws = this.#ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -440,7 +443,77 @@ export class Client extends Emitter {
     if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN || this.state !== 'online') {
       throw new XmppError('remote-server-timeout', 'not connected; wait until the connection is back', 'wait');
     }
+    const sm = this.#sm;
+    if (sm) {
+      // Kept until the server acknowledges it, to send again after a resume.
+      const text = serialize(stanza);
+      sm.unacked.push(text);
+      this.#ws.send(text);
+      if (!sm.askPending) {
+        sm.askPending = true;
+        queueMicrotask(() => {
+          sm.askPending = false;
+          if (this.#sm === sm && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
+        });
+      }
+      return;
+    }
     this.#sendRaw(stanza);
+  }
+
+  // ------------------------------------------------------------ stream management (XEP-0198)
+
+  // #sm is the stream-management state of the session: its id, the
+  // stanzas received (h), those sent and not yet acknowledged. It outlives
+  // a dropped socket so that the next connection can resume the session.
+  #sm = null;
+  streamResumed = false;
+
+  // #smEnable asks for a resumable session after binding, when offered.
+  async #smEnable(features) {
+    this.#sm = null;
+    this.smOffered = !!child(features, 'sm', NS.sm);
+    if (!this.smOffered) return;
+    this.#sendRaw(el('enable', { xmlns: NS.sm, resume: 'true' }));
+    const r = await this.#next();
+    if (r.namespaceURI !== NS.sm || r.localName !== 'enabled') return; // <failed/>: go on without
+    const resumable = r.getAttribute('resume') === 'true' || r.getAttribute('resume') === '1';
+    this.#sm = { id: r.getAttribute('id') ?? '', resumable, h: 0, acked: 0, unacked: [], askPending: false };
+  }
+
+  // #smResume tries to take the dropped session back; false when the server has let it go.
+  async #smResume(features) {
+    const sm = this.#sm;
+    if (!sm?.resumable || !sm.id || !child(features, 'sm', NS.sm)) return false;
+    this.#sendRaw(el('resume', { xmlns: NS.sm, previd: sm.id, h: String(sm.h) }));
+    const r = await this.#next();
+    if (r.namespaceURI !== NS.sm || r.localName !== 'resumed') {
+      this.#sm = null;
+      return false;
+    }
+    this.#smAcked(Number(r.getAttribute('h')));
+    // What the server never got goes again, in order.
+    const again = sm.unacked;
+    for (const text of again) this.#ws.send(text);
+    if (again.length) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
+    return true;
+  }
+
+  #smAcked(h) {
+    const sm = this.#sm;
+    if (!sm || !Number.isInteger(h)) return;
+    const n = (h - sm.acked + 2 ** 32) % 2 ** 32;
+    sm.unacked.splice(0, Math.min(n, sm.unacked.length));
+    sm.acked = h;
+  }
+
+  // #smElement handles <r/> and <a/>; true when e was one of them.
+  #smElement(e) {
+    if (e.namespaceURI !== NS.sm) return false;
+    const sm = this.#sm;
+    if (e.localName === 'r' && sm) this.#ws?.send(serialize(el('a', { xmlns: NS.sm, h: String(sm.h) })));
+    else if (e.localName === 'a') this.#smAcked(Number(e.getAttribute('h')));
+    return e.localName === 'r' || e.localName === 'a';
   }
 
   /**
@@ -535,10 +608,14 @@ export class Client extends Emitter {
     this.#readLimits(features);
     const sasl2 = child(features, 'authentication', NS.sasl2);
     if (sasl2 && canScram()) {
+      this.#sm = null; // resumption inline in SASL2 is not done here: a new session
+      this.streamResumed = false;
       await this.#sasl2(sasl2, jid, password);
       if (this.bound) return;
       features = this.#sasl2Features;
-      return this.#bind(features);
+      await this.#bind(features);
+      await this.#smEnable(features);
+      return;
     }
     const mechs = children(child(features, 'mechanisms', NS.sasl), 'mechanism').map((m) => m.textContent.trim());
     if (!password) throw new XmppError('not-authorized', 'this server offers no token login; sign in with your password', 'auth');
@@ -554,7 +631,10 @@ export class Client extends Emitter {
 
     features = await this.#openStream(jid.domain);
     this.#readLimits(features);
+    this.streamResumed = await this.#smResume(features);
+    if (this.streamResumed) return;
     await this.#bind(features);
+    await this.#smEnable(features);
   }
 
   // #readLimits takes XEP-0478's largest message the server takes; a longer one would end the stream.
@@ -749,12 +829,14 @@ export class Client extends Emitter {
       this.#waiter = null;
       return;
     }
+    if (this.#smElement(e)) return;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = null;
       w.resolve(e);
       return;
     }
+    if (this.#sm && e.namespaceURI === NS.client && ['message', 'presence', 'iq'].includes(e.localName)) this.#sm.h = (this.#sm.h + 1) % 2 ** 32;
     if (this.state !== 'online') {
       this.#queue.push(e);
       return;
@@ -806,8 +888,9 @@ export class Client extends Emitter {
     this.#ws = null;
     if (this.#closing || !this.#creds) return;
     if (wasOnline) {
-      // This node is gone or going: the next round starts with the next one.
-      this.#creds.next = (this.#creds.index + 1) % this.#creds.urls.length;
+      // This node is gone or going: the next round starts with the next one,
+      // unless the session may be resumed, which only its own node can do.
+      this.#creds.next = this.#sm?.resumable ? this.#creds.index : (this.#creds.index + 1) % this.#creds.urls.length;
       const se = this.lastStreamError;
       if (se && (se.condition === 'conflict' || se.condition === 'not-authorized')) {
         // Another login replaced this one, or the account went away: retrying would fight it.

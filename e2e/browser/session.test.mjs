@@ -83,6 +83,14 @@ before(async () => {
         }
       };
       Object.defineProperty(window, 'dropConnectionsForTest', { value: () => sockets.splice(0).forEach((ws) => ws.close(4000, 'cut by the test')) });
+      // History queries the page sends, counted.
+      let mam = 0;
+      const send = Native.prototype.send;
+      Native.prototype.send = function (data) {
+        if (typeof data === 'string' && data.includes('urn:xmpp:mam:2')) mam++;
+        return send.call(this, data);
+      };
+      Object.defineProperty(window, 'historyQueriesForTest', { get: () => mam });
       // Notifications the page shows, recorded (headless Chromium draws none).
       const shown = [];
       const NativeN = window.Notification;
@@ -252,5 +260,42 @@ test('stay signed in across reloads with a FAST token; sign out ends it', async 
     assert.equal(await byTest(alice, 'status').getAttribute('data-state'), 'offline');
   });
 
+  await step('no script errors', () => assert.deepEqual(pageErrors, []));
+});
+
+test('a short drop resumes the stream (XEP-0198) without reading history again', async (t) => {
+  const { alice, bob } = pages;
+  await alice.goto(`${server.base}/`);
+  const offered = await rawSession(alice, users.alice, async (c) => c.smOffered);
+  if (!offered) {
+    t.skip('the server offers no stream management');
+    return;
+  }
+  const step = stepper(t);
+  await step('cut and resumed: every message once, in order, and no history query', async () => {
+    await Promise.all([signIn(alice, users.alice), signIn(bob, users.bob)]);
+    await createRoom(alice, 'Tunnel', 'bob@localhost');
+    await roomItem(bob, 'Tunnel').click();
+    await sendMessage(alice, 'Before the tunnel');
+    await message(bob, 'alice@localhost', 'Before the tunnel').waitFor();
+    await message(alice, 'alice@localhost', 'Before the tunnel').waitFor();
+    const before = await alice.evaluate(() => window.historyQueriesForTest);
+    await alice.context().setOffline(true);
+    await alice.evaluate(() => window.dropConnectionsForTest());
+    await alice.locator('[data-testid=status][data-state=reconnecting]').waitFor();
+    for (const body of ['In the tunnel 1', 'In the tunnel 2']) {
+      await sendMessage(bob, body);
+      await message(bob, 'bob@localhost', body).waitFor();
+    }
+    await alice.context().setOffline(false);
+    await byTest(alice, 'retry-now').click().catch(() => {});
+    await alice.locator('[data-testid=status][data-state=online][data-stream=resumed]').waitFor({ timeout: 45_000 });
+    await message(alice, 'bob@localhost', 'In the tunnel 2').waitFor();
+    await sendMessage(alice, 'Out of the tunnel');
+    await message(bob, 'alice@localhost', 'Out of the tunnel').waitFor();
+    const shown = await alice.locator('[data-testid=message] [data-testid=message-body]').allTextContents();
+    assert.deepEqual(shown, ['Before the tunnel', 'In the tunnel 1', 'In the tunnel 2', 'Out of the tunnel']);
+    assert.equal(await alice.evaluate(() => window.historyQueriesForTest), before, 'no history query after the resume');
+  });
   await step('no script errors', () => assert.deepEqual(pageErrors, []));
 });
