@@ -30,6 +30,8 @@ export const NS = {
 };
 
 const HT = 'HT-SHA-256-NONE';
+const SM_ASK_EVERY = 10;
+const SM_ASK_MS = 1000;
 
 const HOST_META_REL = 'urn:xmpp:alt-connections:websocket';
 
@@ -449,12 +451,12 @@ export class Client extends Emitter {
       const text = serialize(stanza);
       sm.unacked.push(text);
       this.#ws.send(text);
-      if (!sm.askPending) {
+      // One ack request a second at most, or every SM_ASK_EVERY stanzas: each
+      // is a WebSocket message, and the server paces those per session.
+      if (sm.unacked.length % SM_ASK_EVERY === 0) this.#smAsk(sm);
+      else if (!sm.askPending) {
         sm.askPending = true;
-        queueMicrotask(() => {
-          sm.askPending = false;
-          if (this.#sm === sm && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
-        });
+        setTimeout(() => this.#smAsk(sm), SM_ASK_MS);
       }
       return;
     }
@@ -497,6 +499,11 @@ export class Client extends Emitter {
     for (const text of again) this.#ws.send(text);
     if (again.length) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
     return true;
+  }
+
+  #smAsk(sm) {
+    sm.askPending = false;
+    if (this.#sm === sm && sm.unacked.length && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
   }
 
   #smAcked(h) {
