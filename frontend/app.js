@@ -611,6 +611,7 @@ els.roomSearch.addEventListener('keydown', (ev) => {
 // ------------------------------------------------------------------ a room
 
 function showRoom(jid) {
+  if (jid !== ui.current) flushRead();
   ui.current = jid;
   if (ui.muc) ui.muc.active = jid;
   els.roomPlaceholder.hidden = !!jid;
@@ -955,21 +956,33 @@ function onUpdate(jid) {
 }
 
 let readTimer = null;
+let readRoom = '';
 
 /** markRead tells the server, a moment after the fact, how far the open room was read. */
 function markRead() {
   clearTimeout(readTimer);
-  readTimer = setTimeout(() => {
-    const r = ui.muc?.rooms.get(ui.current);
-    if (!r || document.hidden) return;
-    const sid = r.messages.findLast((m) => m.sid && !m.system)?.sid;
-    try {
-      ui.muc.markRead(r.jid, sid);
-      if (r.readSid) els.messages.dataset.readSid = r.readSid; // how far the server was told
-    } catch {
-      // offline: the next visit marks it
-    }
-  }, 1000);
+  readRoom = ui.current;
+  readTimer = setTimeout(() => sendRead(readRoom), 1000);
+}
+
+/** flushRead sends a pending marker at once (the reader is leaving the room). */
+function flushRead() {
+  if (!readTimer) return;
+  clearTimeout(readTimer);
+  sendRead(readRoom);
+}
+
+function sendRead(jid) {
+  readTimer = null;
+  const r = ui.muc?.rooms.get(jid);
+  if (!r) return;
+  const sid = r.messages.findLast((m) => m.sid && !m.system)?.sid;
+  try {
+    ui.muc.markRead(r.jid, sid);
+    if (r.readSid && jid === ui.current) els.messages.dataset.readSid = r.readSid; // how far the server was told
+  } catch {
+    // offline: the next visit marks it
+  }
 }
 
 /**

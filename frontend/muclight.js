@@ -58,6 +58,8 @@ const MAX_MESSAGES = 500;
 // longer gap starts over from the latest page (older ones load on scroll).
 const CATCHUP_PAGE = 50;
 const CATCHUP_PAGES = 4;
+// A read marker the room's flood limiter refused goes again after this long.
+const MARKER_RETRY_MS = 5000;
 
 /**
  * History is where a room's messages stand against its archive:
@@ -154,7 +156,7 @@ export class MucLight extends Emitter {
     this.infoLoads = new Map(); // room JID → pending #info promise
     this.mine = new Set(); // ids of the room changes this client asked for
     this.features = new Set(); // what the room service announces (edits, reactions, unread counts...)
-    this.quiet = new Set(); // ids of read markers sent: their errors are not shown
+    this.quiet = new Map(); // id of a read marker sent → {jid, sid, prev}: its errors are not shown
     this.wasSynced = new Set(); // rooms caught up when the connection dropped
     client.on('stanza', (st) => this.#onStanza(st));
     client.on('status', (state) => {
@@ -388,9 +390,10 @@ export class MucLight extends Emitter {
   markRead(jid, sid) {
     const r = this.rooms.get(jid);
     if (!this.features.has(NSX.markers) || !r || !sid || (r.readSid && r.readSid >= sid)) return;
+    const prev = r.readSid ?? '';
     r.readSid = sid;
     const id = randomId();
-    this.quiet.add(id); // a refused marker (the message went meanwhile) is no one's business
+    this.quiet.set(id, { jid, sid, prev }); // a refused marker is no one's business but ours
     this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('displayed', { xmlns: NSX.markers, id: sid })));
   }
 
@@ -841,7 +844,18 @@ export class MucLight extends Emitter {
     }
     const type = st.getAttribute('type');
     if (type === 'error') {
-      if (this.quiet.delete(st.getAttribute('id') ?? '')) return;
+      const marker = this.quiet.get(st.getAttribute('id') ?? '');
+      if (marker) {
+        this.quiet.delete(st.getAttribute('id'));
+        // A read marker the room refused for now (its flood limiter): sent again later.
+        const r = this.rooms.get(marker.jid);
+        if (r && r.readSid === marker.sid && XmppError.fromStanza(st).type === 'wait') {
+          r.readSid = marker.prev;
+          clearTimeout(r.readRetry);
+          r.readRetry = setTimeout(() => this.markRead(marker.jid, r.messages.findLast((m) => m.sid && !m.system)?.sid), MARKER_RETRY_MS);
+        }
+        return;
+      }
       const body = child(st, 'body', NS.client);
       this.emit('error', { room: from.local ? from.bare() : '', error: XmppError.fromStanza(st), body: body ? body.textContent : null, id: st.getAttribute('id') });
       return;

@@ -490,12 +490,17 @@ test('the web client: rooms, composer, errors, outbox, timeline, title, notifica
     await byTest(bob, 'notify-toggle').filter({ hasText: 'Notifications on' }).waitFor();
     await roomItem(alice, 'Basecamp').click();
     await sendMessage(alice, 'Anyone at basecamp?');
-    await bob.waitForFunction(() => /^\(1\) Summit push · xmppws chat$/.test(document.title));
+    // The title counts what the badges count (the flood room may keep some: the server's limiter can refuse read markers there).
     await roomItem(bob, 'Basecamp').locator('[data-testid=room-unread]', { hasText: /^1$/ }).waitFor();
+    await bob.waitForFunction(() => {
+      const sum = [...document.querySelectorAll('[data-testid=room-unread]')].reduce((n, b) => n + Number(b.textContent), 0);
+      return document.title === `(${sum}) Summit push · xmppws chat`;
+    });
     const notes = await bob.evaluate(() => window.notificationsForTest);
     assert.deepEqual(notes, [{ title: 'alice in Basecamp', body: 'Anyone at basecamp?' }]);
     await roomItem(bob, 'Basecamp').click();
-    await bob.waitForFunction(() => document.title === 'Basecamp · xmppws chat');
+    await roomItem(bob, 'Basecamp').locator('[data-testid=room-unread]').waitFor({ state: 'detached' });
+    await bob.waitForFunction(() => /^(\(\d+\) )?Basecamp · xmppws chat$/.test(document.title));
     await bob.screenshot({ path: path.join(shots, 'web-rooms.png') });
   });
 
