@@ -334,8 +334,35 @@ func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 			}
 			return sweepDelete
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return removeReads(tx, func(r string) bool { return r == string(target) })
 	})
+}
+
+// removeReads deletes the last-read markers of the rooms match accepts, so
+// that a destroyed room's read state goes with its history. The bucket is
+// keyed by user first, so it visits every marker: destroying a room is rare
+// and the markers are few beside the messages.
+func removeReads(tx *bolt.Tx, match func(room string) bool) error {
+	b := tx.Bucket(bucketReads)
+	var doomed [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		if i := bytes.IndexByte(k, 0); i >= 0 && match(string(k[i+1:])) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RemoveDomain implements archive.Archive in one transaction. A service's
@@ -349,7 +376,10 @@ func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 			}
 			return sweepDelete
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return removeReads(tx, func(r string) bool { return domainOf(r) == service })
 	})
 }
 

@@ -392,6 +392,10 @@ func (a *Archive) Update(ctx context.Context, msgs []archive.Message) error {
 type readDoc struct {
 	Key string `bson:"_id"`
 	ID  string `bson:"id"`
+	// Room and Service let RemoveRoom and RemoveDomain find a room's
+	// markers without parsing keys.
+	Room    string `bson:"room"`
+	Service string `bson:"service"`
 }
 
 func readKey(room, user xmpp.JID) string { return user.Bare().String() + " " + room.Bare().String() }
@@ -410,7 +414,8 @@ func (a *Archive) SetRead(ctx context.Context, room, user xmpp.JID, id string) e
 	}
 	key := readKey(room, user)
 	_, err = a.s.reads.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "id", Value: bson.D{{Key: "$lt", Value: id}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "id", Value: id}}}}, options.UpdateOne().SetUpsert(true))
+		bson.D{{Key: "$set", Value: bson.D{{Key: "id", Value: id}, {Key: "room", Value: room.Bare().String()}, {Key: "service", Value: room.Domain}}}},
+		options.UpdateOne().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		return nil
 	}
@@ -470,6 +475,10 @@ func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 	return a.deleteMany(ctx, "service "+service, bson.D{{Key: "service", Value: service}})
 }
 
+// deleteMany removes the messages and the last-read markers filter selects
+// (both collections carry service and room), history first: a marker
+// left by a failure in between points at nothing and is removed on retry.
+
 // RemoveBefore implements archive.Archive on the ids, whose time is exact,
 // rather than the dates, which lost the microseconds.
 func (a *Archive) RemoveBefore(ctx context.Context, t time.Time) (int, error) {
@@ -494,6 +503,9 @@ func (a *Archive) deleteMany(ctx context.Context, what string, filter bson.D) er
 	}
 	if _, err := a.s.archive.DeleteMany(ctx, filter); err != nil {
 		return fmt.Errorf("mongo: delete archive of %s: %w", what, err)
+	}
+	if _, err := a.s.reads.DeleteMany(ctx, filter); err != nil {
+		return fmt.Errorf("mongo: delete read markers of %s: %w", what, err)
 	}
 	return nil
 }

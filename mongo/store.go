@@ -151,6 +151,8 @@ func (s *Store) init(ctx context.Context) error {
 		// service leads, so RemoveDomain uses it too); RemoveBefore scans ids.
 		{s.archive, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}, {Key: "id", Value: 1}}},
 		{s.archive, bson.D{{Key: "id", Value: 1}}},
+		// RemoveRoom and RemoveDomain delete a room's read markers.
+		{s.reads, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {

@@ -77,6 +77,12 @@ type HubOptions struct {
 	Admit    func(ctx context.Context, rm xmpp.JID) (roomhub.Fence, error)
 	Redirect func(req room.Request, owner string) bool
 	Node     string
+	// OnPosted, when set, sees every room message once, on the node that
+	// owns the room, as its fan-out starts (after the archive write): push
+	// notifications for offline members. It runs on the room's goroutine
+	// and must never block (enqueue or drop); the event is shared and must
+	// not be changed.
+	OnPosted func(*room.Posted)
 	// Secret keys the XEP-0421 occupant ids: the deployment's
 	// (account.Store.ServerSecret), so every node and restart gives a user
 	// the same id in a room. Empty: a random one for this process (tests).
@@ -101,6 +107,21 @@ type proxySink struct{ s roomhub.Sink }
 
 func (p *proxySink) Reply(r room.Reply) { p.s.Reply(r) }
 func (p *proxySink) Event(e room.Event) { p.s.Event(e) }
+
+// postedSink shows the core's room messages to HubOptions.OnPosted before
+// passing every event on: the core's own output, so once per message on the
+// owner's node, whatever the transport does next.
+type postedSink struct {
+	roomhub.Sink
+	onPosted func(*room.Posted)
+}
+
+func (p postedSink) Event(e room.Event) {
+	if ev, ok := e.(*room.Posted); ok {
+		p.onPosted(ev)
+	}
+	p.Sink.Event(e)
+}
 
 // Sink is the renderer of this node's sessions: a cluster transport feeds
 // it the replies and events other nodes' cores sent here.
@@ -128,6 +149,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	if ho.Transport != nil {
 		proxy = &proxySink{}
 		coreSink = proxy
+	}
+	if ho.OnPosted != nil {
+		coreSink = postedSink{coreSink, ho.OnPosted}
 	}
 	h.core = roomhub.NewHub(opts, hosts, store, coreSink, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,

@@ -28,6 +28,7 @@ type Config struct {
 	Storage   StorageConfig   `toml:"storage"`
 	Modules   ModulesConfig   `toml:"modules"`
 	Cluster   ClusterConfig   `toml:"cluster"`
+	Push      PushConfig      `toml:"push"`
 
 	// rooms and limits are the modules' sections converted by validate.
 	rooms  rooms.Options
@@ -90,6 +91,11 @@ type WebSocketConfig struct {
 	MaxUnauthenticatedPerAddress int          `toml:"max_unauthenticated_per_address"`
 	MaxSessionsPerAccount        int          `toml:"max_sessions_per_account"`
 	Shaper                       ShaperConfig `toml:"shaper"`
+	// XEP-0198 stream management; ws.Config says what each one does.
+	SMAckEvery      int      `toml:"sm_ack_every"`
+	SMAckInterval   duration `toml:"sm_ack_interval"`
+	SMMaxUnacked    int      `toml:"sm_max_unacked"`
+	SMResumeTimeout duration `toml:"sm_resume_timeout"`
 }
 
 // ShaperConfig is [websocket.shaper], the per-session ingress shaper.
@@ -170,6 +176,11 @@ func defaultConfig() Config {
 			MaxUnauthenticatedPerAddress: 128,
 			MaxSessionsPerAccount:        10,
 			Shaper:                       ShaperConfig{StanzaRate: 10, StanzaBurst: 100, ByteRate: 64 << 10, ByteBurst: 512 << 10},
+			// Why these values: README, "Stream management".
+			SMAckEvery:      5,
+			SMAckInterval:   duration{5 * time.Second},
+			SMMaxUnacked:    0, // max_pending's
+			SMResumeTimeout: duration{5 * time.Minute},
 		},
 		Storage: StorageConfig{Backend: "embedded", DataDir: "data", MongoDB: MongoDBConfig{
 			URI:            "mongodb://127.0.0.1:27017",
@@ -180,6 +191,7 @@ func defaultConfig() Config {
 		}},
 		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits(), MAM: defaultMAM()},
 		Cluster: ClusterConfig{Heartbeat: duration{time.Second}, NodeTTL: duration{5 * time.Second}},
+		Push:    defaultPush(),
 	}
 }
 
@@ -303,6 +315,14 @@ func (c *Config) validate() error {
 		return errors.New("websocket.stall_timeout: must be positive and at most websocket.write_timeout")
 	case w.MaxAuthFailures < 1:
 		return errors.New("websocket.max_auth_failures: must be at least 1")
+	case w.SMAckEvery < 0 || w.SMAckInterval.Duration < 0 || (w.SMAckEvery == 0 && w.SMAckInterval.Duration == 0):
+		return errors.New("websocket.sm_ack_every, websocket.sm_ack_interval: not negative, and at least one positive (or the server never asks for an ack)")
+	case w.SMMaxUnacked != 0 && (w.SMMaxUnacked < w.MaxStanzaSize || w.SMMaxUnacked > w.MaxPending):
+		// Everything in the send queue is in the unacknowledged queue too, and
+		// a resume queues all of it at once.
+		return errors.New("websocket.sm_max_unacked: must be 0 (websocket.max_pending) or between websocket.max_stanza_size and websocket.max_pending")
+	case w.SMResumeTimeout.Duration < 0 || w.SMResumeTimeout.Duration > 24*time.Hour:
+		return errors.New("websocket.sm_resume_timeout: must be between 0 (no resumption) and 24h")
 	}
 	for _, o := range w.AllowedOrigins {
 		if _, err := filepath.Match(o, ""); err != nil || o == "" {
@@ -335,6 +355,9 @@ func (c *Config) validate() error {
 		case m.OpTimeout.Duration <= 0:
 			return errors.New("storage.mongodb.op_timeout: must be positive")
 		}
+	}
+	if err := c.Push.validate(); err != nil {
+		return err
 	}
 	var err error
 	if c.rooms, err = c.Modules.MucLight.roomOptions(); err != nil {

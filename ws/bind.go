@@ -53,7 +53,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			old.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
+			old.stop(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
 		}()
 	}
 	s.srv.m.sessions.Inc()

@@ -24,3 +24,15 @@ func CountPasswordChecks(t testing.TB) *atomic.Int64 {
 // SetStallHook makes the flow-control tests wait for pacing as an event: f
 // runs on the paced session's reader each time it starts to wait.
 func SetStallHook(s *Server, f func()) { s.onStall.Store(&f) }
+
+// SetSMHook makes the stream-management tests wait for detachment, resume
+// and the end of a detached session as events.
+func SetSMHook(s *Server, f func(event string)) { s.smt.hook.Store(&f) }
+
+// SetSMStart makes every stream-management counter start at n instead of 0
+// from now on, so that a test reaches the 2^32 wrap in a few stanzas.
+func SetSMStart(s *Server, n uint32) {
+	s.smt.mu.Lock()
+	s.smt.start = n
+	s.smt.mu.Unlock()
+}

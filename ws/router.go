@@ -59,6 +59,8 @@ type Router struct {
 	watchers []SessionWatcher
 	remote   Remote             // the other nodes of a cluster; nil on one node
 	account  map[string]Service // payload namespace → handler of iqs to one's own account
+	// accountFeats are extra features of accounts' disco#info (anywhere.go).
+	accountFeats []string
 }
 
 type serviceEntry struct {
@@ -136,6 +138,25 @@ func (r *Router) register(s *session) (replaced *session) {
 	// Appending writes past every length handed out, never into it.
 	r.users[bare] = append(list, s)
 	return nil
+}
+
+// replace puts next in old's place (a resumed stream's session takes over
+// its detached predecessor: same full JID, same epoch), so that nobody sees
+// the session leave.
+func (r *Router) replace(old, next *session) bool {
+	bare := old.jid.Load().Bare()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.users[bare]
+	for i, o := range list {
+		if o == old {
+			nl := slices.Clone(list) // copy on write, as register
+			nl[i] = next
+			r.users[bare] = nl
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Router) unregister(s *session) {

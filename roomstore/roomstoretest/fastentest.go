@@ -191,4 +191,28 @@ func testArchiveReadState(t *testing.T, a archive.Archive) {
 	if err != nil || len(got) != 1 || got[r2.String()] != id2 {
 		t.Errorf("Reads(bob) = %v, %v; want only %s: %s", got, err, r2, id2)
 	}
+
+	// A destroyed room's markers go with its history, so a room created
+	// later under the same name does not start from them.
+	if err := a.RemoveRoom(ctx, r1); err != nil {
+		t.Fatalf("RemoveRoom: %v", err)
+	}
+	got, err = a.Reads(ctx, alice, []xmpp.JID{r1, r2})
+	if err != nil || len(got) != 1 || got[r2.String()] != id1 {
+		t.Errorf("Reads(alice) after RemoveRoom(%s) = %v, %v; want only %s: %s", r1, got, err, r2, id1)
+	}
+	other := room("moot", otherService)
+	if err := a.SetRead(ctx, other, alice, id1); err != nil {
+		t.Fatalf("SetRead: %v", err)
+	}
+	if err := a.RemoveDomain(ctx, service); err != nil {
+		t.Fatalf("RemoveDomain: %v", err)
+	}
+	got, err = a.Reads(ctx, alice, []xmpp.JID{r1, r2, other})
+	if err != nil || len(got) != 1 || got[other.String()] != id1 {
+		t.Errorf("Reads(alice) after RemoveDomain(%s) = %v, %v; want only %s: %s", service, got, err, other, id1)
+	}
+	if got, err = a.Reads(ctx, bob, []xmpp.JID{r2}); err != nil || len(got) != 0 {
+		t.Errorf("Reads(bob) after RemoveDomain = %v, %v; want none", got, err)
+	}
 }
