@@ -3,7 +3,7 @@
 // renders it and turns clicks and forms into requests.
 
 import { Client, JID, XmppError, discoverWebSocketURLs } from './xmpp.js';
-import { MucLight } from './muclight.js';
+import { MucLight, NSX } from './muclight.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -53,14 +53,26 @@ function avatar(jid, label = localPart(jid)) {
   return a;
 }
 
-/** parseJIDs splits "a@x, b@x c@x" into bare JIDs; it throws on one that is not an address. */
-function parseJIDs(text) {
+/**
+ * parseJIDs splits "a@x, b@x c@x" into bare JIDs; it throws on one that is
+ * not an address, and on one of another domain: this server does not
+ * federate, so such an account can never receive the room's messages.
+ */
+function parseJIDs(text, domain = ui.client?.jid?.domain) {
   return text
     .split(/[\s,;]+/)
     .filter(Boolean)
     .map((s) => {
-      const j = JID.parse(s);
-      if (!j.local) throw new XmppError('jid-malformed', `"${s}" is not a user address (user@domain)`, 'modify');
+      let j;
+      try {
+        j = JID.parse(s);
+      } catch {
+        throw new XmppError('jid-malformed', `"${s}" is not a user address (name@${domain ?? 'domain'})`, 'modify');
+      }
+      if (!j.local) throw new XmppError('jid-malformed', `"${s}" is not a user address (name@${domain ?? 'domain'})`, 'modify');
+      if (domain && j.domain !== domain) {
+        throw new XmppError('remote-server-not-found', `${j.bare()} is not an account of this server: only addresses ending in @${domain} can be added`, 'modify');
+      }
       return j.bare();
     });
 }
@@ -92,6 +104,8 @@ const els = {
   roomList: $('#room-list'),
   roomsEmpty: $('#rooms-empty'),
   roomsMore: $('#rooms-more'),
+  roomsNoMatch: $('#rooms-nomatch'),
+  roomSearch: $('#room-search'),
   roomPlaceholder: $('#room-placeholder'),
   roomBody: $('#room-body'),
   roomTitle: $('#room-title'),
@@ -100,11 +114,18 @@ const els = {
   membersToggle: $('#members-toggle'),
   members: $('#members'),
   memberList: $('#member-list'),
+  memberFilter: $('#member-filter'),
+  memberFilterBox: $('#member-filter-box'),
+  membersMore: $('#members-more'),
   membersCount: $('#members-count'),
   addMember: $('#add-member'),
   messages: $('#messages'),
   composer: $('#composer'),
   composerInput: $('#composer-input'),
+  composerCount: $('#composer-count'),
+  composeContext: $('#compose-context'),
+  composeContextText: $('#compose-context-text'),
+  notifyToggle: $('#notify-toggle'),
   createDialog: $('#create-dialog'),
   editDialog: $('#edit-dialog'),
   blockingDialog: $('#blocking-dialog'),
@@ -113,15 +134,78 @@ const els = {
 
 // ------------------------------------------------------------------ errors
 
+// What an XMPP condition means to someone chatting, in a sentence. The
+// condition and the server's own text stay available under "Details".
+const PLAIN = {
+  'policy-violation': { wait: 'The room is busy: too many messages at once. Wait a moment, then send again.', other: 'The server does not allow that here.' },
+  'resource-constraint': 'The server is too busy right now. Try again in a moment.',
+  'not-authorized': 'You are not allowed to do that.',
+  forbidden: 'You are not allowed to do that in this room.',
+  'not-allowed': 'That is not allowed here.',
+  'item-not-found': 'That no longer exists (it may have been deleted, or you were removed).',
+  'not-acceptable': 'The server did not accept that.',
+  'bad-request': 'The server did not understand the request.',
+  'jid-malformed': 'That is not a valid address; addresses look like name@example.org.',
+  'service-unavailable': 'That service is not available on this server.',
+  'feature-not-implemented': 'This server does not support that.',
+  'remote-server-timeout': 'The server did not answer in time. Check your connection and try again.',
+  'remote-server-not-found': 'That server cannot be reached (this server does not talk to other servers).',
+  'connection-lost': 'The connection dropped. It comes back by itself.',
+  'connection-closed': 'The server closed the connection. It comes back by itself.',
+  'internal-server-error': 'Something went wrong on the server. Try again later.',
+  conflict: 'You signed in somewhere else, which ended this session.',
+  'system-shutdown': 'The server is restarting.',
+  'see-other-host': 'The server moved this connection elsewhere.',
+  'undefined-condition': 'Something went wrong.',
+  'temporary-auth-failure': 'Signing in is not possible right now. Try again in a moment.',
+  'too-long': 'That message is too long for the server.',
+};
+
 /**
- * showError puts an error card in the error region: condition, type and
- * the server's text, what it was about, and a Resend button when a refused
- * message can be sent again. Cards with the same group key merge into one
- * with a count, so a burst of identical refusals stays readable; context
- * and resendLabel may then be functions of that count.
+ * plainText says what went wrong in plain language: the sentence for the
+ * condition of a server's error; for an error this page made itself, its
+ * own text (it was written for people already).
+ */
+function plainText(e) {
+  const fromServer = !!(e.stanza || e.stream);
+  const p = PLAIN[e.condition];
+  const sentence = typeof p === 'object' ? (e.type === 'wait' ? p.wait : p.other) : p;
+  if (!fromServer && e.text) return /[.!?]$/.test(e.text) ? e.text : `${e.text[0].toUpperCase()}${e.text.slice(1)}.`;
+  return sentence ?? (e.text || 'Something went wrong.');
+}
+
+const QUOTE_MAX = 80;
+
+/** quote shortens a message for an error card or a notification: one line, at most QUOTE_MAX characters. */
+function quote(body) {
+  const line = String(body).replace(/\s+/g, ' ').trim();
+  return line.length > QUOTE_MAX ? `${line.slice(0, QUOTE_MAX - 1)}…` : line;
+}
+
+/** asError turns anything thrown into an XmppError. */
+function asError(err) {
+  return err instanceof XmppError ? err : new XmppError('client-error', err?.message ?? String(err), 'cancel');
+}
+
+/** errorDetails is the technical side of an error, folded away: condition, type and the server's text. */
+function errorDetails(e) {
+  return h('details', { class: 'error-details' },
+    h('summary', {}, 'Details'),
+    h('strong', { dataset: { testid: 'error-condition' } }, e.condition),
+    h('span', { class: 'error-type', dataset: { testid: 'error-type' } }, ` (${e.type})`),
+    e.text ? [': ', h('span', { dataset: { testid: 'error-text' } }, e.text)] : null);
+}
+
+/**
+ * showError puts an error card in the error region: what went wrong in
+ * plain words, what it was about, the technical details folded away, and a
+ * Resend button when a refused message can be sent again. Cards with the
+ * same group key merge into one with a count, so a burst of identical
+ * refusals stays readable; context and resendLabel may then be functions
+ * of that count. clearErrors removes cards by group once their cause is gone.
  */
 function showError(err, { context = '', resend = null, resendLabel = 'Resend', group = '' } = {}) {
-  const e = err instanceof XmppError ? err : new XmppError('client-error', err?.message ?? String(err), 'cancel');
+  const e = asError(err);
   console.warn(e);
   const text = (v, n) => (typeof v === 'function' ? v(n) : v);
   let card = group ? [...els.errors.children].find((c) => c.dataset.group === group) : null;
@@ -140,17 +224,21 @@ function showError(err, { context = '', resend = null, resendLabel = 'Resend', g
   const id = `error-${++ui.errorSeq}`;
   card = h('div', { class: `error type-${e.type}`, id, role: 'group', 'aria-labelledby': `${id}-title`, dataset: { testid: 'error', condition: e.condition, type: e.type, group, count: '1' } },
     h('p', { class: 'error-title', id: `${id}-title` },
-      h('strong', { dataset: { testid: 'error-condition' } }, e.condition),
-      h('span', { class: 'error-type', dataset: { testid: 'error-type' } }, ` (${e.type})`),
-      e.text ? [': ', h('span', { dataset: { testid: 'error-text' } }, e.text)] : null,
+      h('span', { class: 'error-message', dataset: { testid: 'error-message' } }, plainText(e)),
       ' ', h('span', { class: 'error-count', dataset: { testid: 'error-count' }, hidden: true }, '')),
     context ? h('p', { class: 'error-context', dataset: { testid: 'error-context' } }, text(context, 1)) : null,
+    errorDetails(e),
     h('div', { class: 'error-actions' },
       resend ? h('button', { type: 'button', class: 'primary small', dataset: { testid: 'error-resend' }, onclick: () => { card.remove(); resend(); } }, text(resendLabel, 1)) : null,
       h('button', { type: 'button', class: 'small', 'aria-label': 'Dismiss this error', dataset: { testid: 'error-dismiss' }, onclick: () => card.remove() }, 'Dismiss')));
   els.errors.append(card);
   while (els.errors.children.length > 4) els.errors.firstElementChild.remove();
   return card;
+}
+
+/** clearErrors removes the cards whose group starts with prefix: what they were about is over. */
+function clearErrors(prefix) {
+  for (const c of [...els.errors.children]) if (c.dataset.group?.startsWith(prefix)) c.remove();
 }
 
 /** showNotice puts a non-error message (you were removed, a user was skipped) in the same region. */
@@ -186,9 +274,9 @@ function formError(form, err) {
     p.textContent = '';
     return;
   }
-  const e = err instanceof XmppError ? err : new XmppError('client-error', err?.message ?? String(err));
+  const e = asError(err);
   p.textContent = '';
-  p.append(h('strong', {}, e.condition), ` (${e.type})`, e.text ? `: ${e.text}` : '');
+  p.append(h('span', { class: 'form-error-text' }, plainText(e)), e.stanza || e.stream ? errorDetails(e) : null);
   p.dataset.condition = e.condition;
   p.hidden = false;
 }
@@ -248,7 +336,7 @@ els.signinForm.addEventListener('submit', async (ev) => {
       const urls = await websocketURLs();
       const client = new Client();
       wireClient(client);
-      await client.connect({ urls, jid, password });
+      await client.connect({ urls, jid, password, wantToken: true });
       $('#signin-password').value = '';
       await startChat(client);
     } catch (e) {
@@ -260,7 +348,58 @@ els.signinForm.addEventListener('submit', async (ev) => {
   });
 });
 
+// ------------------------------------------------------------------ saved sign-in
+
+// What this browser keeps to stay signed in across reloads: the address,
+// the FAST token (XEP-0484) and the user agent it is tied to. Never the
+// password. Sign out invalidates the token on the server and forgets it.
+const SESSION_KEY = 'xmppws.session';
+
+function savedSession() {
+  try {
+    const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? 'null');
+    if (!s?.jid || !s?.token || !s?.ua?.id) return null;
+    if (s.expiry && Date.parse(s.expiry) < Date.now()) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+function saveToken(client, { jid, token, expiry }) {
+  localStorage.setItem(SESSION_KEY, JSON.stringify({ jid, token, expiry, ua: client.userAgent }));
+}
+
+/** resumeSaved signs in with the saved token at page load; a refused token is forgotten. */
+async function resumeSaved() {
+  const saved = savedSession();
+  // "/?signin" shows the form even with a saved sign-in (to sign in as someone else).
+  if (!saved || new URLSearchParams(location.search).has('signin')) return;
+  $('#signin-jid').value = saved.jid;
+  await busy(els.signinForm, async () => {
+    els.signinSubmit.textContent = 'Signing in…';
+    try {
+      const urls = await websocketURLs();
+      const client = new Client({ userAgent: saved.ua });
+      wireClient(client);
+      await client.connect({ urls, jid: saved.jid, token: saved.token });
+      await startChat(client);
+    } catch (e) {
+      if (e instanceof XmppError && e.type === 'auth') {
+        localStorage.removeItem(SESSION_KEY);
+        formError(els.signinForm, new XmppError(e.condition, 'Your saved sign-in has ended; sign in with your password', 'auth'));
+      } else {
+        formError(els.signinForm, e);
+      }
+      $('#signin-password').focus();
+    } finally {
+      els.signinSubmit.textContent = 'Sign in';
+    }
+  });
+}
+
 function wireClient(client) {
+  client.on('token', (t) => saveToken(client, t));
   client.on('status', (state, detail) => {
     if (client !== ui.client && ui.client) return;
     const labels = { online: 'Online', connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline' };
@@ -320,10 +459,15 @@ async function startChat(client) {
   muc.on('history', onHistory);
   muc.on('gone', onGone);
   muc.on('error', onMessageError);
-  client.on('online', ({ resumed }) => {
+  muc.on('timeline', onTimeline);
+  muc.on('update', onUpdate);
+  client.on('online', ({ resumed, kept }) => {
     if (!resumed || ui.client !== client) return;
+    els.status.dataset.stream = kept ? 'resumed' : 'new';
     // Connection errors are over once the connection is back.
-    els.errors.querySelectorAll('[data-group^="stream|"]').forEach((c) => c.remove());
+    clearErrors('stream|');
+    pumpOutbox();
+    if (kept) return; // the stream was resumed: nothing to read again
     refreshAll().catch((e) => showError(e, { context: 'Reloading the rooms after reconnecting failed.' }));
   });
 
@@ -331,24 +475,39 @@ async function startChat(client) {
   renderRoomList();
   try {
     await muc.loadRooms();
+    await muc.loadUnread();
   } catch (e) {
-    showError(e, { context: 'Listing your rooms failed.' });
+    showError(e, { group: 'rooms|list', context: 'Listing your rooms failed.' });
   }
   $('#new-room').focus();
 }
 
 async function refreshAll() {
   await ui.muc.loadRooms();
+  await ui.muc.loadUnread().catch((e) => console.warn('reading unread counts failed', e));
   // The open room reads what it missed while the connection was down.
   if (ui.current && ui.muc.rooms.has(ui.current)) await Promise.all([ui.muc.info(ui.current), syncHistory(ui.current)]);
 }
 
-async function signOut({ quiet = false } = {}) {
+async function signOut({ quiet = false, forget = !quiet } = {}) {
   const client = ui.client;
   ui.client = null;
   ui.muc = null;
   ui.current = '';
+  outbox.items = [];
   if (client) await client.close().catch(() => {});
+  const saved = savedSession();
+  if (forget && saved) {
+    // Signing out ends the saved sign-in on the server too, not only here.
+    localStorage.removeItem(SESSION_KEY);
+    try {
+      await Client.invalidateToken({ urls: client?.urls.length ? client.urls : await websocketURLs(), jid: saved.jid, token: saved.token, userAgent: saved.ua });
+    } catch (e) {
+      console.warn('ending the saved sign-in on the server failed', e);
+    }
+  } else if (quiet && client && saved) {
+    localStorage.removeItem(SESSION_KEY); // the session ended for good (replaced, account gone)
+  }
   els.chat.hidden = true;
   els.session.hidden = true;
   els.signin.hidden = false;
@@ -368,10 +527,13 @@ els.retryNow.addEventListener('click', () => ui.client?.reconnectNow());
 function renderRoomList() {
   const muc = ui.muc;
   if (!muc) return;
-  const rooms = muc.sortedRooms();
+  const q = els.roomSearch.value.trim().toLowerCase();
+  const all = muc.sortedRooms();
+  const rooms = q ? all.filter((r) => r.name.toLowerCase().includes(q) || r.jid.includes(q)) : all;
   els.roomList.replaceChildren(...rooms.map((r) => {
-    const last = r.messages.findLast((m) => !m.failed && !m.system);
-    const preview = last ? `${last.own ? 'You' : localPart(last.from)}: ${last.body}` : r.subject;
+    const last = r.messages.findLast((m) => !m.failed && !m.system && !m.pending && !m.retracted);
+    const said = last ? { from: last.from, body: last.body } : r.preview;
+    const preview = said ? `${said.from === muc.me ? 'You' : localPart(said.from)}: ${said.body}` : r.subject;
     return h('li', {},
       h('button', {
         type: 'button',
@@ -383,27 +545,73 @@ function renderRoomList() {
       avatar(r.jid, r.name),
       h('span', { class: 'room-item-text' },
         h('span', { class: 'room-item-name', dataset: { testid: 'room-item-name' } }, r.name),
-        preview ? h('span', { class: 'room-item-preview' }, preview) : null),
+        preview ? h('span', { class: 'room-item-preview', dataset: { testid: 'room-item-preview' } }, preview) : null),
       r.unread ? h('span', { class: 'badge', dataset: { testid: 'room-unread' }, 'aria-label': `${r.unread} unread` }, String(r.unread)) : null));
   }));
-  els.roomsEmpty.hidden = rooms.length > 0;
+  els.roomsEmpty.hidden = all.length > 0;
+  els.roomsNoMatch.hidden = !q || rooms.length > 0 || muc.hasMore;
   els.roomsMore.hidden = !muc.hasMore;
+  updateTitle();
+  for (const r of rooms) if (!r.peeked && !r.messages.length) muc.peek(r.jid);
 }
 
-els.roomsMore.addEventListener('click', async () => {
+/** updateTitle puts the unread total in the tab's title, before the open room's name. */
+function updateTitle() {
+  const muc = ui.muc;
+  const r = muc?.rooms.get(ui.current);
+  let total = 0;
+  for (const x of muc?.rooms.values() ?? []) total += x.unread;
+  const base = r ? `${r.name} · xmppws chat` : 'xmppws chat';
+  document.title = total ? `(${total}) ${base}` : base;
+}
+
+let loadingRooms = null;
+
+/** loadMoreRooms reads the next page of rooms; one page at a time. */
+function loadMoreRooms() {
+  if (loadingRooms || !ui.muc?.hasMore) return loadingRooms ?? Promise.resolve();
   els.roomsMore.disabled = true;
-  try {
-    await ui.muc.loadRooms({ more: true });
-  } catch (e) {
-    showError(e, { context: 'Loading more rooms failed.' });
-  } finally {
-    els.roomsMore.disabled = false;
+  loadingRooms = ui.muc.loadRooms({ more: true })
+    .then(() => clearErrors('rooms|'))
+    .catch((e) => showError(e, { group: 'rooms|more', context: 'Loading more rooms failed.' }))
+    .finally(() => {
+      loadingRooms = null;
+      els.roomsMore.disabled = false;
+      // Still in view (a tall screen): go on until the list fills it.
+      if (roomsMoreVisible) loadMoreRooms();
+    });
+  return loadingRooms;
+}
+
+els.roomsMore.addEventListener('click', () => loadMoreRooms());
+
+// The next page loads when the end of the list scrolls into view.
+let roomsMoreVisible = false;
+new IntersectionObserver((entries) => {
+  roomsMoreVisible = entries.some((e) => e.isIntersecting);
+  if (roomsMoreVisible) loadMoreRooms();
+}, { rootMargin: '0px 0px 200px 0px' }).observe(els.roomsMore);
+
+// A search covers every room: the pages not read yet load first.
+els.roomSearch.addEventListener('input', async () => {
+  renderRoomList();
+  if (!els.roomSearch.value.trim()) return;
+  for (let i = 0; i < 100 && ui.muc?.hasMore && els.roomSearch.value.trim(); i++) await loadMoreRooms();
+  renderRoomList();
+});
+els.roomSearch.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') {
+    els.roomSearch.value = '';
+    renderRoomList();
+  } else if (ev.key === 'Enter') {
+    els.roomList.querySelector('[data-testid=room-item]')?.click();
   }
 });
 
 // ------------------------------------------------------------------ a room
 
 function showRoom(jid) {
+  if (jid !== ui.current) flushRead();
   ui.current = jid;
   if (ui.muc) ui.muc.active = jid;
   els.roomPlaceholder.hidden = !!jid;
@@ -420,6 +628,7 @@ async function openRoom(jid) {
     setMembersOpen(false);
   }
   showRoom(jid);
+  if (ui.compose && ui.compose.room !== jid) endCompose();
   r.unread = 0;
   renderRoomList();
   renderRoomHead();
@@ -432,6 +641,7 @@ async function openRoom(jid) {
     showError(e, { context: `Reading “${r.name}” failed.` });
   }
   await history;
+  if (jid === ui.current) markRead();
 }
 
 /** syncHistory loads a room's latest history (or what it missed); a failure shows at the top of the conversation. */
@@ -450,15 +660,39 @@ function renderRoomHead() {
   els.roomTitle.textContent = r.name;
   els.roomSubject.textContent = r.subject;
   els.roomSubject.hidden = !r.subject;
-  document.title = `${r.name} · xmppws chat`;
+  updateTitle();
   const mine = muc.affiliation(r.jid);
   const owner = mine === 'owner';
   els.roomDestroy.hidden = !owner;
   els.addMember.hidden = !owner;
-  const occupants = [...r.occupants].sort(([a, affA], [b, affB]) => (affA === 'owner' ? -1 : 0) - (affB === 'owner' ? -1 : 0) || a.localeCompare(b));
-  els.membersCount.textContent = r.loaded ? `(${occupants.length})` : '';
-  els.membersToggle.textContent = r.loaded ? `Members (${occupants.length})` : 'Members';
-  els.memberList.replaceChildren(...occupants.map(([jid, aff]) => h('li', { class: 'member', dataset: { testid: 'member', jid, affiliation: aff } },
+  els.membersCount.textContent = r.loaded ? `(${r.occupants.size})` : '';
+  els.membersToggle.textContent = r.loaded ? `Members (${r.occupants.size})` : 'Members';
+  renderMembers();
+}
+
+// The member list draws this many at a time: a room of thousands stays
+// quick to open; more come as the end of the list scrolls into view.
+const MEMBER_PAGE = 100;
+const members = { room: '', shown: MEMBER_PAGE };
+
+/** renderMembers draws the open room's members: the owner first, then by address, filtered by the find box. */
+function renderMembers() {
+  const muc = ui.muc;
+  const r = muc?.rooms.get(ui.current);
+  if (!r) return;
+  if (members.room !== r.jid) {
+    members.room = r.jid;
+    members.shown = MEMBER_PAGE;
+    els.memberFilter.value = '';
+  }
+  const owner = muc.affiliation(r.jid) === 'owner';
+  const q = els.memberFilter.value.trim().toLowerCase();
+  els.memberFilterBox.hidden = r.occupants.size <= 20 && !q;
+  let occupants = [...r.occupants];
+  if (q) occupants = occupants.filter(([jid]) => jid.includes(q));
+  occupants.sort(([a, affA], [b, affB]) => (affA === 'owner' ? -1 : 0) - (affB === 'owner' ? -1 : 0) || (a < b ? -1 : a > b ? 1 : 0));
+  const shown = occupants.slice(0, members.shown);
+  els.memberList.replaceChildren(...shown.map(([jid, aff]) => h('li', { class: 'member', dataset: { testid: 'member', jid, affiliation: aff } },
     avatar(jid),
     h('span', { class: 'member-name' },
       h('span', { class: 'member-jid', title: jid }, jid === muc.me ? `${jid} (you)` : jid),
@@ -466,7 +700,24 @@ function renderRoomHead() {
     owner && jid !== muc.me ? h('span', { class: 'member-actions' },
       aff === 'member' ? h('button', { type: 'button', class: 'small', dataset: { testid: 'member-promote' }, 'aria-label': `Make ${jid} the owner`, onclick: () => promote(r.jid, jid) }, 'Make owner') : null,
       h('button', { type: 'button', class: 'small danger', dataset: { testid: 'member-remove' }, 'aria-label': `Remove ${jid}`, onclick: () => removeMember(r.jid, jid) }, 'Remove')) : null)));
+  els.membersMore.hidden = shown.length >= occupants.length;
+  els.membersMore.textContent = `More members (${occupants.length - shown.length} not shown)`;
 }
+
+function moreMembers() {
+  if (els.membersMore.hidden) return;
+  members.shown += MEMBER_PAGE;
+  renderMembers();
+}
+
+els.membersMore.addEventListener('click', moreMembers);
+els.memberFilter.addEventListener('input', () => {
+  members.shown = MEMBER_PAGE;
+  renderMembers();
+});
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting)) moreMembers();
+}, { rootMargin: '0px 0px 300px 0px' }).observe(els.membersMore);
 
 const GROUP_MS = 5 * 60 * 1000;
 
@@ -485,58 +736,277 @@ function systemText(m, creation) {
   const who = (jid) => (jid === me ? 'you' : jid);
   const list = (jids) => (jids.length > 1 ? `${jids.slice(0, -1).join(', ')} and ${jids.at(-1)}` : jids[0] ?? '');
   const cap = (s) => (s === 'you' || s.startsWith('you ') ? `Y${s.slice(1)}` : s); // addresses keep their case
+  if (m.system === 'config') {
+    return m.changes.map(({ field, value }) => {
+      if (field === 'roomname') return m.byMe ? `You renamed the room to “${value}”` : `The room was renamed to “${value}”`;
+      if (field === 'subject') {
+        if (!value) return m.byMe ? 'You cleared the subject' : 'The subject was cleared';
+        return m.byMe ? `You changed the subject to “${value}”` : `The subject is now “${value}”`;
+      }
+      return m.byMe ? `You changed ${field} to “${value}”` : `${field} is now “${value}”`;
+    }).join('; ');
+  }
   if (creation) {
     const owner = m.items.find((i) => i.affiliation === 'owner');
     const others = m.items.filter((i) => i !== owner).map((i) => who(i.jid));
     if (!owner) return `Room created with ${list(others)}`;
     return others.length ? `${cap(who(owner.jid))} created the room with ${list(others)}` : `${cap(who(owner.jid))} created the room`;
   }
+  // The archive keeps the new affiliations, not who changed them: this
+  // page knows it only for the changes it asked for itself.
+  const byMe = ui.muc?.byMe(m.id);
   const newOwner = m.items.some((i) => i.affiliation === 'owner');
   const rank = { owner: 0, member: 1, none: 2 };
-  return [...m.items].sort((a, b) => (rank[a.affiliation] ?? 3) - (rank[b.affiliation] ?? 3)).map((i) => {
+  const sorted = [...m.items].sort((a, b) => (rank[a.affiliation] ?? 3) - (rank[b.affiliation] ?? 3));
+  const added = sorted.filter((i) => i.affiliation === 'member' && !newOwner && i.jid !== me).map((i) => i.jid);
+  const removed = sorted.filter((i) => i.affiliation === 'none' && i.jid !== me).map((i) => i.jid);
+  const parts = [];
+  for (const i of sorted) {
     const w = who(i.jid);
-    if (i.affiliation === 'none') return `${w} left`;
-    if (i.affiliation === 'owner') return `${w} ${w === 'you' ? 'are' : 'is'} now the owner`;
-    if (newOwner) return `${w} ${w === 'you' ? 'are' : 'is'} now a member`;
-    return `${w} joined`;
-  }).map((t, i) => (i === 0 ? cap(t) : t)).join(', ');
+    if (i.affiliation === 'owner') parts.push(`${w} ${w === 'you' ? 'are' : 'is'} now the owner`);
+    else if (i.affiliation === 'member' && (newOwner || i.jid === me)) parts.push(newOwner ? `${w} ${w === 'you' ? 'are' : 'is'} now a member` : `${w} joined`);
+    else if (i.affiliation === 'none' && i.jid === me) parts.push('you left');
+  }
+  if (added.length) parts.push(byMe ? `you added ${list(added)}` : `${list(added)} ${added.length > 1 ? 'were' : 'was'} added`);
+  if (removed.length) parts.push(byMe ? `you removed ${list(removed)}` : `${list(removed)} left or ${removed.length > 1 ? 'were' : 'was'} removed`);
+  return parts.map((t, i) => (i === 0 ? cap(t) : t)).join(', ');
 }
 
 function systemItem(m, creation) {
-  return h('li', { class: 'system', dataset: { testid: 'system-line', sid: m.sid } },
+  return h('li', { class: 'system', dataset: { testid: 'system-line', kind: m.system, ...(m.sid ? { sid: m.sid } : {}) } },
     h('span', { class: 'system-text' }, systemText(m, creation)),
     ' ',
     h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, shortTime(m.time)));
 }
 
+// A web address in a message: http(s) only; trailing punctuation is the sentence's.
+const LINK_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+
+/**
+ * linkify turns a message body into text nodes and links. Every piece of
+ * the body goes in as text (never as HTML); a link's address is checked
+ * to be http or https and opens in a new tab without a referrer.
+ */
+function linkify(text) {
+  const out = [];
+  let at = 0;
+  for (const match of text.matchAll(LINK_RE)) {
+    let url = match[0].replace(/[.,;:!?'’)\]]+$/, '');
+    // Keep a closing parenthesis that closes one inside the address (Wikipedia links).
+    if (match[0].length > url.length && match[0][url.length] === ')' && url.includes('(')) url += ')';
+    let href = '';
+    try {
+      const u = new URL(url);
+      if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+    } catch {
+      // not an address after all: stays text
+    }
+    if (!href) continue;
+    if (match.index > at) out.push(text.slice(at, match.index));
+    out.push(h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow', dataset: { testid: 'message-link' } }, url));
+    at = match.index + url.length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  return out;
+}
+
 function messageItem(m, prev) {
   const f = m.failed;
-  return h('li', { class: `message${m.own ? ' own' : ''}${f ? ' failed' : ''}${follows(prev, m) ? ' cont' : ''}`, dataset: { testid: f ? 'message-failed' : 'message', from: m.from, id: m.id, ...(m.sid ? { sid: m.sid } : {}) } },
+  const testid = f ? 'message-failed' : m.pending ? 'message-pending' : 'message';
+  const cls = `message${m.own ? ' own' : ''}${f ? ' failed' : ''}${m.pending ? ' pending' : ''}${follows(prev, m) ? ' cont' : ''}`;
+  return h('li', { class: cls, dataset: { testid, from: m.from, id: m.id, ...(m.sid ? { sid: m.sid } : {}) } },
     avatar(m.from),
     h('div', { class: 'bubble' },
       h('p', { class: 'meta' },
         h('span', { class: 'sender', dataset: { testid: 'message-sender' }, title: m.from }, m.own ? 'You' : localPart(m.from)),
         ' ',
         h('time', { datetime: m.time.toISOString(), title: dateTimeFmt.format(m.time) }, shortTime(m.time))),
-      h('p', { class: 'body', dataset: { testid: 'message-body' } }, m.body),
+      m.reply ? replyQuote(m) : null,
+      m.retracted
+        ? h('p', { class: 'body retracted', dataset: { testid: 'message-retracted' } }, m.retracted.moderated
+          ? `Removed by the owner${m.retracted.reason ? `: ${m.retracted.reason}` : ''}`
+          : (m.own ? 'You retracted this message' : 'This message was retracted'))
+        : h('p', { class: 'body', dataset: { testid: 'message-body' } }, linkify(m.body), m.edited ? h('span', { class: 'edited', dataset: { testid: 'message-edited' } }, ' (edited)') : null),
+      reactionChips(m),
+      messageActions(m),
+      m.pending ? h('p', { class: 'failed-note' },
+        h('span', { class: 'pending-why', dataset: { testid: 'pending-why' } }, m.pending === 'offline' ? 'Waiting for the connection; sent when it is back' : 'Sending…'),
+        h('button', { type: 'button', class: 'small', dataset: { testid: 'message-discard' }, 'aria-label': 'Do not send this message', onclick: () => discardPending(m) }, 'Discard')) : null,
       f ? h('p', { class: 'failed-note' },
-        h('span', { class: 'failed-why', title: f.text }, `Not delivered: ${f.condition}`),
+        h('span', { class: 'failed-why', title: f.text, dataset: { testid: 'failed-why' } }, `Not delivered: ${plainText(f)}`),
         f.type === 'wait' ? h('button', { type: 'button', class: 'small', dataset: { testid: 'message-resend' }, onclick: () => resendFailed(ui.current, (x) => x === m) }, 'Resend') : null,
         f.type !== 'wait' ? h('button', { type: 'button', class: 'small', dataset: { testid: 'message-edit' }, onclick: () => editFailed(ui.current, m) }, 'Edit') : null,
         h('button', { type: 'button', class: 'small', dataset: { testid: 'message-discard' }, 'aria-label': 'Discard this message', onclick: () => dropFailed(ui.current, (x) => x === m) }, 'Discard')) : null));
 }
 
+/** replyQuote shows what a reply answers: the message as it is now when it is loaded, else the quote it carried. */
+function replyQuote(m) {
+  const r = ui.muc?.rooms.get(ui.current);
+  const target = m.reply.sid ? r?.messages.find((x) => x.sid === m.reply.sid) : null;
+  const author = target?.from ?? m.reply.to.split('/').slice(1).join('/');
+  const text = target ? (target.retracted ? '(retracted)' : target.body) : m.reply.quote;
+  return h('blockquote', { class: 'reply-quote', dataset: { testid: 'message-quote', sid: m.reply.sid } },
+    h('span', { class: 'reply-author' }, author === ui.muc?.me ? 'You' : localPart(author || '?')), ' ', quote(text || '…'));
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉'];
+
+/** reactionChips shows each reaction with how many gave it; pressing one adds or takes back one's own. */
+function reactionChips(m) {
+  if (!m.reactions?.size || m.retracted) return null;
+  const counts = new Map();
+  for (const [who, list] of m.reactions) {
+    for (const e of new Set(list)) {
+      if (!counts.has(e)) counts.set(e, []);
+      counts.get(e).push(who);
+    }
+  }
+  const me = ui.muc?.me;
+  return h('p', { class: 'reactions', dataset: { testid: 'reactions' } }, [...counts].map(([e, who]) => h('button', {
+    type: 'button',
+    class: `small chip${who.includes(me) ? ' mine' : ''}`,
+    title: who.map((j) => (j === me ? 'you' : j)).join(', '),
+    'aria-pressed': String(who.includes(me)),
+    dataset: { testid: 'reaction', emoji: e, count: String(who.length) },
+    onclick: () => toggleReaction(m, e),
+  }, `${e} ${who.length}`)));
+}
+
+/** messageActions are the buttons of a delivered message: reply, react, and edit, retract or remove where allowed. */
+function messageActions(m) {
+  const muc = ui.muc;
+  if (!muc || !m.sid || m.retracted || m.failed || m.pending) return null;
+  const f = muc.features;
+  const owner = muc.affiliation(ui.current) === 'owner';
+  const moderate = owner && !m.own && f.has(NSX.moderate);
+  return h('div', { class: 'message-actions', dataset: { testid: 'message-actions' } },
+    h('button', { type: 'button', class: 'small', dataset: { testid: 'action-reply' }, 'aria-label': 'Reply to this message', onclick: () => startCompose('reply', m) }, 'Reply'),
+    f.has(NSX.reactions) ? QUICK_REACTIONS.map((e) => h('button', { type: 'button', class: 'small', dataset: { testid: 'action-react', emoji: e }, 'aria-label': `React with ${e}`, onclick: () => toggleReaction(m, e) }, e)) : null,
+    m.own && f.has(NSX.correct) ? h('button', { type: 'button', class: 'small', dataset: { testid: 'action-edit' }, onclick: () => startCompose('edit', m) }, 'Edit') : null,
+    m.own && f.has(NSX.retract) ? h('button', { type: 'button', class: 'small danger', dataset: { testid: 'action-retract' }, onclick: () => retractMessage(m) }, 'Retract') : null,
+    moderate ? h('button', { type: 'button', class: 'small danger', dataset: { testid: 'action-moderate' }, onclick: () => moderateMessage(m) }, 'Remove') : null);
+}
+
+function toggleReaction(m, e) {
+  const muc = ui.muc;
+  const mine = new Set(m.reactions?.get(muc.me) ?? []);
+  if (mine.has(e)) mine.delete(e);
+  else mine.add(e);
+  try {
+    muc.react(ui.current, m.sid, [...mine]);
+  } catch (err) {
+    showError(err, { context: 'Your reaction was not sent.' });
+  }
+}
+
+async function retractMessage(m) {
+  if (!(await confirmDialog('Retract this message?', 'It is removed for everyone, here and in the history.', 'Retract'))) return;
+  try {
+    ui.muc.retract(ui.current, m.sid);
+  } catch (e) {
+    showError(e, { context: 'Retracting the message failed.' });
+  }
+}
+
+async function moderateMessage(m) {
+  if (!(await confirmDialog(`Remove ${m.from}'s message?`, 'As the owner you remove it for everyone, here and in the history.', 'Remove'))) return;
+  try {
+    await ui.muc.moderate(ui.current, m.sid);
+  } catch (e) {
+    showError(e, { context: 'Removing the message failed.' });
+  }
+}
+
+// ------------------------------------------------------------------ editing and replying
+
+/** startCompose puts the composer in edit mode (the message's text to change) or reply mode (a quote above). */
+function startCompose(mode, m) {
+  ui.compose = { mode, m, room: ui.current };
+  els.composeContext.hidden = false;
+  els.composeContext.dataset.mode = mode;
+  els.composeContextText.textContent = mode === 'edit' ? 'Editing your message' : `Replying to ${m.own ? 'yourself' : localPart(m.from)}: “${quote(m.body)}”`;
+  if (mode === 'edit') els.composerInput.value = m.body;
+  composerChanged();
+  els.composerInput.focus();
+}
+
+function endCompose() {
+  const was = ui.compose;
+  ui.compose = null;
+  els.composeContext.hidden = true;
+  if (was?.mode === 'edit') els.composerInput.value = '';
+  composerChanged();
+}
+
+$('#compose-cancel').addEventListener('click', () => {
+  endCompose();
+  els.composerInput.focus();
+});
+
+/** lastOwn is the user's newest delivered message in the open room, for ↑. */
+function lastOwn() {
+  const r = ui.muc?.rooms.get(ui.current);
+  return r?.messages.findLast((m) => m.own && m.sid && !m.system && !m.retracted && !m.failed && !m.pending);
+}
+
+/** onUpdate redraws a message that was corrected, retracted or reacted to. */
+function onUpdate(jid) {
+  if (jid === ui.current) renderMessages('follow');
+  renderRoomList();
+}
+
+let readTimer = null;
+let readRoom = '';
+
+/** markRead tells the server, a moment after the fact, how far the open room was read. */
+function markRead() {
+  clearTimeout(readTimer);
+  readRoom = ui.current;
+  readTimer = setTimeout(() => sendRead(readRoom), 1000);
+}
+
+/** flushRead sends a pending marker at once (the reader is leaving the room). */
+function flushRead() {
+  if (!readTimer) return;
+  clearTimeout(readTimer);
+  sendRead(readRoom);
+}
+
+function sendRead(jid) {
+  readTimer = null;
+  const r = ui.muc?.rooms.get(jid);
+  if (!r) return;
+  const sid = r.messages.findLast((m) => m.sid && !m.system)?.sid;
+  try {
+    ui.muc.markRead(r.jid, sid);
+    if (r.readSid && jid === ui.current) els.messages.dataset.readSid = r.readSid; // how far the server was told
+  } catch {
+    // offline: the next visit marks it
+  }
+}
+
 /**
  * onMessageError handles a message the server refused (the limiter, a
  * size limit, a room one is no longer in): the message stays in the
- * conversation marked as not delivered, and an error card says why.
+ * conversation marked as not delivered, and an error card says why. A
+ * refusal of a message the outbox is sending goes to the outbox, which
+ * tries again later.
  */
-function onMessageError({ room, error, body }) {
+function onMessageError({ room, error, body, id }) {
+  const waiting = outbox.outcomes.get(id);
+  if (waiting) {
+    waiting({ error });
+    return;
+  }
+  failMessage(room, error, body);
+}
+
+function failMessage(room, error, body) {
   const muc = ui.muc;
   const r = muc.rooms.get(room);
   const where = r ? `“${r.name}”` : room || 'the service';
   if (!r || !body) {
-    showError(error, { context: body ? `Your message to ${where} was not delivered: “${body}”` : `Your message to ${where} was not delivered.` });
+    showError(error, { context: body ? `Your message to ${where} was not delivered: “${quote(body)}”` : `Your message to ${where} was not delivered.` });
     return;
   }
   const key = `msg|${room}|${error.condition}|${error.type}|${error.text}`;
@@ -548,25 +1018,28 @@ function onMessageError({ room, error, body }) {
   const wait = error.type === 'wait';
   showError(error, {
     group: key,
-    context: (n) => (n === 1 ? `Not delivered to ${where}: “${body}”` : `${n} messages to ${where} were not delivered; they are marked in the conversation.`),
+    context: (n) => (n === 1 ? `Not delivered to ${where}: “${quote(body)}”` : `${n} messages to ${where} were not delivered; they are marked in the conversation.`),
     resend: wait ? () => resendFailed(room, (x) => x.key === key) : null,
     resendLabel: (n) => (n === 1 ? 'Resend' : `Resend all ${n}`),
   });
 }
 
-/** dropFailed removes the failed messages of a room that match, and returns them. */
+/** dropFailed removes the failed messages of a room that match, and returns them; a card whose messages are all gone goes too. */
 function dropFailed(room, match) {
   const r = ui.muc?.rooms.get(room);
   if (!r) return [];
   const gone = r.messages.filter((x) => x.failed && match(x));
   r.messages = r.messages.filter((x) => !(x.failed && match(x)));
+  for (const key of new Set(gone.map((x) => x.key))) {
+    if (!r.messages.some((x) => x.key === key)) clearErrors(key);
+  }
   if (room === ui.current) renderMessages('follow');
   return gone;
 }
 
-/** resendFailed sends the matching failed messages again, oldest first. */
+/** resendFailed sends the matching failed messages again through the outbox: oldest first, one at a time. */
 function resendFailed(room, match) {
-  for (const m of dropFailed(room, match)) sendMessage(room, m.body);
+  for (const m of dropFailed(room, match)) queueMessage(room, m.body);
   if (room === ui.current) els.composerInput.focus();
 }
 
@@ -574,7 +1047,109 @@ function resendFailed(room, match) {
 function editFailed(room, m) {
   dropFailed(room, (x) => x === m);
   els.composerInput.value = m.body;
+  composerChanged();
   els.composerInput.focus();
+}
+
+// ------------------------------------------------------------------ outbox
+
+/**
+ * The outbox holds messages typed while offline and messages sent again:
+ * it sends them one at a time once the connection is up, waiting for the
+ * room's echo of each before the next, and when the room says "later"
+ * (the flood limiter) it waits longer each time before trying again, so
+ * that "Resend all" does not trip the limiter it is recovering from.
+ */
+const outbox = {
+  items: [], // {room, body, m}: m is the pending entry in the room's messages
+  outcomes: new Map(), // message id → resolve({echo} | {error})
+  running: false,
+};
+const OUTBOX_TRIES = 6;
+const OUTBOX_WAIT_MS = 2000; // the limiter's default refill is one event per 2 s
+const OUTBOX_ECHO_MS = 20000;
+
+function queueMessage(room, body) {
+  const r = ui.muc?.rooms.get(room);
+  if (!r) return;
+  const online = ui.client?.state === 'online';
+  const m = { id: `pending-${++ui.errorSeq}`, from: ui.muc.me, body, time: new Date(), own: true, pending: online ? 'sending' : 'offline' };
+  r.messages.push(m);
+  outbox.items.push({ room, body, m });
+  if (room === ui.current) appendMessage(m);
+  pumpOutbox();
+}
+
+function removePending(m) {
+  for (const r of ui.muc?.rooms.values() ?? []) {
+    const i = r.messages.indexOf(m);
+    if (i < 0) continue;
+    r.messages.splice(i, 1);
+    if (r.jid === ui.current) renderMessages('follow');
+  }
+}
+
+function discardPending(m) {
+  outbox.items = outbox.items.filter((it) => it.m !== m);
+  removePending(m);
+}
+
+function pause(ms) {
+  return new Promise((resolve) => { setTimeout(resolve, ms); });
+}
+
+async function pumpOutbox() {
+  if (outbox.running) return;
+  outbox.running = true;
+  try {
+    while (outbox.items.length && ui.client?.state === 'online') {
+      const it = outbox.items[0];
+      it.m.pending = 'sending';
+      const done = await deliver(it);
+      if (!done) break; // the connection went: the rest waits for it
+      outbox.items = outbox.items.filter((x) => x !== it);
+      removePending(it.m);
+    }
+  } finally {
+    outbox.running = false;
+  }
+  // Still offline: show what waits as waiting.
+  for (const it of outbox.items) {
+    if (ui.client?.state !== 'online' && it.m.pending !== 'offline') {
+      it.m.pending = 'offline';
+      if (it.room === ui.current) renderMessages('follow');
+    }
+  }
+}
+
+/** deliver sends one outbox message until the room takes it; false when the connection went meanwhile. */
+async function deliver(it) {
+  for (let attempt = 1; ; attempt++) {
+    if (!outbox.items.includes(it)) return true; // discarded meanwhile
+    let id;
+    try {
+      id = ui.muc.send(it.room, it.body);
+    } catch {
+      return false;
+    }
+    const outcome = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ timeout: true }), OUTBOX_ECHO_MS);
+      outbox.outcomes.set(id, (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+    });
+    outbox.outcomes.delete(id);
+    if (outcome.echo) return true;
+    if (outcome.timeout) return ui.client?.state === 'online'; // no echo: it may have gone through; offline: try again later
+    if (outcome.error.type === 'wait' && attempt < OUTBOX_TRIES) {
+      await pause(OUTBOX_WAIT_MS * attempt);
+      continue;
+    }
+    removePending(it.m);
+    failMessage(it.room, outcome.error, it.body);
+    return true;
+  }
 }
 
 // ------------------------------------------------------------------ history
@@ -700,6 +1275,72 @@ function nearBottom() {
 }
 
 /**
+ * The conversation is drawn as a window of at most WINDOW entries of the
+ * open room's messages (which may be tens of thousands): scrolling near
+ * either end of the window moves it by SHIFT entries, keeping the entry at
+ * the top of the screen where it was. So the page holds a few hundred
+ * elements however long the history, and a redraw costs the same.
+ */
+const WINDOW = 150;
+const SHIFT = 60;
+const SLIDE_MARGIN = 400; // px from the window's end at which it moves
+const view = { room: '', start: 0, end: 0, els: new Map() }; // els: message → its <li>
+
+/**
+ * anchor is the first entry at least partly on screen and where its bottom
+ * is: an entry's top part (its sender line) may go when an older message
+ * by the same sender lands above it, its text stays put.
+ */
+function anchor() {
+  const top = els.messages.getBoundingClientRect().top;
+  for (const [m, li] of view.els) {
+    const b = li.getBoundingClientRect();
+    if (b.bottom > top) return { m, offset: b.bottom - top };
+  }
+  return null;
+}
+
+function restore(a) {
+  const li = a && view.els.get(a.m);
+  if (!li) return false;
+  els.messages.scrollTop += li.getBoundingClientRect().bottom - els.messages.getBoundingClientRect().top - a.offset;
+  return true;
+}
+
+/** draw puts the window's entries in the list. */
+function draw(r) {
+  const list = els.messages;
+  const msgs = r?.messages ?? [];
+  const items = [];
+  view.els = new Map();
+  let prev = view.start > 0 && !msgs[view.start - 1].system ? msgs[view.start - 1] : undefined;
+  for (let i = view.start; i < view.end; i++) {
+    const m = msgs[i];
+    let li;
+    if (m.system) {
+      // The archive's first entry is the room's creation.
+      const creation = i === 0 && m.system === 'affiliations' && r.history.complete && m.items.every((x) => x.affiliation !== 'none');
+      li = systemItem(m, creation);
+      prev = undefined;
+    } else {
+      li = messageItem(m, prev);
+      prev = m;
+    }
+    view.els.set(m, li);
+    items.push(li);
+  }
+  list.setAttribute('aria-busy', 'true'); // a redraw, not new messages
+  if (view.start === 0) list.replaceChildren(edge.item, ...items);
+  else list.replaceChildren(...items);
+  renderEdge();
+  if (r && msgs.length === 0 && (r.history.loaded || r.history.unavailable)) {
+    list.append(h('li', { class: 'hint-item' }, r.history.unavailable
+      ? 'No messages yet. Messages sent while you are signed in appear here.'
+      : 'No messages yet.'));
+  }
+}
+
+/**
  * renderMessages draws the open room's conversation. scroll: 'bottom' goes
  * to the newest message; 'keep' keeps what is on screen where it is (older
  * messages were added above); 'follow' stays at the bottom if the reader
@@ -708,53 +1349,105 @@ function nearBottom() {
 function renderMessages(scroll = 'bottom') {
   const list = els.messages;
   const r = ui.muc?.rooms.get(ui.current);
-  const fromBottom = list.scrollHeight - list.scrollTop;
-  const stick = scroll === 'bottom' || (scroll === 'follow' && nearBottom());
   const msgs = r?.messages ?? [];
-  const items = [];
-  let prev;
-  for (const [i, m] of msgs.entries()) {
-    if (m.system) {
-      // The archive's first entry is the room's creation.
-      const creation = i === 0 && r.history.complete && m.items.every((x) => x.affiliation !== 'none');
-      items.push(systemItem(m, creation));
-      prev = undefined;
-    } else {
-      items.push(messageItem(m, prev));
-      prev = m;
-    }
+  const fresh = view.room !== ui.current;
+  view.room = ui.current;
+  const stick = fresh || scroll === 'bottom' || (scroll === 'follow' && nearBottom());
+  const a = stick ? null : anchor();
+  const at = a ? msgs.indexOf(a.m) : -1;
+  if (at < 0) {
+    view.end = msgs.length;
+    view.start = Math.max(0, view.end - WINDOW);
+  } else {
+    // The entry on screen stays in the window, with room to scroll above it.
+    view.start = Math.max(0, Math.min(at - SHIFT, msgs.length - WINDOW));
+    view.end = Math.min(msgs.length, view.start + WINDOW);
   }
-  list.setAttribute('aria-busy', 'true'); // a redraw, not new messages
-  list.replaceChildren(edge.item, ...items);
-  renderEdge();
-  if (r && msgs.length === 0 && (r.history.loaded || r.history.unavailable)) {
-    list.append(h('li', { class: 'hint-item' }, r.history.unavailable
-      ? 'No messages yet. Messages sent while you are signed in appear here.'
-      : 'No messages yet.'));
-  }
-  if (stick) list.scrollTop = list.scrollHeight;
-  else list.scrollTop = list.scrollHeight - fromBottom;
+  draw(r);
+  if (at < 0 || !restore(a)) list.scrollTop = list.scrollHeight;
 }
 
+/** slide moves the window when the reader scrolled near one of its ends and more entries lie beyond. */
+function slide() {
+  const list = els.messages;
+  const r = ui.muc?.rooms.get(ui.current);
+  if (!r || view.room !== ui.current) return;
+  const len = r.messages.length;
+  let start = view.start;
+  let end = view.end;
+  if (list.scrollTop < SLIDE_MARGIN && start > 0) {
+    start = Math.max(0, start - SHIFT);
+    end = Math.min(len, start + WINDOW);
+  } else if (list.scrollHeight - list.scrollTop - list.clientHeight < SLIDE_MARGIN && end < len) {
+    end = Math.min(len, end + SHIFT);
+    start = Math.max(0, end - WINDOW);
+  } else {
+    return;
+  }
+  const a = anchor();
+  view.start = start;
+  view.end = end;
+  draw(r);
+  restore(a);
+}
+
+let slideQueued = false;
+els.messages.addEventListener('scroll', () => {
+  if (slideQueued) return;
+  slideQueued = true;
+  requestAnimationFrame(() => {
+    slideQueued = false;
+    slide();
+    // The observer sees only changes: a jump back to the top within one frame is caught here.
+    if (edgeVisible()) loadOlder({ auto: true });
+  });
+}, { passive: true });
+
 function appendMessage(m) {
+  const r = ui.muc.rooms.get(ui.current);
+  const list = r?.messages ?? [];
+  const i = list.indexOf(m);
+  if (i !== view.end || i !== list.length - 1) {
+    // Not right after the window (the reader is up in the history): it shows when they scroll down.
+    if (m.own) renderMessages('bottom');
+    return;
+  }
   const stick = nearBottom();
   els.messages.querySelector('.hint-item')?.remove();
-  const list = ui.muc.rooms.get(ui.current)?.messages ?? [];
-  const prev = list[list.indexOf(m) - 1];
-  els.messages.append(messageItem(m, prev?.system ? undefined : prev));
-  if (stick || m.own) els.messages.scrollTop = els.messages.scrollHeight;
+  const prev = list[i - 1];
+  const li = m.system ? systemItem(m, false) : messageItem(m, prev?.system ? undefined : prev);
+  view.els.set(m, li);
+  view.end++;
+  els.messages.append(li);
+  if (stick || m.own) {
+    // At the bottom the window keeps its size by letting go of its top.
+    if (view.end - view.start > WINDOW + SHIFT) {
+      view.start = view.end - WINDOW;
+      draw(r);
+    }
+    els.messages.scrollTop = els.messages.scrollHeight;
+  }
 }
 
 function onMessage(jid, m, index) {
   const r = ui.muc.rooms.get(jid);
+  outbox.outcomes.get(m.id)?.({ echo: true });
   if (jid === ui.current) {
     // One that slots in before others (it trails a page read meanwhile) redraws the list.
     if (r && index === r.messages.length - 1) appendMessage(m);
     else renderMessages('follow');
-  } else if (r) {
-    r.unread++;
-    if (!m.own) announce(`New message in ${r.name} from ${localPart(m.from)}`);
+    if (!document.hidden) markRead();
   }
+  if (r && (jid !== ui.current || document.hidden) && !m.own) {
+    r.unread++;
+    if (jid !== ui.current) announce(`New message in ${r.name} from ${localPart(m.from)}`);
+  }
+  notifyMessage(jid, m);
+  renderRoomList();
+}
+
+function onTimeline(jid) {
+  if (jid === ui.current) renderMessages('follow');
   renderRoomList();
 }
 
@@ -762,29 +1455,166 @@ function onGone(jid, reason, name) {
   const texts = { left: `You left “${name}”.`, removed: `You were removed from “${name}”.`, destroyed: `“${name}” was destroyed.` };
   announce(texts[reason] ?? '');
   if (reason !== 'left') showNotice(texts[reason]);
+  outbox.items = outbox.items.filter((it) => it.room !== jid);
   if (jid === ui.current) {
     showRoom('');
-    document.title = 'xmppws chat';
+    updateTitle();
     $('#new-room').focus();
   }
 }
 
+// The tab came back into view: what the open room got meanwhile is read.
+document.addEventListener('visibilitychange', () => {
+  const r = ui.muc?.rooms.get(ui.current);
+  if (!document.hidden && r?.unread) {
+    r.unread = 0;
+    renderRoomList();
+    markRead();
+  }
+});
+
+/**
+ * sendMessage posts a message now, or queues it in the outbox while the
+ * connection is down. A message longer than the server takes (XEP-0478
+ * max-bytes, less the stanza around the body) is refused here: sent, it
+ * would end the whole connection.
+ */
 function sendMessage(room, body) {
-  try {
-    ui.muc.send(room, body);
-    return true;
-  } catch (e) {
-    showError(e, { context: `Your message was not sent: “${body}”`, resend: () => sendMessage(room, body) });
+  const over = tooLong(room, body);
+  if (over) {
+    showError(over, { group: `too-long|${room}`, context: `Not sent to “${ui.muc.rooms.get(room)?.name ?? room}”: “${quote(body)}”` });
     return false;
   }
+  if (ui.client?.state !== 'online') {
+    queueMessage(room, body);
+    return true;
+  }
+  try {
+    ui.muc.send(room, body);
+    clearErrors(`too-long|${room}`);
+    return true;
+  } catch (e) {
+    queueMessage(room, body);
+    return true;
+  }
+}
+
+/** tooLong returns an error when the message would be larger than the server accepts, else null. */
+function tooLong(room, body) {
+  const max = ui.client?.maxBytes;
+  if (!max || !ui.muc) return null;
+  const size = Client.stanzaBytes(ui.muc.stanza(room, body, 'x'.repeat(12)));
+  if (size <= max) return null;
+  const e = new XmppError('too-long', `This message is ${size.toLocaleString()} bytes; the server takes at most ${max.toLocaleString()}. Shorten it or send it in parts.`, 'modify');
+  e.size = size;
+  return e;
+}
+
+/** composerChanged grows the message box with its text and shows the size when it nears the limit. */
+function composerChanged() {
+  const input = els.composerInput;
+  input.style.height = 'auto';
+  input.style.height = `${Math.min(input.scrollHeight + 2, 200)}px`;
+  const max = ui.client?.maxBytes;
+  const body = input.value;
+  // A cheap bound first: UTF-8 is at most 3 bytes per UTF-16 unit, and the stanza adds a few hundred.
+  if (!max || !ui.muc || !ui.current || body.length * 3 + 400 < max * 0.8) {
+    els.composerCount.hidden = true;
+    els.composer.classList.remove('over');
+    return;
+  }
+  const size = Client.stanzaBytes(ui.muc.stanza(ui.current, body, 'x'.repeat(12)));
+  els.composerCount.hidden = size < max * 0.8;
+  els.composerCount.textContent = `${size.toLocaleString()} / ${max.toLocaleString()} bytes`;
+  els.composer.classList.toggle('over', size > max);
 }
 
 els.composer.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const body = els.composerInput.value;
   if (!body.trim() || !ui.current) return;
-  if (sendMessage(ui.current, body)) els.composerInput.value = '';
+  const c = ui.compose?.room === ui.current ? ui.compose : null;
+  if (c) {
+    try {
+      if (c.mode === 'edit') {
+        if (body !== c.m.body) ui.muc.correct(ui.current, c.m, body);
+      } else {
+        ui.muc.replyTo(ui.current, c.m, body);
+      }
+      ui.compose = null;
+      els.composeContext.hidden = true;
+      els.composerInput.value = '';
+      composerChanged();
+    } catch (e) {
+      showError(e, { context: c.mode === 'edit' ? 'The correction was not sent.' : 'The reply was not sent.' });
+    }
+    return;
+  }
+  if (sendMessage(ui.current, body)) {
+    els.composerInput.value = '';
+    composerChanged();
+  }
 });
+
+els.composerInput.addEventListener('keydown', (ev) => {
+  // Enter sends; Shift+Enter (and Enter while an input method composes) makes a new line.
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    els.composer.requestSubmit();
+  } else if (ev.key === 'ArrowUp' && !els.composerInput.value && ui.muc?.features.has(NSX.correct)) {
+    // ↑ in an empty box edits one's last message.
+    const m = lastOwn();
+    if (m) {
+      ev.preventDefault();
+      startCompose('edit', m);
+    }
+  } else if (ev.key === 'Escape' && ui.compose) {
+    ev.preventDefault();
+    endCompose();
+  }
+});
+els.composerInput.addEventListener('input', composerChanged);
+
+// ------------------------------------------------------------------ notifications
+
+const NOTIFY_KEY = 'xmppws.notifications';
+
+/** notifying reports whether the user asked for notifications and the browser allows them. */
+function notifying() {
+  return localStorage.getItem(NOTIFY_KEY) === 'on' && 'Notification' in window && Notification.permission === 'granted';
+}
+
+function renderNotifyToggle() {
+  const on = notifying();
+  els.notifyToggle.textContent = on ? 'Notifications on' : 'Notifications off';
+  els.notifyToggle.setAttribute('aria-pressed', String(on));
+}
+
+els.notifyToggle.addEventListener('click', async () => {
+  if (notifying()) {
+    localStorage.setItem(NOTIFY_KEY, 'off');
+  } else if (!('Notification' in window)) {
+    showNotice('This browser cannot show notifications.');
+  } else {
+    const p = Notification.permission === 'granted' ? 'granted' : await Notification.requestPermission();
+    if (p === 'granted') localStorage.setItem(NOTIFY_KEY, 'on');
+    else showNotice('Notifications are blocked for this site; allow them in the browser’s site settings.');
+  }
+  renderNotifyToggle();
+});
+renderNotifyToggle();
+
+/** notifyMessage shows a browser notification for someone else's message the user is not looking at. */
+function notifyMessage(jid, m) {
+  if (m.own || !notifying() || (!document.hidden && jid === ui.current)) return;
+  const r = ui.muc?.rooms.get(jid);
+  const n = new Notification(`${localPart(m.from)} in ${r?.name ?? jid}`, { body: quote(m.body), tag: jid });
+  n.onclick = () => {
+    window.focus();
+    openRoom(jid);
+    n.close();
+  };
+}
 
 $('#room-back').addEventListener('click', () => {
   const jid = ui.current;
@@ -903,8 +1733,13 @@ $('#create-form').addEventListener('submit', async (ev) => {
   formError(form, null);
   await busy(form, async () => {
     try {
+      const name = $('#create-name').value.trim();
+      if (!name) {
+        $('#create-name').focus();
+        throw new XmppError('bad-request', 'Give the room a name', 'modify');
+      }
       const members = parseJIDs($('#create-members').value).filter((j) => j !== ui.muc.me);
-      const jid = await ui.muc.createRoom({ name: $('#create-name').value.trim(), subject: $('#create-subject').value.trim(), members });
+      const jid = await ui.muc.createRoom({ name, subject: $('#create-subject').value.trim(), members });
       els.createDialog.close();
       await openRoom(jid);
       reportSkipped(jid, members);
@@ -934,6 +1769,11 @@ $('#edit-form').addEventListener('submit', async (ev) => {
   const fields = {};
   const name = $('#edit-name').value.trim();
   const subject = $('#edit-subject').value.trim();
+  if (!$('#edit-name').disabled && !name) {
+    formError(form, new XmppError('bad-request', 'A room needs a name', 'modify'));
+    $('#edit-name').focus();
+    return;
+  }
   if (!$('#edit-name').disabled && name !== r.name) fields.roomname = name;
   if (subject !== r.subject) fields.subject = subject;
   if (Object.keys(fields).length === 0) {
@@ -1002,6 +1842,8 @@ $('#block-form').addEventListener('submit', async (ev) => {
   });
   $('#block-jid').focus();
 });
+
+resumeSaved();
 
 // Prefill the advanced field's placeholder with what discovery finds.
 discoverWebSocketURLs()

@@ -30,6 +30,26 @@ export const NSM = {
   sid: 'urn:xmpp:sid:0',
 };
 
+/** Modern group chat: corrections, retraction, moderation, reactions, replies, markers, and the server's summary and unread counts. */
+export const NSX = {
+  occupantId: 'urn:xmpp:occupant-id:0',
+  correct: 'urn:xmpp:message-correct:0',
+  retract: 'urn:xmpp:message-retract:1',
+  moderate: 'urn:xmpp:message-moderate:1',
+  reactions: 'urn:xmpp:reactions:0',
+  reply: 'urn:xmpp:reply:0',
+  fallback: 'urn:xmpp:fallback:0',
+  hints: 'urn:xmpp:hints',
+  markers: 'urn:xmpp:chat-markers:0',
+  summary: 'urn:xmppws:summary:0',
+  unread: 'urn:xmppws:unread:0',
+};
+
+/** cpSlice cuts a string by Unicode code points, as XEP-0426 fallback positions count. */
+function cpSlice(s, start, end) {
+  return [...s].slice(start, end).join('');
+}
+
 const RESERVED = new Set(['version', 'prev-version']);
 // A room not on screen keeps this many messages; the open room keeps every
 // page the user scrolled back to.
@@ -38,6 +58,8 @@ const MAX_MESSAGES = 500;
 // longer gap starts over from the latest page (older ones load on scroll).
 const CATCHUP_PAGE = 50;
 const CATCHUP_PAGES = 4;
+// A read marker the room's flood limiter refused goes again after this long.
+const MARKER_RETRY_MS = 5000;
 
 /**
  * History is where a room's messages stand against its archive:
@@ -84,6 +106,14 @@ export class Room {
     this.history = new History();
     this.unread = 0;
     this.listName = ''; // the name disco#items gave, until #info says more
+    this.activity = 0; // ms since the epoch of the newest thing known to happen here
+    this.preview = null; // {from, body} of the newest message, read before the room was opened
+  }
+
+  /** lastActivity is when the room last saw a message or a change, for sorting the list. */
+  get lastActivity() {
+    const last = this.messages.findLast((m) => !m.failed && !m.pending);
+    return Math.max(this.activity, last ? last.time.getTime() : 0);
   }
 
   get name() {
@@ -103,6 +133,8 @@ export class Room {
  *   'history' (jid, {kind, added})        history loaded ('latest', 'older', 'catchup') or its state changed ('state')
  *   'gone' (jid, reason, name)            the user is no longer in the room: 'left', 'removed', 'destroyed'
  *   'error' ({room, error, body, id})     a message to a room was refused
+ *   'timeline' (jid)                      a line not from the archive joined messages (a rename, a new subject)
+ *   'update' (jid, message)               a message changed: corrected, retracted, moderated, reacted to
  */
 export class MucLight extends Emitter {
   constructor(client, { pageSize = 10, historyPage = 30 } = {}) {
@@ -122,10 +154,23 @@ export class MucLight extends Emitter {
     this.leaving = new Set();
     this.creating = new Map(); // create iq id → room JID from its notification
     this.infoLoads = new Map(); // room JID → pending #info promise
+    this.mine = new Set(); // ids of the room changes this client asked for
+    this.features = new Set(); // what the room service announces (edits, reactions, unread counts...)
+    this.quiet = new Map(); // id of a read marker sent → {jid, sid, prev}: its errors are not shown
+    this.wasSynced = new Set(); // rooms caught up when the connection dropped
     client.on('stanza', (st) => this.#onStanza(st));
     client.on('status', (state) => {
-      // Whatever the rooms send while the connection is down is missed.
-      if (state !== 'online') for (const r of this.rooms.values()) r.history.synced = false;
+      // Whatever the rooms send while the connection is down is missed...
+      if (state === 'online') return;
+      for (const r of this.rooms.values()) {
+        if (r.history.synced) this.wasSynced.add(r);
+        r.history.synced = false;
+      }
+    });
+    client.on('online', ({ kept }) => {
+      // ...unless the stream was resumed (XEP-0198): the server sent it again.
+      if (kept) for (const r of this.wasSynced) r.history.synced = true;
+      this.wasSynced.clear();
     });
   }
 
@@ -146,6 +191,7 @@ export class MucLight extends Emitter {
         if (feats.includes(NSL.base)) {
           this.service = j;
           this.mam = feats.includes(NSM.mam);
+          this.features = new Set(feats);
           break;
         }
       }
@@ -196,9 +242,30 @@ export class MucLight extends Emitter {
     this.emit('rooms');
   }
 
-  /** sortedRooms returns the rooms known, by name. */
+  /** sortedRooms returns the rooms known, the most recently active first, then by name. */
   sortedRooms() {
-    return [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name) || a.jid.localeCompare(b.jid));
+    return [...this.rooms.values()].sort((a, b) => b.lastActivity - a.lastActivity || a.name.localeCompare(b.name) || a.jid.localeCompare(b.jid));
+  }
+
+  /**
+   * peek reads a room's newest archived entry for the room list (when it
+   * last saw activity and what was said), without touching its history.
+   */
+  async peek(jid) {
+    const r = this.rooms.get(jid);
+    if (!r || !this.mam || r.peeked) return;
+    r.peeked = true;
+    try {
+      const page = await this.#query(jid, { before: '', max: 1 });
+      const last = page.items.at(-1);
+      if (!last || this.rooms.get(jid) !== r) return;
+      r.activity = Math.max(r.activity, last.time.getTime());
+      if (!last.system) r.preview = { from: last.from, body: last.body };
+      this.emit('rooms');
+    } catch (e) {
+      r.peeked = false;
+      console.warn('reading the newest message of', jid, 'failed', e);
+    }
   }
 
   #room(jid) {
@@ -268,20 +335,126 @@ export class MucLight extends Emitter {
   /** send posts a groupchat message and returns its id. */
   send(jid, body) {
     const id = randomId();
-    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('body', {}, body)));
+    this.client.send(this.stanza(jid, body, id));
     return id;
+  }
+
+  /** correct replaces the text of one's own message m (XEP-0308); it returns the correction's id. */
+  correct(jid, m, body) {
+    const id = randomId();
+    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('body', {}, body), el('replace', { xmlns: NSX.correct, id: m.id })));
+    return id;
+  }
+
+  /** retract withdraws one's own message by its archive id (XEP-0424). */
+  retract(jid, sid) {
+    const id = randomId();
+    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id },
+      el('retract', { xmlns: NSX.retract, id: sid }),
+      el('fallback', { xmlns: NSX.fallback, for: NSX.retract }),
+      el('body', {}, 'This person attempted to retract a previous message, but it is unsupported by your client.'),
+      el('store', { xmlns: NSX.hints })));
+    return id;
+  }
+
+  /** moderate removes someone's message as the room's owner (XEP-0425). */
+  moderate(jid, sid, reason = '') {
+    return this.client.iq('set', jid, el('moderate', { xmlns: NSX.moderate, id: sid }, el('retract', { xmlns: NSX.retract }), reason ? el('reason', {}, reason) : null));
+  }
+
+  /** react sets the user's whole set of reactions to a message (XEP-0444); [] takes them all back. */
+  react(jid, sid, emojis) {
+    const id = randomId();
+    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id },
+      el('reactions', { xmlns: NSX.reactions, id: sid }, emojis.map((e) => el('reaction', {}, e))),
+      el('store', { xmlns: NSX.hints })));
+    return id;
+  }
+
+  /**
+   * replyTo sends body as a reply to m (XEP-0461) with the quote as a
+   * fallback (XEP-0428) for clients that show only the text.
+   */
+  replyTo(jid, m, body) {
+    const id = randomId();
+    const quoted = `${m.body.split('\n').map((l) => `> ${l}`).join('\n')}\n`;
+    const end = [...quoted].length;
+    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id },
+      el('body', {}, quoted + body),
+      el('reply', { xmlns: NSX.reply, to: `${jid}/${m.from}`, id: m.sid }),
+      el('fallback', { xmlns: NSX.fallback, for: NSX.reply }, el('body', { start: '0', end: String(end) }))));
+    return id;
+  }
+
+  /** markRead tells the room the user has read up to the message with archive id sid (XEP-0333). */
+  markRead(jid, sid) {
+    const r = this.rooms.get(jid);
+    if (!this.features.has(NSX.markers) || !r || !sid || (r.readSid && r.readSid >= sid)) return;
+    const prev = r.readSid ?? '';
+    r.readSid = sid;
+    const id = randomId();
+    this.quiet.set(id, { jid, sid, prev }); // a refused marker is no one's business but ours
+    this.client.send(el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('displayed', { xmlns: NSX.markers, id: sid })));
+  }
+
+  /**
+   * loadUnread reads the server's unread count and last activity of every
+   * room of the user, page by page, into the rooms known; rooms not listed
+   * yet are left for the list's own paging.
+   */
+  async loadUnread() {
+    if (!this.features.has(NSX.unread)) return false;
+    let after = '';
+    for (let n = 0; n < 100; n++) {
+      const set = el('set', { xmlns: NS.rsm }, el('max', {}, '100'), after ? el('after', {}, after) : null);
+      const res = await this.client.iq('get', this.service, el('unread', { xmlns: NSX.unread }, set));
+      const q = child(res, 'unread', NSX.unread);
+      const items = children(q, 'room');
+      for (const it of items) {
+        const r = this.rooms.get(it.getAttribute('jid') ?? '');
+        if (!r) continue;
+        r.unread = Number(it.getAttribute('unread') ?? 0) || 0;
+        r.unreadMore = it.getAttribute('more') === 'true';
+        r.readSid = it.getAttribute('last-read') ?? r.readSid ?? '';
+        const t = Date.parse(it.getAttribute('last-activity') ?? '');
+        if (!Number.isNaN(t)) r.activity = Math.max(r.activity, t);
+      }
+      const last = childText(child(q, 'set', NS.rsm), 'last', NS.rsm);
+      if (!items.length || !last || last === after) break;
+      after = last;
+    }
+    this.emit('rooms');
+    return true;
+  }
+
+  /** stanza is the message send() writes, for measuring it against the server's size limit first. */
+  stanza(jid, body, id) {
+    return el('message', { xmlns: NS.client, type: 'groupchat', to: jid, id }, el('body', {}, body));
   }
 
   /** setConfig changes configuration fields: {roomname: 'x', subject: 'y'} (only those given). */
   setConfig(jid, fields) {
     const kids = Object.entries(fields).map(([k, v]) => el(k, {}, v));
-    return this.client.iq('set', jid, el('query', { xmlns: NSL.configuration }, kids));
+    return this.client.iqWithId(this.#mine(), 'set', jid, el('query', { xmlns: NSL.configuration }, kids));
   }
 
   /** setAffiliations applies [{jid, affiliation: 'owner'|'member'|'none'}]. */
   setAffiliations(jid, items) {
     const users = items.map((i) => el('user', { affiliation: i.affiliation }, i.jid));
-    return this.client.iq('set', jid, el('query', { xmlns: NSL.affiliations }, users));
+    return this.client.iqWithId(this.#mine(), 'set', jid, el('query', { xmlns: NSL.affiliations }, users));
+  }
+
+  // #mine is a fresh id for a room change of ours: the room's notification
+  // (and its archived copy) carries it, so the timeline can say "You".
+  #mine() {
+    const id = randomId();
+    this.mine.add(id);
+    return id;
+  }
+
+  /** byMe reports whether a notification (by its id) answers a change this client made. */
+  byMe(id) {
+    return !!id && this.mine.has(id);
   }
 
   /** leave sets the user's own affiliation to none. */
@@ -464,7 +637,9 @@ export class MucLight extends Emitter {
         el('max', {}, String(max)),
         before !== undefined ? el('before', {}, before) : null,
         after ? el('after', {}, after) : null);
-      const res = await this.client.iq('set', jid, el('query', { xmlns: NSM.mam, queryid }, set));
+      // The summary flag asks for messages with their latest correction and reactions folded in.
+      const summary = this.features.has(NSX.summary) ? el('summary', { xmlns: NSX.summary }) : null;
+      const res = await this.client.iq('set', jid, el('query', { xmlns: NSM.mam, queryid }, set, summary));
       const fin = child(res, 'fin', NSM.mam);
       if (!fin) throw new XmppError('bad-format', 'the room answered the history query without <fin/>', 'cancel');
       const items = q.items.sort((a, b) => (a.sid < b.sid ? -1 : a.sid > b.sid ? 1 : 0));
@@ -491,25 +666,107 @@ export class MucLight extends Emitter {
     }
     if (sender.bare() !== q.room) return;
     const time = stamp ? new Date(stamp) : new Date();
-    if (!sender.resource) {
+    if (!sender.resource && !child(m, 'retract', NSX.retract)) {
       const x = child(m, 'x', NSL.affiliations);
       if (!x) return;
       const items = children(x, 'user').map((u) => ({ jid: u.textContent.trim(), affiliation: u.getAttribute('affiliation') }));
-      if (items.length) q.items.push({ sid, time, system: 'affiliations', items });
+      if (items.length) q.items.push({ sid, id: m.getAttribute('id') ?? '', time, system: 'affiliations', items });
       return;
     }
     const msg = this.#message(m, sender, time);
     if (msg) {
       msg.sid = sid;
+      // The server's summary: the latest correction and the reactions, folded in.
+      const sum = child(result, 'summary', NSX.summary) ?? child(m, 'summary', NSX.summary);
+      if (sum && !msg.fasten) {
+        const edit = child(sum, 'edit', NSX.summary);
+        if (edit && !msg.retracted) {
+          msg.body = childText(edit, 'body', NSX.summary) || childText(edit, 'body') || msg.body;
+          msg.edited = true;
+        }
+        const reactions = new Map();
+        for (const rc of children(child(sum, 'reactions', NSX.summary), 'reaction')) {
+          const who = rc.getAttribute('from')?.split('/').slice(1).join('/') ?? '';
+          if (!reactions.has(who)) reactions.set(who, []);
+          reactions.get(who).push(rc.textContent);
+        }
+        if (reactions.size) msg.reactions = reactions;
+      }
       q.items.push(msg);
     }
   }
 
-  // #message reads a groupchat message from room/occupant; null without a body.
+  /**
+   * #message reads a groupchat message from room/occupant: a message
+   * {id, sid, from, body, time, own, occupantId, reply, retracted}, a
+   * fastening {fasten: 'edit'|'retract'|'react', target, ...} that changes
+   * another one, or null (no body, nothing we show).
+   */
   #message(st, from, time) {
-    const body = child(st, 'body', NS.client)?.textContent ?? '';
+    const base = { id: st.getAttribute('id') ?? '', sid: '', from: from.resource, time, own: from.resource === this.me, occupantId: child(st, 'occupant-id', NSX.occupantId)?.getAttribute('id') ?? '' };
+    const retract = child(st, 'retract', NSX.retract);
+    if (retract) {
+      const mod = child(retract, 'moderated', NSX.moderate);
+      return { ...base, fasten: 'retract', target: retract.getAttribute('id') ?? '', moderated: !!mod, reason: childText(retract, 'reason', NSX.retract) || childText(retract, 'reason') };
+    }
+    const reactions = child(st, 'reactions', NSX.reactions);
+    if (reactions) {
+      return { ...base, fasten: 'react', target: reactions.getAttribute('id') ?? '', reactions: children(reactions, 'reaction').map((r) => r.textContent) };
+    }
+    const retracted = child(st, 'retracted', NSX.retract);
+    if (retracted) {
+      const mod = child(retracted, 'moderated', NSX.moderate);
+      return { ...base, body: '', retracted: { moderated: !!mod, reason: childText(retracted, 'reason', NSX.retract) || childText(retracted, 'reason') } };
+    }
+    let body = child(st, 'body', NS.client)?.textContent ?? '';
     if (!body) return null;
-    return { id: st.getAttribute('id') ?? '', sid: '', from: from.resource, body, time, own: from.resource === this.me };
+    const replace = child(st, 'replace', NSX.correct);
+    if (replace) return { ...base, fasten: 'edit', targetId: replace.getAttribute('id') ?? '', body };
+    const reply = child(st, 'reply', NSX.reply);
+    let replyTo = null;
+    if (reply) {
+      replyTo = { sid: reply.getAttribute('id') ?? '', to: reply.getAttribute('to') ?? '', quote: '' };
+      const fb = children(st, 'fallback', NSX.fallback).find((f) => f.getAttribute('for') === NSX.reply);
+      const range = child(fb, 'body', NSX.fallback);
+      if (range) {
+        const start = Number(range.getAttribute('start') ?? 0);
+        const end = Number(range.getAttribute('end') ?? 0);
+        if (end > start) {
+          replyTo.quote = cpSlice(body, start, end).replace(/^> ?/gm, '').trim();
+          body = cpSlice(body, 0, start) + cpSlice(body, end);
+        }
+      }
+    }
+    return { ...base, body, reply: replyTo };
+  }
+
+  /**
+   * #fasten applies a correction, retraction or reaction to the message it
+   * targets, when that one is loaded, and returns it (null otherwise). Only
+   * the author's corrections and retractions count; the room checks that
+   * too, this keeps a stale archive honest.
+   */
+  #fasten(r, f) {
+    if (f.fasten === 'edit') {
+      const m = r.messages.find((x) => x.id === f.targetId && x.from === f.from && !x.fasten);
+      if (!m || m.retracted) return null;
+      m.body = f.body;
+      m.edited = true;
+      return m;
+    }
+    const m = r.messages.find((x) => x.sid === f.target);
+    if (!m) return null;
+    if (f.fasten === 'retract') {
+      if (!f.moderated && f.from !== m.from) return null;
+      m.retracted = { moderated: f.moderated, reason: f.reason };
+      m.body = '';
+      m.reactions = undefined;
+      return m;
+    }
+    if (!m.reactions) m.reactions = new Map();
+    if (f.reactions.length) m.reactions.set(f.from, f.reactions);
+    else m.reactions.delete(f.from);
+    return m;
   }
 
   /**
@@ -517,9 +774,18 @@ export class MucLight extends Emitter {
    * yet, each in archive order, and returns how many it added.
    */
   #merge(r, items) {
-    const fresh = items.filter((m) => m.sid && !r.sids.has(m.sid));
+    const all = items.filter((m) => m.sid && !r.sids.has(m.sid));
+    for (const m of all) r.sids.add(m.sid);
+    const fresh = all.filter((m) => !m.fasten);
+    const fastenings = all.filter((m) => m.fasten);
+    const n = this.#mergeMessages(r, fresh);
+    // Corrections and reactions in the raw history apply to what they target, in archive order.
+    for (const f of fastenings) this.#fasten(r, f);
+    return n;
+  }
+
+  #mergeMessages(r, fresh) {
     if (fresh.length === 0) return 0;
-    for (const m of fresh) r.sids.add(m.sid);
     const firstKnown = r.messages.find((m) => m.sid)?.sid;
     if (!firstKnown || fresh.at(-1).sid < firstKnown) {
       // Older than everything (a page scrolled back to, or the first one): at the front.
@@ -578,13 +844,25 @@ export class MucLight extends Emitter {
     }
     const type = st.getAttribute('type');
     if (type === 'error') {
+      const marker = this.quiet.get(st.getAttribute('id') ?? '');
+      if (marker) {
+        this.quiet.delete(st.getAttribute('id'));
+        // A read marker the room refused for now (its flood limiter): sent again later.
+        const r = this.rooms.get(marker.jid);
+        if (r && r.readSid === marker.sid && XmppError.fromStanza(st).type === 'wait') {
+          r.readSid = marker.prev;
+          clearTimeout(r.readRetry);
+          r.readRetry = setTimeout(() => this.markRead(marker.jid, r.messages.findLast((m) => m.sid && !m.system)?.sid), MARKER_RETRY_MS);
+        }
+        return;
+      }
       const body = child(st, 'body', NS.client);
       this.emit('error', { room: from.local ? from.bare() : '', error: XmppError.fromStanza(st), body: body ? body.textContent : null, id: st.getAttribute('id') });
       return;
     }
     if (type !== 'groupchat' || !from.local) return;
     const jid = from.bare();
-    if (!from.resource) {
+    if (!from.resource && !child(st, 'retract', NSX.retract)) {
       this.#notification(jid, st);
       return;
     }
@@ -596,6 +874,14 @@ export class MucLight extends Emitter {
     const known = this.rooms.has(jid);
     const r = this.#room(jid);
     if (msg.sid && r.sids.has(msg.sid)) return; // the archive gave it already
+    if (msg.fasten) {
+      if (msg.sid) r.sids.add(msg.sid);
+      const target = this.#fasten(r, msg);
+      if (target) this.emit('update', jid, target);
+      // A correction's echo answers the send that made it.
+      if (msg.fasten === 'edit' || msg.fasten === 'react' || msg.fasten === 'retract') this.emit('sent', jid, msg.id);
+      return;
+    }
     let index = r.messages.length;
     if (msg.sid) {
       r.sids.add(msg.sid);
@@ -627,7 +913,7 @@ export class MucLight extends Emitter {
     const affs = child(st, 'x', NSL.affiliations);
     const conf = child(st, 'x', NSL.configuration);
     if (affs) this.#affNotification(jid, st, affs);
-    if (conf) this.#configNotification(jid, conf);
+    if (conf) this.#configNotification(jid, conf, st.getAttribute('id'));
   }
 
   #affNotification(jid, st, x) {
@@ -653,6 +939,7 @@ export class MucLight extends Emitter {
       if (mine) r.occupants.set(this.me, mine.affiliation);
       r.version = version;
       r.loaded = false;
+      r.activity = Date.now(); // a room one was just added to goes to the top of the list
       this.count++;
       this.emit('rooms');
       if (!this.creating.has(id)) this.info(jid, { force: true }).catch(() => {});
@@ -673,12 +960,21 @@ export class MucLight extends Emitter {
     this.#roomEvent(jid);
   }
 
-  #configNotification(jid, x) {
+  #configNotification(jid, x, id) {
     const r = this.#room(jid);
     const prev = childText(x, 'prev-version');
     const stale = r.loaded && r.version && prev && r.version !== prev;
+    const changes = [];
     for (const f of x.children) {
-      if (!RESERVED.has(f.localName)) r.config[f.localName] = f.textContent;
+      if (RESERVED.has(f.localName)) continue;
+      if (r.config[f.localName] !== f.textContent) changes.push({ field: f.localName, value: f.textContent });
+      r.config[f.localName] = f.textContent;
+    }
+    if (changes.length) {
+      // The archive does not keep configuration changes: the line exists only in this page.
+      r.messages.push({ id: id ?? '', sid: '', time: new Date(), system: 'config', changes, byMe: this.byMe(id) });
+      r.activity = Date.now();
+      this.emit('timeline', jid);
     }
     r.version = childText(x, 'version') || r.version;
     if (stale) this.info(jid, { force: true }).catch(() => {});

@@ -22,7 +22,16 @@ export const NS = {
   discoItems: 'http://jabber.org/protocol/disco#items',
   rsm: 'http://jabber.org/protocol/rsm',
   delay: 'urn:xmpp:delay',
+  limits: 'urn:xmpp:stream-limits:0',
+  sasl2: 'urn:xmpp:sasl:2',
+  bind2: 'urn:xmpp:bind:0',
+  fast: 'urn:xmpp:fast:0',
+  sm: 'urn:xmpp:sm:3',
 };
+
+const HT = 'HT-SHA-256-NONE';
+const SM_ASK_EVERY = 10;
+const SM_ASK_MS = 1000;
 
 const HOST_META_REL = 'urn:xmpp:alt-connections:websocket';
 
@@ -254,6 +263,11 @@ async function sha256(data) {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', data));
 }
 
+/** htProof is the Hashed Token mechanism's HMAC-SHA-256(token, label) without channel binding (XEP-0484). */
+async function htProof(token, label) {
+  return hmac(enc.encode(token), label);
+}
+
 function saslName(s) {
   return s.replace(/=/g, '=3D').replace(/,/g, '=2C');
 }
@@ -321,6 +335,7 @@ const OPEN_TIMEOUT_MS = 15000;
  *   'status' (state, detail)      'connecting' ({url}), 'online' ({url}), 'reconnecting' ({delay, attempt}), 'offline' (error)
  *   'streamerror' (XmppError)     a stream error from the server
  *   'online' ({resumed})          bound and ready (again, after a reconnect: resumed true)
+ *   'token' ({token, expiry})     the server issued a FAST token (XEP-0484), first or rotated
  */
 export class Client extends Emitter {
   #ws = null;
@@ -332,7 +347,7 @@ export class Client extends Emitter {
   #retryTimer = null;
   #attempt = 0;
 
-  constructor({ iqTimeout = 20000, maxBackoff = 30000 } = {}) {
+  constructor({ iqTimeout = 20000, maxBackoff = 30000, userAgent = null } = {}) {
     super();
     this.iqTimeout = iqTimeout;
     this.maxBackoff = maxBackoff;
@@ -340,6 +355,15 @@ export class Client extends Emitter {
     this.url = null; // the WebSocket URL in use, or being tried
     this.state = 'offline';
     this.resource = `web-${randomId(6)}`;
+    this.bound = false;
+    // XEP-0388 user agent: FAST ties a token to it, so it is kept with the token.
+    this.userAgent = userAgent ?? { id: crypto.randomUUID?.() ?? randomId(16), device: navigator.userAgent.slice(0, 60) };
+    this.maxBytes = 0; // the server's largest message in bytes (XEP-0478), 0 when it does not say
+  }
+
+  /** stanzaBytes is the size of a stanza as it would go on the wire, to compare with maxBytes. */
+  static stanzaBytes(stanza) {
+    return enc.encode(serialize(stanza)).length;
   }
 
   /**
@@ -348,14 +372,14 @@ export class Client extends Emitter {
    * fails, or the login is refused, it rejects and does not retry. Later
    * drops do retry.
    */
-  async connect({ url, urls, jid, password }) {
+  async connect({ url, urls, jid, password = '', token = '', wantToken = false, invalidate = false }) {
     const j = JID.parse(jid);
     if (!j.local) throw new XmppError('jid-malformed', 'the address needs a user name (user@domain)', 'modify');
     const list = [...new Set([urls ?? url ?? []].flat().filter(Boolean))];
     if (list.length === 0) throw new XmppError('bad-request', 'no WebSocket URL to connect to', 'modify');
     this.#closing = false;
     this.lastStreamError = null;
-    this.#creds = { urls: list, index: 0, next: 0, redirect: undefined, jid: j, password };
+    this.#creds = { urls: list, index: 0, next: 0, redirect: undefined, jid: j, password, token, wantToken, invalidate };
     if (j.resource) this.resource = j.resource;
     try {
       await this.#round();
@@ -369,6 +393,16 @@ export class Client extends Emitter {
     this.#goOnline(false);
   }
 
+  /**
+   * invalidateToken ends a FAST token for good (XEP-0484 §3.6): a login with
+   * it that asks the server to forget it, then the stream closes.
+   */
+  static async invalidateToken({ urls, jid, token, userAgent }) {
+    const c = new Client({ userAgent });
+    await c.connect({ urls, jid, token, invalidate: true });
+    await c.close();
+  }
+
   /** urls are the WebSocket URLs this client tries, in their order. */
   get urls() {
     return [...(this.#creds?.urls ?? [])];
@@ -376,7 +410,8 @@ export class Client extends Emitter {
 
   #goOnline(resumed) {
     this.#setState('online', { url: this.url });
-    this.emit('online', { resumed });
+    // kept: the stream itself was resumed (XEP-0198), nothing was missed.
+    this.emit('online', { resumed, kept: resumed && this.streamResumed });
     const early = this.#queue;
     this.#queue = [];
     for (const e of early) this.#dispatch(e);
@@ -386,6 +421,7 @@ export class Client extends Emitter {
   async close() {
     this.#closing = true;
     this.#creds = null;
+    this.#sm = null; // a closed stream is not resumed
     clearTimeout(this.#retryTimer);
     const ws = this.#ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
@@ -409,7 +445,82 @@ export class Client extends Emitter {
     if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN || this.state !== 'online') {
       throw new XmppError('remote-server-timeout', 'not connected; wait until the connection is back', 'wait');
     }
+    const sm = this.#sm;
+    if (sm) {
+      // Kept until the server acknowledges it, to send again after a resume.
+      const text = serialize(stanza);
+      sm.unacked.push(text);
+      this.#ws.send(text);
+      // One ack request a second at most, or every SM_ASK_EVERY stanzas: each
+      // is a WebSocket message, and the server paces those per session.
+      if (sm.unacked.length % SM_ASK_EVERY === 0) this.#smAsk(sm);
+      else if (!sm.askPending) {
+        sm.askPending = true;
+        setTimeout(() => this.#smAsk(sm), SM_ASK_MS);
+      }
+      return;
+    }
     this.#sendRaw(stanza);
+  }
+
+  // ------------------------------------------------------------ stream management (XEP-0198)
+
+  // #sm is the stream-management state of the session: its id, the
+  // stanzas received (h), those sent and not yet acknowledged. It outlives
+  // a dropped socket so that the next connection can resume the session.
+  #sm = null;
+  streamResumed = false;
+
+  // #smEnable asks for a resumable session after binding, when offered.
+  async #smEnable(features) {
+    this.#sm = null;
+    this.smOffered = !!child(features, 'sm', NS.sm);
+    if (!this.smOffered) return;
+    this.#sendRaw(el('enable', { xmlns: NS.sm, resume: 'true' }));
+    const r = await this.#next();
+    if (r.namespaceURI !== NS.sm || r.localName !== 'enabled') return; // <failed/>: go on without
+    const resumable = r.getAttribute('resume') === 'true' || r.getAttribute('resume') === '1';
+    this.#sm = { id: r.getAttribute('id') ?? '', resumable, h: 0, acked: 0, unacked: [], askPending: false };
+  }
+
+  // #smResume tries to take the dropped session back; false when the server has let it go.
+  async #smResume(features) {
+    const sm = this.#sm;
+    if (!sm?.resumable || !sm.id || !child(features, 'sm', NS.sm)) return false;
+    this.#sendRaw(el('resume', { xmlns: NS.sm, previd: sm.id, h: String(sm.h) }));
+    const r = await this.#next();
+    if (r.namespaceURI !== NS.sm || r.localName !== 'resumed') {
+      this.#sm = null;
+      return false;
+    }
+    this.#smAcked(Number(r.getAttribute('h')));
+    // What the server never got goes again, in order.
+    const again = sm.unacked;
+    for (const text of again) this.#ws.send(text);
+    if (again.length) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
+    return true;
+  }
+
+  #smAsk(sm) {
+    sm.askPending = false;
+    if (this.#sm === sm && sm.unacked.length && this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
+  }
+
+  #smAcked(h) {
+    const sm = this.#sm;
+    if (!sm || !Number.isInteger(h)) return;
+    const n = (h - sm.acked + 2 ** 32) % 2 ** 32;
+    sm.unacked.splice(0, Math.min(n, sm.unacked.length));
+    sm.acked = h;
+  }
+
+  // #smElement handles <r/> and <a/>; true when e was one of them.
+  #smElement(e) {
+    if (e.namespaceURI !== NS.sm) return false;
+    const sm = this.#sm;
+    if (e.localName === 'r' && sm) this.#ws?.send(serialize(el('a', { xmlns: NS.sm, h: String(sm.h) })));
+    else if (e.localName === 'a') this.#smAcked(Number(e.getAttribute('h')));
+    return e.localName === 'r' || e.localName === 'a';
   }
 
   /**
@@ -501,7 +612,20 @@ export class Client extends Emitter {
     if (ws.protocol !== 'xmpp') throw new XmppError('bad-format', 'the server did not accept the xmpp subprotocol');
 
     let features = await this.#openStream(jid.domain);
+    this.#readLimits(features);
+    const sasl2 = child(features, 'authentication', NS.sasl2);
+    if (sasl2 && canScram()) {
+      this.#sm = null; // resumption inline in SASL2 is not done here: a new session
+      this.streamResumed = false;
+      await this.#sasl2(sasl2, jid, password);
+      if (this.bound) return;
+      features = this.#sasl2Features;
+      await this.#bind(features);
+      await this.#smEnable(features);
+      return;
+    }
     const mechs = children(child(features, 'mechanisms', NS.sasl), 'mechanism').map((m) => m.textContent.trim());
+    if (!password) throw new XmppError('not-authorized', 'this server offers no token login; sign in with your password', 'auth');
     if (mechs.includes('SCRAM-SHA-256') && canScram()) {
       await this.#scram(jid, password);
     } else if (mechs.includes('PLAIN')) {
@@ -513,7 +637,83 @@ export class Client extends Emitter {
     }
 
     features = await this.#openStream(jid.domain);
+    this.#readLimits(features);
+    this.streamResumed = await this.#smResume(features);
+    if (this.streamResumed) return;
+    await this.#bind(features);
+    await this.#smEnable(features);
+  }
+
+  // #readLimits takes XEP-0478's largest message the server takes; a longer one would end the stream.
+  #readLimits(features) {
+    const maxBytes = Number(childText(child(features, 'limits', NS.limits), 'max-bytes', NS.limits));
+    if (Number.isInteger(maxBytes) && maxBytes > 0) this.maxBytes = maxBytes;
+  }
+
+  #sasl2Features = null;
+
+  /**
+   * #sasl2 logs in with XEP-0388 SASL2: with the FAST token when there is
+   * one (XEP-0484 HT-SHA-256-NONE), else SCRAM-SHA-256 asking for a token;
+   * binding in the same round trip (XEP-0386 Bind2). A token the server
+   * gives (first, or rotated) is emitted as 'token'; the password never
+   * leaves memory.
+   */
+  async #sasl2(auth, jid, password) {
+    const mechs = children(auth, 'mechanism').map((m) => m.textContent.trim());
+    const fast = child(child(auth, 'inline', NS.sasl2), 'fast', NS.fast);
+    const fastMechs = children(fast, 'mechanism').map((m) => m.textContent.trim());
+    const token = this.#creds.token;
+    const useToken = !!token && fastMechs.includes(HT);
+    if (!useToken && !password) throw new XmppError('not-authorized', 'the saved sign-in is not accepted here; sign in with your password', 'auth');
+    if (!useToken && !mechs.includes('SCRAM-SHA-256')) throw new XmppError('invalid-mechanism', `no supported login method (server offers ${mechs.join(', ') || 'none'})`, 'auth');
+    const sc = useToken ? null : new Scram(jid.local, password);
+    const initial = useToken
+      ? new Uint8Array([...enc.encode(`${jid.local}\u0000`), ...(await htProof(token, 'Initiator'))])
+      : enc.encode(sc.initial());
+    const ua = this.userAgent;
+    this.#sendRaw(el('authenticate', { xmlns: NS.sasl2, mechanism: useToken ? HT : 'SCRAM-SHA-256' },
+      el('initial-response', {}, b64(initial)),
+      el('user-agent', { id: ua.id }, el('software', {}, 'xmppws web client'), el('device', {}, ua.device)),
+      el('bind', { xmlns: NS.bind2 }, el('tag', {}, 'web')),
+      fast && fastMechs.includes(HT) && !useToken && this.#creds.wantToken ? el('request-token', { xmlns: NS.fast, mechanism: HT }) : null,
+      useToken ? el('fast', { xmlns: NS.fast, invalidate: this.#creds.invalidate ? 'true' : undefined }) : null));
+    let reply = await this.#next();
+    if (reply.namespaceURI === NS.sasl2 && reply.localName === 'challenge' && sc) {
+      const final = await sc.respond(dec.decode(unb64(reply.textContent)));
+      this.#sendRaw(el('response', { xmlns: NS.sasl2 }, b64(enc.encode(final))));
+      reply = await this.#next();
+    }
+    if (reply.namespaceURI === NS.sasl2 && reply.localName === 'failure') {
+      const cond = [...reply.children].find((c) => c.namespaceURI === NS.sasl)?.localName ?? 'not-authorized';
+      const text = childText(reply, 'text', NS.sasl2) || (cond === 'not-authorized' ? (useToken ? 'the saved sign-in was refused; sign in with your password' : 'wrong address or password') : '');
+      const err = new XmppError(cond, text, cond === 'temporary-auth-failure' ? 'wait' : 'auth');
+      err.token = useToken;
+      throw err;
+    }
+    if (reply.namespaceURI !== NS.sasl2 || reply.localName !== 'success') throw new XmppError('bad-format', `unexpected <${reply.localName}/> during login`);
+    const extra = childText(reply, 'additional-data', NS.sasl2);
+    if (sc) sc.verify(dec.decode(unb64(extra || '')));
+    else if (b64(await htProof(token, 'Responder')) !== extra.trim()) {
+      throw new XmppError('not-authorized', 'the server could not prove it knows the token', 'auth');
+    }
+    const authz = childText(reply, 'authorization-identifier', NS.sasl2).trim();
+    this.bound = !!child(reply, 'bound', NS.bind2);
+    this.jid = authz ? JID.parse(authz) : jid;
+    if (this.bound) this.resource = this.jid.resource;
+    const t = child(reply, 'token', NS.fast);
+    if (t?.getAttribute('token')) {
+      this.#creds.token = t.getAttribute('token');
+      this.emit('token', { jid: this.jid.bare(), token: this.#creds.token, expiry: t.getAttribute('expiry') ?? '' });
+    }
+    this.#sasl2Features = await this.#next();
+    this.#readLimits(this.#sasl2Features);
+  }
+
+  // #bind binds a resource the RFC 6120 way.
+  async #bind(features) {
     if (!child(features, 'bind', NS.bind)) throw new XmppError('bad-format', 'the server offered no resource binding');
+    this.bound = false;
     const res = await this.#handshakeIq(el('iq', { xmlns: NS.client, type: 'set', id: randomId() },
       el('bind', { xmlns: NS.bind }, el('resource', {}, this.resource))));
     this.jid = JID.parse(childText(child(res, 'bind', NS.bind), 'jid', NS.bind));
@@ -636,12 +836,14 @@ export class Client extends Emitter {
       this.#waiter = null;
       return;
     }
+    if (this.#smElement(e)) return;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = null;
       w.resolve(e);
       return;
     }
+    if (this.#sm && e.namespaceURI === NS.client && ['message', 'presence', 'iq'].includes(e.localName)) this.#sm.h = (this.#sm.h + 1) % 2 ** 32;
     if (this.state !== 'online') {
       this.#queue.push(e);
       return;
@@ -693,8 +895,9 @@ export class Client extends Emitter {
     this.#ws = null;
     if (this.#closing || !this.#creds) return;
     if (wasOnline) {
-      // This node is gone or going: the next round starts with the next one.
-      this.#creds.next = (this.#creds.index + 1) % this.#creds.urls.length;
+      // This node is gone or going: the next round starts with the next one,
+      // unless the session may be resumed, which only its own node can do.
+      this.#creds.next = this.#sm?.resumable ? this.#creds.index : (this.#creds.index + 1) % this.#creds.urls.length;
       const se = this.lastStreamError;
       if (se && (se.condition === 'conflict' || se.condition === 'not-authorized')) {
         // Another login replaced this one, or the account went away: retrying would fight it.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -346,8 +347,21 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 		}
 		s.st = stateBind
 	}
+	feats.AddChild(streamLimits(s.srv.cfg.MaxStanzaSize))
 	s.sendElement(feats)
 	return nil
+}
+
+// nsStreamLimits is XEP-0478 Stream Limits Advertisement.
+const nsStreamLimits = "urn:xmpp:stream-limits:0"
+
+// streamLimits is the XEP-0478 advertisement of the largest message this
+// stream accepts, so a client (the web client's composer) can refuse a
+// too-long message itself instead of having the stream closed over it.
+func streamLimits(maxBytes int) *etree.Element {
+	l := xmpp.Elem("limits", nsStreamLimits)
+	l.CreateElement("max-bytes").SetText(strconv.Itoa(maxBytes))
+	return l
 }
 
 func (s *session) defaultHost() string {

@@ -659,3 +659,30 @@ func TestHostMeta(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamLimitsAdvertised: both feature sets name max_stanza_size as
+// XEP-0478 max-bytes, which the web client uses as its message limit.
+func TestStreamLimitsAdvertised(t *testing.T) {
+	e := newEnv(t, func(c *ws.Config) { c.MaxStanzaSize = 5000 })
+	ctx := ctxT(t)
+	c, feats := e.opened()
+	check := func(when string, f *etree.Element) {
+		t.Helper()
+		l := xmpp.Child(f, "limits", "urn:xmpp:stream-limits:0")
+		if l == nil {
+			t.Fatalf("%s: features lack <limits/>: %s", when, xmpp.String(f))
+		}
+		if got, want := textOf(l, "max-bytes", "urn:xmpp:stream-limits:0"), "5000"; got != want {
+			t.Errorf("%s: max-bytes %q, want %q", when, got, want)
+		}
+	}
+	check("before auth", feats)
+	if err := c.AuthPlain(ctx, "alice", "pw-alice"); err != nil {
+		t.Fatal(err)
+	}
+	feats, err := c.Open(ctx, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after auth", feats)
+}

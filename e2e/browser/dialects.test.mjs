@@ -74,7 +74,7 @@ const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const exact = (s) => new RegExp(`^${escapeRe(s)}$`);
 
 async function signIn({ jid, password }) {
-  await page.goto(`${server.http}/`);
+  await page.goto(`${server.http}/?signin`);
   await byTest('signin-jid').fill(jid);
   await byTest('signin-password').fill(password);
   await byTest('signin-password').press('Enter');

@@ -109,7 +109,7 @@ async function newPage() {
 }
 
 async function signIn(page, base, { jid, password }) {
-  await page.goto(`${base}/`);
+  await page.goto(`${base}/?signin`);
   await page.getByTestId('signin-jid').fill(jid);
   await page.getByTestId('signin-password').fill(password);
   await page.getByTestId('signin-password').press('Enter');
