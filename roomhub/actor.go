@@ -329,8 +329,14 @@ func (r *actor) handle(m *mail) {
 func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 	switch q := m.req.(type) {
 	case *room.Post:
-		if err := r.limit(sender, aff, q.Body); err != nil {
-			return err
+		// A bare read marker is not fanned out and costs one small store
+		// write, which the sender's ingress shaper already paces: a reader
+		// keeping up must not be told the room is overactive.
+		marker := q.Displayed != "" && q.Body == "" && q.Replace == "" && q.Retract == "" && q.React == nil
+		if !marker {
+			if err := r.limit(sender, aff, q.Body); err != nil {
+				return err
+			}
 		}
 		if q.Replace != "" || q.Retract != "" || q.React != nil || q.Displayed != "" {
 			return r.fasten(q, sender)

@@ -76,3 +76,28 @@ func TestFloodLimiterOverWebSocket(t *testing.T) {
 	}
 	bob.quiet()
 }
+
+// A reader's displayed markers do not spend the room's flood bucket: they
+// are not fanned out, each is one small store write that the sender's
+// ingress shaper already paces, and a reader refused for reading (with a
+// "room is overactive" error) would be punished for keeping up. With the
+// hub's clock frozen the bucket holds 3 events: after alice's message and
+// five of bob's markers, bob can still speak.
+func TestMarkersSpareTheFloodLimiter(t *testing.T) {
+	frozen := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	ho := rooms.HubOptions{Limits: rooms.DefaultLimits(), Now: func() time.Time { return frozen }, MAM: rooms.MAMOptions{DefaultPageSize: 10, MaxPageSize: 10}}
+	e := newEnvFull(t, nil, nil, ho, []string{"localhost"})
+	alice, bob := e.login("alice"), e.login("bob")
+	room := createRoom(t, "reading", alice, bob)
+	alice.send(room, "a1", "<body>hello</body>")
+	hello := sidOf(fanned(t, "a1", alice, bob))
+	for i := range 5 {
+		bob.send(room, fmt.Sprint("d", i), "<displayed xmlns='urn:xmpp:chat-markers:0' id='"+hello+"'/>")
+	}
+	// Markers are stored silently; an unknown id is the first answer bob
+	// gets, so none of the five was refused before it.
+	bob.send(room, "d-bad", "<displayed xmlns='urn:xmpp:chat-markers:0' id='0000000000000000ffff'/>")
+	refused(t, bob, "d-bad", "item-not-found")
+	bob.send(room, "b1", "<body>read it</body>")
+	fanned(t, "b1", bob, alice)
+}
