@@ -2,7 +2,7 @@
 // wired to xmpp.js and muclight.js. All state lives in MucLight; this file
 // renders it and turns clicks and forms into requests.
 
-import { Client, JID, XmppError, discoverWebSocketURLs } from './xmpp.js';
+import { Client, JID, NS, XmppError, discoverWebSocketURLs, el } from './xmpp.js';
 import { MucLight, NSX } from './muclight.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -75,6 +75,36 @@ function parseJIDs(text, domain = ui.client?.jid?.domain) {
       }
       return j.bare();
     });
+}
+
+/**
+ * unknownAccounts asks the server, for each address, whether such an account
+ * exists (disco#info to the bare JID, which the server answers for the
+ * account or refuses with service-unavailable) and returns those it has no
+ * account for. A lookup that fails otherwise (a timeout) counts as known: the
+ * warning is a help, not a gate.
+ */
+async function unknownAccounts(jids) {
+  const answers = await Promise.all(jids.map(async (jid) => {
+    try {
+      await ui.client.iq('get', jid, el('query', { xmlns: NS.discoInfo }));
+      return null;
+    } catch (e) {
+      return e instanceof XmppError && e.condition === 'service-unavailable' ? jid : null;
+    }
+  }));
+  return answers.filter(Boolean);
+}
+
+/** confirmUnknown warns about addresses without an account; true: go on. */
+async function confirmUnknown(jids) {
+  const unknown = await unknownAccounts(jids);
+  if (unknown.length === 0) return true;
+  const list = unknown.join(', ');
+  return confirmDialog(
+    unknown.length === 1 ? `There is no account ${list}` : `There are no accounts ${list}`,
+    'Check the spelling. You can add the address anyway: it will receive the room\'s messages once such an account is created.',
+    'Add anyway');
 }
 
 // ------------------------------------------------------------------ state
@@ -1662,6 +1692,7 @@ els.addMember.addEventListener('submit', async (ev) => {
     try {
       const jids = parseJIDs(input.value);
       if (jids.length === 0) return;
+      if (!(await confirmUnknown(jids))) return;
       await ui.muc.setAffiliations(room, jids.map((jid) => ({ jid, affiliation: 'member' })));
       input.value = '';
       await ui.muc.info(room);
@@ -1739,6 +1770,7 @@ $('#create-form').addEventListener('submit', async (ev) => {
         throw new XmppError('bad-request', 'Give the room a name', 'modify');
       }
       const members = parseJIDs($('#create-members').value).filter((j) => j !== ui.muc.me);
+      if (!(await confirmUnknown(members))) return;
       const jid = await ui.muc.createRoom({ name, subject: $('#create-subject').value.trim(), members });
       els.createDialog.close();
       await openRoom(jid);

@@ -2,8 +2,10 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"runtime/debug"
 
+	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -96,6 +98,37 @@ func (r *Router) accountIQ(ctx context.Context, from *session, st *xmpp.Stanza) 
 	default:
 		from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 	}
+}
+
+// isDiscoInfo reports whether an iq asks disco#info without a node.
+func isDiscoInfo(st *xmpp.Stanza) bool {
+	kids := st.El.ChildElements()
+	return len(kids) == 1 && xmpp.Is(kids[0], "query", xmpp.NSDiscoInfo) && xmpp.Attr(kids[0], "node") == ""
+}
+
+// otherAccountInfo answers disco#info to another local user's bare JID on
+// the account's behalf (RFC 6121 §8.5.2.1.3): the account identity if the
+// account exists, service-unavailable if not (§8.5.1). Clients use it to
+// warn before adding a mistyped address to a room. It costs one store read
+// (paced like every stanza by the sender's shaper) and keeps nothing; a
+// store failure is reported, not turned into "no such account".
+func (r *Router) otherAccountInfo(ctx context.Context, from *session, st *xmpp.Stanza, to xmpp.JID) {
+	_, err := r.srv.accounts.Account(ctx, to.Bare())
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
+		return
+	case err != nil:
+		from.logger().Error("account lookup failed", "err", err)
+		from.replyError(st, xmpp.NewError(xmpp.InternalServerError, ""))
+		return
+	}
+	q := xmpp.Elem("query", xmpp.NSDiscoInfo)
+	id := q.CreateElement("identity")
+	id.CreateAttr("category", "account")
+	id.CreateAttr("type", "registered")
+	q.CreateElement("feature").CreateAttr("var", xmpp.NSDiscoInfo)
+	from.sendElement(xmpp.ResultIQ(st, q))
 }
 
 // version reports the module version the binary was built from.

@@ -332,9 +332,12 @@ func (r *Router) route(ctx context.Context, from *session, st *xmpp.Stanza) {
 			from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 		}
 	case to.Resource == "" && st.Kind == xmpp.KindIQ:
-		if to == from.user {
+		switch {
+		case to == from.user:
 			r.accountIQ(ctx, from, st)
-		} else if st.Type == "get" || st.Type == "set" {
+		case st.Type == "get" && isDiscoInfo(st):
+			r.otherAccountInfo(ctx, from, st, to)
+		case st.Type == "get" || st.Type == "set":
 			from.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 		}
 	default:

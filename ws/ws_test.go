@@ -686,3 +686,31 @@ func TestStreamLimitsAdvertised(t *testing.T) {
 	}
 	check("after auth", feats)
 }
+
+// TestAccountExists: disco#info to another user's bare JID is answered by
+// the server on the account's behalf (RFC 6121 §8.5.2.1.3, XEP-0030), so a
+// client can warn before adding an account that does not exist; a JID
+// without an account gets service-unavailable (§8.5.1), and nothing of the
+// question is kept.
+func TestAccountExists(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	alice := e.login("alice", "a")
+	res, err := alice.IQ(ctx, client.IQ("get", "bob@localhost", client.Query(xmpp.NSDiscoInfo, "")))
+	if err != nil {
+		t.Fatalf("disco#info of an offline account: %v", err)
+	}
+	id := xmpp.Child(xmpp.Child(res, "query", xmpp.NSDiscoInfo), "identity", xmpp.NSDiscoInfo)
+	if xmpp.Attr(id, "category") != "account" || xmpp.Attr(id, "type") != "registered" || xmpp.Attr(res, "from") != "bob@localhost" {
+		t.Errorf("disco#info of bob: %s", xmpp.String(res))
+	}
+	_, err = alice.IQ(ctx, client.IQ("get", "ghost@localhost", client.Query(xmpp.NSDiscoInfo, "")))
+	if se, ok := err.(*client.StanzaError); !ok || se.Condition != "service-unavailable" {
+		t.Errorf("disco#info of a JID without an account: %v, want service-unavailable", err)
+	}
+	// Other queries to another user's bare JID stay refused.
+	_, err = alice.IQ(ctx, client.IQ("get", "bob@localhost", xmpp.Elem("query", xmpp.NSVersion)))
+	if se, ok := err.(*client.StanzaError); !ok || se.Condition != "service-unavailable" {
+		t.Errorf("version of bob's bare JID: %v, want service-unavailable", err)
+	}
+}

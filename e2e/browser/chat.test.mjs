@@ -468,9 +468,16 @@ test('the web client: rooms, composer, errors, outbox, timeline, title, notifica
 
   await step('timeline lines say who added whom, renames and subject changes', async () => {
     if (await byTest(alice, 'members-toggle').isVisible()) await byTest(alice, 'members-toggle').click(); // narrow screens only
+    // A mistyped address is caught: the server says it has no such account.
+    await byTest(alice, 'add-member-input').fill('karol@localhost');
+    await byTest(alice, 'add-member-submit').click();
+    await byTest(alice, 'confirm-dialog').filter({ hasText: 'There is no account karol@localhost' }).waitFor();
+    await byTest(alice, 'confirm-cancel').click();
+    await byTest(alice, 'confirm-dialog').waitFor({ state: 'hidden' });
     await byTest(alice, 'add-member-input').fill('carol@localhost');
     await byTest(alice, 'add-member-submit').click();
     await alice.locator('[data-testid=system-line]', { hasText: /^You added carol@localhost / }).waitFor();
+    assert.equal(await alice.locator('[data-testid=system-line]', { hasText: 'karol@localhost' }).count(), 0);
     await bob.locator('[data-testid=system-line]', { hasText: /^carol@localhost was added / }).waitFor();
     await byTest(alice, 'room-edit').click();
     await byTest(alice, 'edit-name').fill('Summit push');
