@@ -50,6 +50,14 @@ type Server struct {
 	shutdown bool
 	wg       sync.WaitGroup // session goroutines
 
+	// tokens keeps FAST tokens: the account store, when it is also an
+	// account.TokenStore (both backends are); nil turns FAST off.
+	tokens account.TokenStore
+	fm     *fastMetrics
+	// clock, when set, replaces time.Now for token issue and expiry: the
+	// tests' way to move time.
+	clock atomic.Pointer[func() time.Time]
+
 	// onStall, if set, runs when a session's reader starts waiting for a
 	// recipient to drain: tests wait on it instead of on time.
 	onStall atomic.Pointer[func()]
@@ -81,10 +89,19 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 	}
 	s.router = newRouter(s)
 	s.admit = newAdmission(cfg, s.im)
+	s.tokens, _ = accounts.(account.TokenStore)
+	s.fm = newFastMetrics(opts.Registerer)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(newPendingCollector(s))
 	}
 	return s
+}
+
+func (s *Server) now() time.Time {
+	if c := s.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
 }
 
 // pendingBytes sums the sessions' send backlogs and finds the largest.
