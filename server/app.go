@@ -269,6 +269,9 @@ func wsConfig(cfg Config) ws.Config {
 		MaxUnauthenticated:           w.MaxUnauthenticated,
 		MaxUnauthenticatedPerAddress: w.MaxUnauthenticatedPerAddress,
 		MaxSessionsPerAccount:        w.MaxSessionsPerAccount,
+		FAST:                         w.FAST,
+		FASTTokenTTL:                 w.FASTTokenTTL.Duration,
+		MaxFASTTokens:                w.FASTMaxTokens,
 	}
 }
 

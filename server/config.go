@@ -90,6 +90,10 @@ type WebSocketConfig struct {
 	MaxUnauthenticatedPerAddress int          `toml:"max_unauthenticated_per_address"`
 	MaxSessionsPerAccount        int          `toml:"max_sessions_per_account"`
 	Shaper                       ShaperConfig `toml:"shaper"`
+	// FAST token logins (XEP-0484) inside SASL2; ws.Config.FAST says more.
+	FAST          bool     `toml:"fast"`
+	FASTTokenTTL  duration `toml:"fast_token_ttl"`
+	FASTMaxTokens int      `toml:"fast_max_tokens"`
 }
 
 // ShaperConfig is [websocket.shaper], the per-session ingress shaper.
@@ -170,6 +174,9 @@ func defaultConfig() Config {
 			MaxUnauthenticatedPerAddress: 128,
 			MaxSessionsPerAccount:        10,
 			Shaper:                       ShaperConfig{StanzaRate: 10, StanzaBurst: 100, ByteRate: 64 << 10, ByteBurst: 512 << 10},
+			FAST:                         true,
+			FASTTokenTTL:                 duration{14 * 24 * time.Hour},
+			FASTMaxTokens:                16,
 		},
 		Storage: StorageConfig{Backend: "embedded", DataDir: "data", MongoDB: MongoDBConfig{
 			URI:            "mongodb://127.0.0.1:27017",
@@ -303,6 +310,10 @@ func (c *Config) validate() error {
 		return errors.New("websocket.stall_timeout: must be positive and at most websocket.write_timeout")
 	case w.MaxAuthFailures < 1:
 		return errors.New("websocket.max_auth_failures: must be at least 1")
+	case w.FASTTokenTTL.Duration < time.Minute:
+		return errors.New("websocket.fast_token_ttl: must be at least 1m")
+	case w.FASTMaxTokens < 1 || w.FASTMaxTokens > 1000:
+		return errors.New("websocket.fast_max_tokens: must be between 1 and 1000")
 	}
 	for _, o := range w.AllowedOrigins {
 		if _, err := filepath.Match(o, ""); err != nil || o == "" {
