@@ -39,6 +39,11 @@ const mechHTSHA256None = "HT-SHA-256-NONE"
 // an equivalent HMAC key (the test TestTokenKeyEquivalent holds it there).
 const tokenBytes = 60
 
+// touchEvery is how stale a token's LastUsed may get: a reconnect storm
+// should not be a storm of store writes, and the first use (which decides
+// rotation) is always written.
+const touchEvery = time.Hour
+
 // fastMetrics count what happens to tokens; token logins themselves are
 // xmpp_auth_total{mechanism="HT-SHA-256-NONE"}.
 type fastMetrics struct {
@@ -160,8 +165,10 @@ func (s *session) fastAuth(data []byte) *xmpp.StreamError {
 	if req.invalidate {
 		stale = append(stale, match.ID)
 		s.srv.fm.invalidated.Inc()
-	} else if err := s.srv.tokens.TouchToken(s.ctx, user, match.ID, now); err != nil && !errors.Is(err, account.ErrNotFound) {
-		s.srv.throttle.Log(s.log, slog.LevelWarn, "token-write", "token write failed", "err", err)
+	} else if match.LastUsed.IsZero() || now.Sub(match.LastUsed) >= touchEvery {
+		if err := s.srv.tokens.TouchToken(s.ctx, user, match.ID, now); err != nil && !errors.Is(err, account.ErrNotFound) {
+			s.srv.throttle.Log(s.log, slog.LevelWarn, "token-write", "token write failed", "err", err)
+		}
 	}
 	s.deleteTokens(user, stale...)
 	req.rotate = match.Expires.Sub(now) < s.srv.cfg.FASTTokenTTL/2
