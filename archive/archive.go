@@ -23,8 +23,57 @@ type Message struct {
 	// Sender is the occupant's bare JID, zero for the room's own
 	// notifications (affiliation changes).
 	Sender xmpp.JID
-	// Stanza is the serialised message without its 'to' attribute.
+	// Stanza is the serialised message without its 'to' attribute; nil
+	// once the message is a tombstone.
 	Stanza []byte
+	// MsgID is the message's own id attribute, which a XEP-0308
+	// correction names.
+	MsgID string
+	// Target is the archive id of the message this one fastens to (a
+	// correction, retraction, moderation or reactions); "" for a message
+	// of its own. Summary queries leave such messages out.
+	Target string
+
+	// Folded state, kept on a message of its own as its fastenings are
+	// archived (Update), so a summary page needs no second read.
+
+	// Tomb, once set, replaces the message: its Stanza, Edit and
+	// Reactions are gone from the store for ever.
+	Tomb *Tombstone
+	// Edit is the latest correction.
+	Edit *Edit
+	// Edits are the archive ids of every correction, oldest first, at
+	// most MaxEdits: a retraction tombstones them with the original.
+	Edits []string
+	// Reactions are each user's current set, at most one entry per user.
+	Reactions []Reaction
+}
+
+// MaxEdits bounds a message's corrections: the list lives in its record.
+const MaxEdits = 50
+
+// Tombstone says who removed a message, when and why.
+type Tombstone struct {
+	// By is the moderator's bare JID; zero when the author retracted.
+	By xmpp.JID
+	// ByOccupant is the moderator's occupant id (XEP-0421).
+	ByOccupant string
+	At         time.Time
+	Reason     string
+}
+
+// Edit is a message's latest correction (XEP-0308).
+type Edit struct {
+	ID   string // the correction's archive id
+	Time time.Time
+	Body string
+}
+
+// Reaction is one user's set of reactions to a message (XEP-0444).
+type Reaction struct {
+	User       xmpp.JID // bare
+	OccupantID string
+	Emojis     []string
 }
 
 // Query selects and pages a room's archive. Filters combine with AND.
@@ -35,6 +84,17 @@ type Query struct {
 	AfterID    string    // exclusive lower id bound ("after-id" filter)
 	BeforeID   string    // exclusive upper id bound ("before-id" filter)
 	IDs        []string  // non-empty: only these ids
+	// Summary leaves out the fastenings (messages with a Target).
+	Summary bool
+	// Posts leaves out the room's own notices (no Sender).
+	Posts bool
+	// NotWith leaves out one sender's messages (zero: none).
+	NotWith xmpp.JID
+	// MsgID non-empty: only messages with that MsgID.
+	MsgID string
+	// CountMax > 0 stops counting at that many matches: Count is then at
+	// most CountMax (unread counts stay cheap in a busy room).
+	CountMax int
 	// Paging (XEP-0059): Max items; After / Before an id; Last asks for the
 	// last page (an empty <before/>). Before and After are not combined.
 	Max    int
@@ -69,6 +129,17 @@ type Archive interface {
 	RemoveDomain(ctx context.Context, service string) error
 	// RemoveBefore deletes entries older than t (retention), in every room.
 	RemoveBefore(ctx context.Context, t time.Time) (int, error)
+	// Update replaces the folded state (Tomb, Edit, Edits, Reactions) of
+	// stored messages, found by Room and ID; the other fields are ignored
+	// and ids not stored are skipped. A message given a Tomb loses its
+	// Stanza, Edit and Reactions.
+	Update(ctx context.Context, msgs []Message) error
+	// SetRead records id as user's last-read message in room if it is
+	// greater than the one stored (XEP-0333 displayed markers).
+	SetRead(ctx context.Context, room, user xmpp.JID, id string) error
+	// Reads returns user's last-read id in each of rooms that has one,
+	// keyed by the room's bare JID text.
+	Reads(ctx context.Context, user xmpp.JID, rooms []xmpp.JID) (map[string]string, error)
 }
 
 // ErrBusy is returned when the archive queue is full: the message is

@@ -38,12 +38,51 @@ type Archive struct{ s *Store }
 // is closed with it.
 func (s *Store) Archive() *Archive { return &Archive{s: s} }
 
+// bucketReads holds each member's last-read id per room, keyed user +
+// "\x00" + room, so one user's rooms are contiguous.
+var bucketReads = []byte("reads")
+
 // archiveEntry is the stored form of a message; the room and id are in the
-// key.
+// key. The fields after Stanza are the fastening link and folded state.
 type archiveEntry struct {
-	T      int64  `json:"t"`
-	Sender string `json:"sender"`
-	Stanza []byte `json:"stanza"`
+	T         int64              `json:"t"`
+	Sender    string             `json:"sender"`
+	Stanza    []byte             `json:"stanza"`
+	MsgID     string             `json:"msgid,omitempty"`
+	Target    string             `json:"target,omitempty"`
+	Tomb      *archive.Tombstone `json:"tomb,omitempty"`
+	Edit      *archive.Edit      `json:"edit,omitempty"`
+	Edits     []string           `json:"edits,omitempty"`
+	Reactions []storedReaction   `json:"reactions,omitempty"`
+}
+
+// storedReaction is archive.Reaction with the JID as text.
+type storedReaction struct {
+	User       string   `json:"user"`
+	OccupantID string   `json:"occ,omitempty"`
+	Emojis     []string `json:"emojis"`
+}
+
+// entryOf is the stored form of m.
+func entryOf(m archive.Message) archiveEntry {
+	e := archiveEntry{T: m.Time.UnixMicro(), Sender: m.Sender.Bare().String(), Stanza: m.Stanza, MsgID: m.MsgID, Target: m.Target}
+	fold(&e, m)
+	return e
+}
+
+// fold copies m's folded state into e; a tombstone drops the content,
+// and a tombstone is final.
+func fold(e *archiveEntry, m archive.Message) {
+	if e.Tomb != nil {
+		return
+	}
+	e.Tomb, e.Edit, e.Edits, e.Reactions = m.Tomb, m.Edit, m.Edits, nil
+	for _, r := range m.Reactions {
+		e.Reactions = append(e.Reactions, storedReaction{User: r.User.Bare().String(), OccupantID: r.OccupantID, Emojis: r.Emojis})
+	}
+	if e.Tomb != nil {
+		e.Stanza, e.Edit, e.Reactions = nil, nil, nil
+	}
 }
 
 // Append implements archive.Archive in one transaction: the caller batches so
@@ -60,7 +99,7 @@ func (a *Archive) Append(ctx context.Context, msgs []archive.Message) error {
 			return fmt.Errorf("boltstore: archive message %q of room %q: %w", m.ID, m.Room, errInvalidArchive)
 		}
 		keys[i] = archiveKey(m.Room, m.ID)
-		v, err := json.Marshal(archiveEntry{T: m.Time.UnixMicro(), Sender: m.Sender.Bare().String(), Stanza: m.Stanza})
+		v, err := json.Marshal(entryOf(m))
 		if err != nil {
 			return fmt.Errorf("boltstore: encode archive message %s: %w", m.ID, err)
 		}
@@ -97,10 +136,14 @@ func queryArchive(b *bolt.Bucket, q archive.Query) (archive.Page, error) {
 	room := q.Room.Bare()
 	prefix := archiveKey(room, "")
 	lo, hi := rangeKeys(archive.QueryIDRange(q), prefix)
-	var with string
+	var with, notWith string
 	if !q.With.IsZero() {
 		with = q.With.Bare().String()
 	}
+	if !q.NotWith.IsZero() {
+		notWith = q.NotWith.Bare().String()
+	}
+	filtered := with != "" || notWith != "" || q.Summary || q.Posts || q.MsgID != ""
 	backward := q.Before != "" || q.Last
 
 	// before and after count the matches older and newer than the page.
@@ -110,14 +153,20 @@ func queryArchive(b *bolt.Bucket, q archive.Query) (archive.Page, error) {
 	)
 	for k, v := range archiveRange(b, prefix, lo, hi, q.IDs, backward) {
 		id := k[len(prefix):]
-		if with != "" {
+		if q.CountMax > 0 && before+len(page.Messages)+after >= q.CountMax {
+			break
+		}
+		if filtered {
 			var e struct {
 				Sender string `json:"sender"`
+				Target string `json:"target"`
+				MsgID  string `json:"msgid"`
 			}
 			if err := json.Unmarshal(v, &e); err != nil {
 				return archive.Page{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
 			}
-			if e.Sender != with {
+			if with != "" && e.Sender != with || notWith != "" && e.Sender == notWith ||
+				q.Summary && e.Target != "" || q.Posts && e.Sender == "" || q.MsgID != "" && e.MsgID != q.MsgID {
 				continue
 			}
 		}
@@ -201,11 +250,77 @@ func decodeArchived(room xmpp.JID, id, v []byte) (archive.Message, error) {
 	if err := json.Unmarshal(v, &e); err != nil {
 		return archive.Message{}, fmt.Errorf("boltstore: decode archive message %s of %s: %w", id, room, err)
 	}
-	m := archive.Message{Room: room, ID: string(id), Time: time.UnixMicro(e.T).UTC(), Stanza: e.Stanza}
+	m := archive.Message{Room: room, ID: string(id), Time: time.UnixMicro(e.T).UTC(), Stanza: e.Stanza,
+		MsgID: e.MsgID, Target: e.Target, Tomb: e.Tomb, Edit: e.Edit, Edits: e.Edits}
 	if e.Sender != "" {
 		m.Sender = bareJID(e.Sender)
 	}
+	for _, r := range e.Reactions {
+		m.Reactions = append(m.Reactions, archive.Reaction{User: bareJID(r.User), OccupantID: r.OccupantID, Emojis: r.Emojis})
+	}
 	return m, nil
+}
+
+// Update implements archive.Archive in one transaction.
+func (a *Archive) Update(ctx context.Context, msgs []archive.Message) error {
+	return a.s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketArchive)
+		for _, m := range msgs {
+			k := archiveKey(m.Room, m.ID)
+			v := b.Get(k)
+			if v == nil {
+				continue
+			}
+			var e archiveEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("boltstore: decode archive message %s of %s: %w", m.ID, m.Room.Bare(), err)
+			}
+			fold(&e, m)
+			nv, err := json.Marshal(e)
+			if err != nil {
+				return fmt.Errorf("boltstore: encode archive message %s: %w", m.ID, err)
+			}
+			if err := b.Put(k, nv); err != nil {
+				return fmt.Errorf("boltstore: update archive message %s: %w", m.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// readKey is user + "\x00" + room.
+func readKey(room, user xmpp.JID) []byte {
+	return append(append([]byte(user.Bare().String()), 0), room.Bare().String()...)
+}
+
+// SetRead implements archive.Archive.
+func (a *Archive) SetRead(ctx context.Context, room, user xmpp.JID, id string) error {
+	if !archive.ValidID(id) {
+		return fmt.Errorf("boltstore: last-read id %q: %w", id, errInvalidArchive)
+	}
+	return a.s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReads)
+		k := readKey(room, user)
+		if old := b.Get(k); old != nil && string(old) >= id {
+			return nil
+		}
+		return b.Put(k, []byte(id))
+	})
+}
+
+// Reads implements archive.Archive.
+func (a *Archive) Reads(ctx context.Context, user xmpp.JID, rooms []xmpp.JID) (map[string]string, error) {
+	out := make(map[string]string)
+	err := a.s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReads)
+		for _, r := range rooms {
+			if v := b.Get(readKey(r, user)); v != nil {
+				out[r.Bare().String()] = string(v)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // RemoveRoom implements archive.Archive in one transaction.
@@ -219,8 +334,35 @@ func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 			}
 			return sweepDelete
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return removeReads(tx, func(r string) bool { return r == string(target) })
 	})
+}
+
+// removeReads deletes the last-read markers of the rooms match accepts, so
+// that a destroyed room's read state goes with its history. The bucket is
+// keyed by user first, so it visits every marker: destroying a room is rare
+// and the markers are few beside the messages.
+func removeReads(tx *bolt.Tx, match func(room string) bool) error {
+	b := tx.Bucket(bucketReads)
+	var doomed [][]byte
+	err := b.ForEach(func(k, _ []byte) error {
+		if i := bytes.IndexByte(k, 0); i >= 0 && match(string(k[i+1:])) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RemoveDomain implements archive.Archive in one transaction. A service's
@@ -234,7 +376,10 @@ func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 			}
 			return sweepDelete
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return removeReads(tx, func(r string) bool { return domainOf(r) == service })
 	})
 }
 

@@ -60,7 +60,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRooms, bucketUserRooms, bucketBlocking, bucketArchive} {
+		for _, b := range [][]byte{bucketAccounts, bucketRooms, bucketUserRooms, bucketBlocking, bucketArchive, bucketReads} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -20,7 +20,78 @@ const (
 	NS1     = "urn:xmpp:mam:1"
 	NSSID   = "urn:xmpp:sid:0"
 	NSForwd = "urn:xmpp:forward:0"
+	// NSSummary flags a summary query and holds a result's folded state.
+	NSSummary   = "urn:xmppws:summary:0"
+	nsRetract   = "urn:xmpp:message-retract:1"
+	nsModerate  = "urn:xmpp:message-moderate:1"
+	nsOccupant  = "urn:xmpp:occupant-id:0"
+	stampLayout = "2006-01-02T15:04:05.000000Z"
 )
+
+// Tombstone is what a retracted or moderated message is served as
+// (XEP-0424 §5, XEP-0425): its address, id, stanza-id and occupant id,
+// and who removed it when, without any content.
+func Tombstone(m archive.Message, occupant func(rm, user xmpp.JID) string) *etree.Element {
+	from := m.Room
+	if !m.Sender.IsZero() {
+		from = m.Room.WithResource(m.Sender.String())
+	}
+	msg := xmpp.NewStanzaElement(xmpp.KindMessage, "groupchat", m.MsgID, from, xmpp.JID{})
+	t := m.Tomb
+	rt := msg.CreateElement("retracted")
+	rt.CreateAttr("xmlns", nsRetract)
+	rt.CreateAttr("stamp", t.At.UTC().Format(stampLayout))
+	if !t.By.IsZero() {
+		md := rt.CreateElement("moderated")
+		md.CreateAttr("by", m.Room.WithResource(t.By.String()).String())
+		md.CreateAttr("xmlns", nsModerate)
+		if t.ByOccupant != "" {
+			o := md.CreateElement("occupant-id")
+			o.CreateAttr("xmlns", nsOccupant)
+			o.CreateAttr("id", t.ByOccupant)
+		}
+		if t.Reason != "" {
+			muclight.TextElem(rt, "reason", t.Reason)
+		}
+	}
+	if !m.Sender.IsZero() {
+		o := msg.CreateElement("occupant-id")
+		o.CreateAttr("xmlns", nsOccupant)
+		o.CreateAttr("id", occupant(m.Room, m.Sender))
+	}
+	sid := msg.CreateElement("stanza-id")
+	sid.CreateAttr("xmlns", NSSID)
+	sid.CreateAttr("by", m.Room.String())
+	sid.CreateAttr("id", m.ID)
+	return msg
+}
+
+// addSummary adds a result's latest edit and reactions, when it has any.
+func addSummary(r *etree.Element, m archive.Message) {
+	if m.Edit == nil && len(m.Reactions) == 0 {
+		return
+	}
+	s := r.CreateElement("summary")
+	s.CreateAttr("xmlns", NSSummary)
+	if e := m.Edit; e != nil {
+		ed := s.CreateElement("edit")
+		ed.CreateAttr("id", e.ID)
+		ed.CreateAttr("stamp", e.Time.UTC().Format(stampLayout))
+		muclight.TextElem(ed, "body", e.Body)
+	}
+	if len(m.Reactions) > 0 {
+		rs := s.CreateElement("reactions")
+		for _, u := range m.Reactions {
+			for _, emoji := range u.Emojis {
+				x := muclight.TextElem(rs, "reaction", emoji)
+				x.CreateAttr("from", m.Room.WithResource(u.User.String()).String())
+				if u.OccupantID != "" {
+					x.CreateAttr("occupant-id", u.OccupantID)
+				}
+			}
+		}
+	}
+}
 
 // Features are what disco#info advertises when history is on.
 var Features = []string{NS2, NS1, NSSID}
@@ -124,13 +195,16 @@ func Decode(st *xmpp.Stanza, q *etree.Element, d room.Dialect, def, max int) (*r
 		mq.CountOnly, mq.Query.Max = true, 1
 	}
 	mq.Flip = xmpp.Child(q, "flip-page", ns) != nil
+	mq.Query.Summary = xmpp.Child(q, "summary", NSSummary) != nil
 	return mq, nil
 }
 
 // Render is an answered query: one message per result, in page order
 // (reversed with flip-page), then the iq result with <fin/>. An archived
-// message that no longer parses is logged and left out.
-func Render(rep room.Reply, log *slog.Logger) []*xmpp.Outbound {
+// message that no longer parses is logged and left out. A tombstone is
+// rendered from its record (its stanza is gone); occupant gives the
+// occupant ids it names.
+func Render(rep room.Reply, log *slog.Logger, occupant func(rm, user xmpp.JID) string) []*xmpp.Outbound {
 	mq, page := rep.History, rep.History.Page
 	msgs := page.Messages
 	if mq.CountOnly {
@@ -143,10 +217,15 @@ func Render(rep room.Reply, log *slog.Logger) []*xmpp.Outbound {
 			i = len(msgs) - 1 - k
 		}
 		m := msgs[i]
-		fwd, err := xmpp.ParseElement(m.Stanza)
-		if err != nil {
-			log.Error("unreadable archived message", "room", m.Room.String(), "id", m.ID, "err", err)
-			continue
+		var fwd *etree.Element
+		if m.Tomb != nil {
+			fwd = Tombstone(m, occupant)
+		} else {
+			var err error
+			if fwd, err = xmpp.ParseElement(m.Stanza); err != nil {
+				log.Error("unreadable archived message", "room", m.Room.String(), "id", m.ID, "err", err)
+				continue
+			}
 		}
 		res := xmpp.NewStanzaElement(xmpp.KindMessage, "", room.RandomHex(8), rep.Origin.To, xmpp.JID{})
 		r := res.CreateElement("result")
@@ -161,6 +240,9 @@ func Render(rep room.Reply, log *slog.Logger) []*xmpp.Outbound {
 		d.CreateAttr("xmlns", xmpp.NSDelay)
 		d.CreateAttr("stamp", m.Time.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		f.AddChild(fwd)
+		if mq.Summary {
+			addSummary(r, m)
+		}
 		out = append(out, xmpp.NewOutbound(res))
 	}
 	fin := xmpp.Elem("fin", mq.NS)

@@ -62,10 +62,59 @@ type archiveDoc struct {
 	T       time.Time `bson:"t"`
 	Sender  string    `bson:"sender"`
 	Stanza  []byte    `bson:"stanza"`
+	// The fastening link (absent on a message of its own, so summary
+	// queries select on its absence) and the folded state.
+	MsgID     string     `bson:"msgid,omitempty"`
+	Target    string     `bson:"target,omitempty"`
+	Tomb      *tombDoc   `bson:"tomb,omitempty"`
+	Edit      *editDoc   `bson:"edit,omitempty"`
+	Edits     []string   `bson:"edits,omitempty"`
+	Reactions []reactDoc `bson:"reactions,omitempty"`
+}
+
+type tombDoc struct {
+	By         string    `bson:"by,omitempty"`
+	ByOccupant string    `bson:"by_occ,omitempty"`
+	At         time.Time `bson:"at"`
+	AtMicro    int64     `bson:"at_us"`
+	Reason     string    `bson:"reason,omitempty"`
+}
+
+type editDoc struct {
+	ID   string `bson:"id"`
+	T    int64  `bson:"t_us"`
+	Body string `bson:"body"`
+}
+
+type reactDoc struct {
+	User       string   `bson:"user"`
+	OccupantID string   `bson:"occ,omitempty"`
+	Emojis     []string `bson:"emojis"`
+}
+
+// foldDocs is m's folded state in stored form; a tombstone drops the
+// content.
+func foldDocs(m archive.Message) (tomb *tombDoc, edit *editDoc, edits []string, reacts []reactDoc) {
+	if m.Tomb != nil {
+		t := m.Tomb
+		tomb = &tombDoc{ByOccupant: t.ByOccupant, At: t.At, AtMicro: t.At.UnixMicro(), Reason: t.Reason}
+		if !t.By.IsZero() {
+			tomb.By = t.By.Bare().String()
+		}
+		return tomb, nil, m.Edits, nil
+	}
+	if m.Edit != nil {
+		edit = &editDoc{ID: m.Edit.ID, T: m.Edit.Time.UnixMicro(), Body: m.Edit.Body}
+	}
+	for _, r := range m.Reactions {
+		reacts = append(reacts, reactDoc{User: r.User.Bare().String(), OccupantID: r.OccupantID, Emojis: r.Emojis})
+	}
+	return nil, edit, m.Edits, reacts
 }
 
 // projArchived fetches what a page returns; the room is the query's.
-var projArchived = bson.D{{Key: "_id", Value: 0}, {Key: "id", Value: 1}, {Key: "t", Value: 1}, {Key: "sender", Value: 1}, {Key: "stanza", Value: 1}}
+var projArchived = bson.D{{Key: "_id", Value: 0}, {Key: "id", Value: 1}, {Key: "t", Value: 1}, {Key: "sender", Value: 1}, {Key: "stanza", Value: 1},
+	{Key: "msgid", Value: 1}, {Key: "target", Value: 1}, {Key: "tomb", Value: 1}, {Key: "edit", Value: 1}, {Key: "edits", Value: 1}, {Key: "reactions", Value: 1}}
 
 // Append implements archive.Archive with ordered inserts. Without
 // transactions a failed insert may leave part of the batch stored, so
@@ -90,7 +139,12 @@ func (a *Archive) Append(ctx context.Context, msgs []archive.Message) error {
 			return fmt.Errorf("mongo: archive message %s of %s twice in a batch: %w", m.ID, room, errInvalidArchive)
 		}
 		seen[key] = true
-		docs[i] = archiveDoc{Key: key, Room: room.String(), Service: room.Domain, ID: m.ID, T: m.Time, Sender: m.Sender.Bare().String(), Stanza: m.Stanza}
+		docs[i] = archiveDoc{Key: key, Room: room.String(), Service: room.Domain, ID: m.ID, T: m.Time, Sender: m.Sender.Bare().String(), Stanza: m.Stanza,
+			MsgID: m.MsgID, Target: m.Target}
+		docs[i].Tomb, docs[i].Edit, docs[i].Edits, docs[i].Reactions = foldDocs(m)
+		if docs[i].Tomb != nil {
+			docs[i].Stanza = nil
+		}
 	}
 	ctx, cancel, err := a.s.op(ctx)
 	defer cancel()
@@ -194,7 +248,11 @@ func (a *Archive) Query(ctx context.Context, q archive.Query) (archive.Page, err
 }
 
 func (a *Archive) count(ctx context.Context, q archive.Query, r archive.IDRange) (int, error) {
-	n, err := a.s.archive.CountDocuments(ctx, archiveFilter(q, r))
+	opts := options.Count()
+	if q.CountMax > 0 {
+		opts.SetLimit(int64(q.CountMax))
+	}
+	n, err := a.s.archive.CountDocuments(ctx, archiveFilter(q, r), opts)
 	if err != nil {
 		return 0, fmt.Errorf("mongo: count archive of %s: %w", q.Room.Bare(), err)
 	}
@@ -224,11 +282,30 @@ func (a *Archive) find(ctx context.Context, room xmpp.JID, q archive.Query, r ar
 	for i, d := range docs {
 		// The driver copies binary values out of its buffers, so the
 		// stanza is the caller's own.
-		out[i] = archive.Message{Room: room, ID: d.ID, Time: archiveTime(d.ID, d.T), Stanza: d.Stanza}
+		out[i] = archive.Message{Room: room, ID: d.ID, Time: archiveTime(d.ID, d.T), Stanza: d.Stanza,
+			MsgID: d.MsgID, Target: d.Target, Edits: d.Edits}
 		if d.Sender != "" {
 			if out[i].Sender, err = parseJID(d.Sender); err != nil {
 				return nil, err
 			}
+		}
+		if t := d.Tomb; t != nil {
+			out[i].Tomb = &archive.Tombstone{ByOccupant: t.ByOccupant, At: time.UnixMicro(t.AtMicro).UTC(), Reason: t.Reason}
+			if t.By != "" {
+				if out[i].Tomb.By, err = parseJID(t.By); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if e := d.Edit; e != nil {
+			out[i].Edit = &archive.Edit{ID: e.ID, Time: time.UnixMicro(e.T).UTC(), Body: e.Body}
+		}
+		for _, r := range d.Reactions {
+			u, err := parseJID(r.User)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Reactions = append(out[i].Reactions, archive.Reaction{User: u, OccupantID: r.OccupantID, Emojis: r.Emojis})
 		}
 	}
 	return out, nil
@@ -256,10 +333,126 @@ func archiveFilter(q archive.Query, r archive.IDRange) bson.D {
 	if len(id) > 0 {
 		f = append(f, bson.E{Key: "id", Value: id})
 	}
-	if !q.With.IsZero() {
+	switch {
+	case !q.With.IsZero():
 		f = append(f, bson.E{Key: "sender", Value: q.With.Bare().String()})
+	case q.Posts && !q.NotWith.IsZero():
+		f = append(f, bson.E{Key: "sender", Value: bson.D{{Key: "$nin", Value: bson.A{"", q.NotWith.Bare().String()}}}})
+	case q.Posts:
+		f = append(f, bson.E{Key: "sender", Value: bson.D{{Key: "$ne", Value: ""}}})
+	case !q.NotWith.IsZero():
+		f = append(f, bson.E{Key: "sender", Value: bson.D{{Key: "$ne", Value: q.NotWith.Bare().String()}}})
+	}
+	if !q.With.IsZero() && !q.NotWith.IsZero() && q.With.Bare() == q.NotWith.Bare() {
+		f = append(f, bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{}}}}) // nothing matches
+	}
+	if q.Summary {
+		f = append(f, bson.E{Key: "target", Value: bson.D{{Key: "$exists", Value: false}}})
+	}
+	if q.MsgID != "" {
+		f = append(f, bson.E{Key: "msgid", Value: q.MsgID})
 	}
 	return f
+}
+
+// Update implements archive.Archive, one update per message; the room's
+// actor is its only writer, so no version condition is needed.
+func (a *Archive) Update(ctx context.Context, msgs []archive.Message) error {
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		room := m.Room.Bare()
+		tomb, edit, edits, reacts := foldDocs(m)
+		set := bson.D{{Key: "edits", Value: edits}, {Key: "reactions", Value: reacts}}
+		var unset bson.D
+		if tomb != nil {
+			set = append(set, bson.E{Key: "tomb", Value: tomb})
+			unset = bson.D{{Key: "stanza", Value: ""}, {Key: "edit", Value: ""}}
+		} else if edit != nil {
+			set = append(set, bson.E{Key: "edit", Value: edit})
+		}
+		upd := bson.D{{Key: "$set", Value: set}}
+		if unset != nil {
+			upd = append(upd, bson.E{Key: "$unset", Value: unset})
+		}
+		// A tombstone is final: a tombstoned message matches no update.
+		filter := bson.D{{Key: "_id", Value: room.String() + "/" + m.ID}, {Key: "tomb", Value: bson.D{{Key: "$exists", Value: false}}}}
+		if _, err := a.s.archive.UpdateOne(ctx, filter, upd); err != nil {
+			return fmt.Errorf("mongo: update archive message %s of %s: %w", m.ID, room, err)
+		}
+	}
+	return nil
+}
+
+// readDoc is one member's last-read id in one room; _id is user + " " +
+// room (neither JID has a space).
+type readDoc struct {
+	Key string `bson:"_id"`
+	ID  string `bson:"id"`
+	// Room and Service let RemoveRoom and RemoveDomain find a room's
+	// markers without parsing keys.
+	Room    string `bson:"room"`
+	Service string `bson:"service"`
+}
+
+func readKey(room, user xmpp.JID) string { return user.Bare().String() + " " + room.Bare().String() }
+
+// SetRead implements archive.Archive: an upsert conditional on the
+// stored id being older; a newer one makes the upsert collide with it,
+// which is the no-op asked for.
+func (a *Archive) SetRead(ctx context.Context, room, user xmpp.JID, id string) error {
+	if !archive.ValidID(id) {
+		return fmt.Errorf("mongo: last-read id %q: %w", id, errInvalidArchive)
+	}
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	key := readKey(room, user)
+	_, err = a.s.reads.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "id", Value: bson.D{{Key: "$lt", Value: id}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "id", Value: id}, {Key: "room", Value: room.Bare().String()}, {Key: "service", Value: room.Domain}}}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mongo: set last-read of %s in %s: %w", user.Bare(), room.Bare(), err)
+	}
+	return nil
+}
+
+// Reads implements archive.Archive with one query.
+func (a *Archive) Reads(ctx context.Context, user xmpp.JID, rooms []xmpp.JID) (map[string]string, error) {
+	out := make(map[string]string)
+	if len(rooms) == 0 {
+		return out, ctx.Err()
+	}
+	ctx, cancel, err := a.s.op(ctx)
+	defer cancel()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(rooms))
+	for i, r := range rooms {
+		keys[i] = readKey(r, user)
+	}
+	cur, err := a.s.reads.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	if err != nil {
+		return nil, fmt.Errorf("mongo: read last-read of %s: %w", user.Bare(), err)
+	}
+	var docs []readDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: read last-read of %s: %w", user.Bare(), err)
+	}
+	prefix := user.Bare().String() + " "
+	for _, d := range docs {
+		out[d.Key[len(prefix):]] = d.ID
+	}
+	return out, nil
 }
 
 // archiveTime is a message's time: the id's, which has the microseconds a
@@ -281,6 +474,10 @@ func (a *Archive) RemoveRoom(ctx context.Context, room xmpp.JID) error {
 func (a *Archive) RemoveDomain(ctx context.Context, service string) error {
 	return a.deleteMany(ctx, "service "+service, bson.D{{Key: "service", Value: service}})
 }
+
+// deleteMany removes the messages and the last-read markers filter selects
+// (both collections carry service and room), history first: a marker
+// left by a failure in between points at nothing and is removed on retry.
 
 // RemoveBefore implements archive.Archive on the ids, whose time is exact,
 // rather than the dates, which lost the microseconds.
@@ -306,6 +503,9 @@ func (a *Archive) deleteMany(ctx context.Context, what string, filter bson.D) er
 	}
 	if _, err := a.s.archive.DeleteMany(ctx, filter); err != nil {
 		return fmt.Errorf("mongo: delete archive of %s: %w", what, err)
+	}
+	if _, err := a.s.reads.DeleteMany(ctx, filter); err != nil {
+		return fmt.Errorf("mongo: delete read markers of %s: %w", what, err)
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ const (
 	collBlocking = "blocking"
 	collCounts   = "user_room_counts"
 	collArchive  = "muc_light_archive"
+	collReads    = "muc_light_reads"
 )
 
 // closeTimeout bounds Close, which has no context of its own.
@@ -73,6 +74,7 @@ type Store struct {
 	blocking  *mongo.Collection
 	counts    *mongo.Collection
 	archive   *mongo.Collection
+	reads     *mongo.Collection
 	opTimeout time.Duration
 	// writers serialises this process's read-modify-write cycles per room
 	// and per blocking list; see keylock.go for why the version condition
@@ -111,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		blocking:  db.Collection(collBlocking),
 		counts:    db.Collection(collCounts),
 		archive:   db.Collection(collArchive),
+		reads:     db.Collection(collReads),
 		opTimeout: cfg.OpTimeout,
 		writers:   newKeyLocks(),
 		counters:  newKeyLocks(),
@@ -148,6 +151,8 @@ func (s *Store) init(ctx context.Context) error {
 		// service leads, so RemoveDomain uses it too); RemoveBefore scans ids.
 		{s.archive, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}, {Key: "id", Value: 1}}},
 		{s.archive, bson.D{{Key: "id", Value: 1}}},
+		// RemoveRoom and RemoveDomain delete a room's read markers.
+		{s.reads, bson.D{{Key: "service", Value: 1}, {Key: "room", Value: 1}}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys}); err != nil {

@@ -19,9 +19,14 @@ func Role(a room.Affiliation) string {
 	return "none"
 }
 
+// OccupantIDs gives a user's XEP-0421 occupant id in a room, which every
+// presence from the room carries (nil: none).
+type OccupantIDs func(rm, user xmpp.JID) string
+
 // presence is the presence of one occupant as XEP-0045 clients see it:
-// from room/user-bare-JID, with affiliation, role and status codes.
-func presence(rm, user xmpp.JID, aff room.Affiliation, typ string, codes ...string) *etree.Element {
+// from room/user-bare-JID, with affiliation, role, status codes and the
+// occupant id.
+func presence(ids OccupantIDs, rm, user xmpp.JID, aff room.Affiliation, typ string, codes ...string) *etree.Element {
 	p := xmpp.NewStanzaElement(xmpp.KindPresence, typ, "", rm.WithResource(user.String()), xmpp.JID{})
 	x := p.CreateElement("x")
 	x.CreateAttr("xmlns", NSUser)
@@ -31,6 +36,11 @@ func presence(rm, user xmpp.JID, aff room.Affiliation, typ string, codes ...stri
 	it.CreateAttr("jid", user.String())
 	for _, c := range codes {
 		x.CreateElement("status").CreateAttr("code", c)
+	}
+	if ids != nil {
+		o := p.CreateElement("occupant-id")
+		o.CreateAttr("xmlns", "urn:xmpp:occupant-id:0")
+		o.CreateAttr("id", ids(rm, user))
 	}
 	return p
 }
@@ -112,12 +122,12 @@ func configForm(rep room.Reply) *etree.Element {
 // affiliated user shows as present), its own presence with 110 (210 when
 // its nick was replaced by its bare JID, 201 when it created the room),
 // then the subject.
-func Joined(ev *room.OccupantJoined) []*xmpp.Outbound {
+func Joined(ev *room.OccupantJoined, ids OccupantIDs) []*xmpp.Outbound {
 	user := ev.Occupant.JID.Bare()
 	out := make([]*xmpp.Outbound, 0, len(ev.Affs)+1)
 	for _, a := range ev.Affs {
 		if a.User != user {
-			out = append(out, xmpp.NewOutbound(presence(ev.Room, a.User, a.Aff, "")))
+			out = append(out, xmpp.NewOutbound(presence(ids, ev.Room, a.User, a.Aff, "")))
 		}
 	}
 	codes := []string{"110"}
@@ -127,20 +137,20 @@ func Joined(ev *room.OccupantJoined) []*xmpp.Outbound {
 	if ev.Created {
 		codes = append(codes, "201")
 		// A room created by a join has nothing else to tell yet.
-		return append(out, xmpp.NewOutbound(presence(ev.Room, user, ev.Aff, "", codes...)))
+		return append(out, xmpp.NewOutbound(presence(ids, ev.Room, user, ev.Aff, "", codes...)))
 	}
-	out = append(out, xmpp.NewOutbound(presence(ev.Room, user, ev.Aff, "", codes...)))
+	out = append(out, xmpp.NewOutbound(presence(ids, ev.Room, user, ev.Aff, "", codes...)))
 	return append(out, xmpp.NewOutbound(subjectMessage(ev.Room, ev.Subject)))
 }
 
 // Left is the leaving session's own unavailable presence.
-func Left(ev *room.OccupantLeft) *xmpp.Outbound {
-	return xmpp.NewOutbound(presence(ev.Room, ev.Occupant.JID.Bare(), ev.Aff, "unavailable", "110"))
+func Left(ev *room.OccupantLeft, ids OccupantIDs) *xmpp.Outbound {
+	return xmpp.NewOutbound(presence(ids, ev.Room, ev.Occupant.JID.Bare(), ev.Aff, "unavailable", "110"))
 }
 
 // Destroyed is a former occupant's own unavailable presence with <destroy/>.
-func Destroyed(ev *room.Destroyed, user xmpp.JID) *xmpp.Outbound {
-	p := presence(ev.Room, user, room.None, "unavailable")
+func Destroyed(ev *room.Destroyed, user xmpp.JID, ids OccupantIDs) *xmpp.Outbound {
+	p := presence(ids, ev.Room, user, room.None, "unavailable")
 	xmpp.Child(p, "x", NSUser).CreateElement("destroy")
 	return xmpp.NewOutbound(p)
 }
@@ -179,12 +189,13 @@ type AffsRender struct {
 	ev      *room.AffsChanged
 	changed []room.AffItem
 	updates []*xmpp.Outbound
+	ids     OccupantIDs
 }
 
 // NewAffsRender prepares the XEP-0045 form of ev; changed is the change
 // list.
-func NewAffsRender(ev *room.AffsChanged, changed []room.AffItem) *AffsRender {
-	return &AffsRender{ev: ev, changed: changed}
+func NewAffsRender(ev *room.AffsChanged, changed []room.AffItem, ids OccupantIDs) *AffsRender {
+	return &AffsRender{ev: ev, changed: changed, ids: ids}
 }
 
 // Stay are the presences of the changed users.
@@ -193,9 +204,9 @@ func (r *AffsRender) Stay() []*xmpp.Outbound {
 		r.updates = make([]*xmpp.Outbound, 0, len(r.changed))
 		for _, c := range r.changed {
 			if c.Aff == room.None {
-				r.updates = append(r.updates, xmpp.NewOutbound(presence(r.ev.Room, c.User, room.None, "unavailable", "321")))
+				r.updates = append(r.updates, xmpp.NewOutbound(presence(r.ids, r.ev.Room, c.User, room.None, "unavailable", "321")))
 			} else {
-				r.updates = append(r.updates, xmpp.NewOutbound(presence(r.ev.Room, c.User, c.Aff, "")))
+				r.updates = append(r.updates, xmpp.NewOutbound(presence(r.ids, r.ev.Room, c.User, c.Aff, "")))
 			}
 		}
 	}
@@ -214,5 +225,5 @@ func (r *AffsRender) Invitation() *xmpp.Outbound {
 
 // Left is a removed user's own unavailable presence.
 func (r *AffsRender) Left(user xmpp.JID) *xmpp.Outbound {
-	return xmpp.NewOutbound(presence(r.ev.Room, user, room.None, "unavailable", "321", "110"))
+	return xmpp.NewOutbound(presence(r.ids, r.ev.Room, user, room.None, "unavailable", "321", "110"))
 }

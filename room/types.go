@@ -139,8 +139,45 @@ type Post struct {
 	// Body is the message body, for the flood limiter only.
 	Body string `json:"body,omitempty"`
 	// Payload is the message's children as received (self-contained XML),
-	// client-supplied stanza-ids removed. The core never parses it.
+	// client-supplied stanza-ids and occupant-ids removed, the sender's
+	// occupant-id added. The core never parses it.
 	Payload []byte `json:"payload,omitempty"`
+	// Occupant is the sender's occupant id (XEP-0421), as the codec put it
+	// in the payload.
+	Occupant string `json:"occupant,omitempty"`
+	// MsgID is the message's own id, kept so a correction can name it
+	// (XEP-0308); Origin.ID as sent.
+	MsgID string `json:"msgid,omitempty"`
+	// At most one of the fastenings below is set, decoded by the codec.
+	// Replace is the client id of the message this one corrects.
+	Replace string `json:"replace,omitempty"`
+	// Retract is the stanza-id of the author's message retracted.
+	Retract string `json:"retract,omitempty"`
+	// React is the sender's new set of reactions to a message.
+	React *React `json:"react,omitempty"`
+	// Displayed is the stanza-id the sender has read up to (XEP-0333): the
+	// message is a marker, stored and not delivered.
+	Displayed string `json:"displayed,omitempty"`
+}
+
+// React is a XEP-0444 reactions element: a user's whole set for the
+// message with stanza-id ID.
+type React struct {
+	ID     string   `json:"id"`
+	Emojis []string `json:"emojis,omitempty"`
+}
+
+// Moderate is a XEP-0425 moderation: an owner retracts the message with
+// stanza-id ID.
+type Moderate struct {
+	Head
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
+	// Payload is the room's announcement's children, built by the codec
+	// (the core frames it and adds the stanza-id).
+	Payload []byte `json:"payload,omitempty"`
+	// Occupant is the moderator's occupant id, for the tombstone.
+	Occupant string `json:"occupant,omitempty"`
 }
 
 // SetConfig changes configuration fields (the subject is one of them).
@@ -258,11 +295,13 @@ type Reply struct {
 
 // History is an answered archive query.
 type History struct {
-	QueryID   string       `json:"queryid,omitempty"`
-	NS        string       `json:"ns"`
-	Flip      bool         `json:"flip,omitempty"`
-	CountOnly bool         `json:"count_only,omitempty"`
-	Page      archive.Page `json:"page"`
+	QueryID   string `json:"queryid,omitempty"`
+	NS        string `json:"ns"`
+	Flip      bool   `json:"flip,omitempty"`
+	CountOnly bool   `json:"count_only,omitempty"`
+	// Summary: results carry their folded edit and reactions.
+	Summary bool         `json:"summary,omitempty"`
+	Page    archive.Page `json:"page"`
 }
 
 // Occupant is one XEP-0045 session in a room.

@@ -29,6 +29,7 @@ var wireTypes = map[string]reflect.Type{
 	"ping":            reflect.TypeFor[Ping](),
 	"accept_defaults": reflect.TypeFor[AcceptDefaults](),
 	"removed":         reflect.TypeFor[Removed](),
+	"moderate":        reflect.TypeFor[Moderate](),
 	"reply":           reflect.TypeFor[Reply](),
 	"posted":          reflect.TypeFor[Posted](),
 	"affs_changed":    reflect.TypeFor[AffsChanged](),

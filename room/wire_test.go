@@ -59,14 +59,19 @@ func wFields() []Field { return []Field{{Name: "roomname", Value: "Coffee ☕"}}
 func wItems() []AffItem { return []AffItem{{User: wBob, Aff: None}} }
 
 func wMessages() []archive.Message {
-	return []archive.Message{{Room: wRoom, ID: "01890a5d3c7b0000abcd", Time: wTime, Sender: wAlice, Stanza: []byte("<message/>")}}
+	return []archive.Message{{Room: wRoom, ID: "01890a5d3c7b0000abcd", Time: wTime, Sender: wAlice, Stanza: []byte("<message/>"),
+		MsgID: "m1", Target: "01890a5d3c7b0000abce", Tomb: &archive.Tombstone{By: wAlice, ByOccupant: "occ", At: wTime, Reason: "spam"},
+		Edit: &archive.Edit{ID: "01890a5d3c7b0000abcf", Time: wTime, Body: "fixed"}, Edits: []string{"01890a5d3c7b0000abcf"},
+		Reactions: []archive.Reaction{{User: wAlice, OccupantID: "occ", Emojis: []string{"👍"}}}}}
 }
 
 // wireValues returns a fresh value (a pointer) of every registered type.
 func wireValues() []any {
 	return []any{
 		&Create{Head: wHead(), Fields: wFields(), Items: wItems(), Generated: true},
-		&Post{Head: wHead(), Body: "hi & bye", Payload: []byte("<body>hi &amp; bye</body>")},
+		&Post{Head: wHead(), Body: "hi & bye", Payload: []byte("<body>hi &amp; bye</body>"), MsgID: "m1", Occupant: "occ",
+			Replace: "c1", Retract: "r1", React: &React{ID: "s1", Emojis: []string{"👍"}}, Displayed: "d1"},
+		&Moderate{Head: wHead(), ID: "s1", Reason: "spam", Payload: []byte("<retract/>"), Occupant: "occ"},
 		&SetConfig{Head: wHead(), Fields: wFields()},
 		&ChangeAffs{Head: wHead(), Items: wItems()},
 		&Destroy{Head: wHead()},
@@ -77,6 +82,7 @@ func wireValues() []any {
 			Room: wRoom, Start: wTime, End: wTime.Add(time.Hour), With: wAlice,
 			AfterID: "a", BeforeID: "b", IDs: []string{"c", "d"},
 			Max: 50, After: "e", Before: "f", Last: true,
+			Summary: true, Posts: true, NotWith: wAlice, MsgID: "m1", CountMax: 7,
 		}, QueryID: "q1", NS: "urn:xmpp:mam:2", Flip: true, CountOnly: true},
 		&Join{Head: wHead(), Nick: "Alice"},
 		&Leave{Head: wHead(), Occupant: xmpp.MustParseJID("alice@example.com/gajim"), Session: 9, Reason: LeftDisconnected},
@@ -88,7 +94,7 @@ func wireValues() []any {
 			Err:       &Error{Type: "cancel", Condition: "item-not-found", Text: "no such room"},
 			Unchanged: true, Version: "v6", Config: wFields(), Name: "Coffee",
 			Affs: []AffItem{{User: wAlice, Aff: Owner}}, List: Owner, Generated: true,
-			History: &History{QueryID: "q2", NS: "urn:xmpp:mam:2", Flip: true, CountOnly: true,
+			History: &History{QueryID: "q2", NS: "urn:xmpp:mam:2", Flip: true, CountOnly: true, Summary: true,
 				Page: archive.Page{Messages: wMessages(), Count: 10, FirstIndex: 3, Complete: true}},
 		},
 		&Posted{EventHead: wEventHead(), Sender: wAlice, ArchiveID: "01890a5d3c7b0000abcd", Time: wTime,

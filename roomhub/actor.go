@@ -299,7 +299,8 @@ func (r *actor) handle(m *mail) {
 	} else if !r.exists {
 		err = xmpp.NewError(xmpp.ItemNotFound, "no such room")
 	} else {
-		if _, ok := req.(*room.Post); ok {
+		switch req.(type) {
+		case *room.Post, *room.Moderate: // the sender's right is checked against the store
 			if err = r.refreshAffs(); err != nil {
 				r.hub.fail(req, err)
 				return
@@ -328,7 +329,15 @@ func (r *actor) apply(m *mail, sender xmpp.JID, aff room.Affiliation) error {
 		if err := r.limit(sender, aff, q.Body); err != nil {
 			return err
 		}
+		if q.Replace != "" || q.Retract != "" || q.React != nil || q.Displayed != "" {
+			return r.fasten(q, sender)
+		}
 		return r.groupchat(q, sender)
+	case *room.Moderate:
+		if err := r.limit(sender, aff, ""); err != nil {
+			return err
+		}
+		return r.moderate(q, sender, aff)
 	case *room.Destroy:
 		return r.destroy(q, aff)
 	case *room.GetConfig:

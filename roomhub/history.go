@@ -116,7 +116,7 @@ func (r *actor) groupchat(q *room.Post, sender xmpp.JID) error {
 	r.seq++
 	seq := r.seq
 	job := archive.Job{
-		Msg:  archive.Message{Room: r.jid, ID: ev.ArchiveID, Time: ev.Time, Sender: sender, Stanza: ev.Stanza},
+		Msg:  archive.Message{Room: r.jid, ID: ev.ArchiveID, Time: ev.Time, Sender: sender, Stanza: ev.Stanza, MsgID: q.Origin.ID},
 		Done: func(err error) { r.commits.add(commitResult{seq: seq, err: err}) },
 	}
 	if !h.archiver.TryEnqueue(job) && !r.waitArchive(job) {
@@ -334,7 +334,7 @@ func (h *Hub) runQuery(q *room.QueryHistory, release func()) {
 		return
 	}
 	h.sink.Reply(room.Reply{Room: q.Room, Origin: q.Origin, Op: room.TypeName(q), History: &room.History{
-		QueryID: q.QueryID, NS: q.NS, Flip: q.Flip, CountOnly: q.CountOnly, Page: page}})
+		QueryID: q.QueryID, NS: q.NS, Flip: q.Flip, CountOnly: q.CountOnly, Summary: q.Query.Summary, Page: page}})
 }
 
 // retention deletes history older than the retention period, hourly.

@@ -208,6 +208,10 @@ func (h *Hub) Store() roomstore.Store { return h.store }
 // History reports whether room history is on.
 func (h *Hub) History() bool { return h.archive != nil }
 
+// Archive is the rooms' history, for the edges' read-only queries (unread
+// counts); nil when history is off.
+func (h *Hub) Archive() archive.Archive { return h.archive }
+
 // StoreTimeout bounds one store call made for a request.
 func (h *Hub) StoreTimeout() time.Duration { return h.storeTimeout }
 

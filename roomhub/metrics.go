@@ -25,7 +25,14 @@ type hubMetrics struct {
 	queryRefusals  *prometheus.CounterVec
 	// roomCapRefusals counts users the store refused at rooms_per_user.
 	roomCapRefusals prometheus.Counter
+	// fastenings counts the accepted corrections, retractions,
+	// moderations, reactions and markers: each costs synchronous archive
+	// writes (roomhub/fasten.go), so an operator sees what they cost.
+	fastenings *prometheus.CounterVec
 }
+
+// fasteningKinds are the values of muc_light_fastenings_total's kind label.
+var fasteningKinds = []string{"correction", "retraction", "moderation", "reactions", "displayed"}
 
 func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 	m := &hubMetrics{
@@ -66,6 +73,12 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 	for _, scope := range []string{"room", "server"} {
 		m.queryRefusals.WithLabelValues(scope) // at zero before the first refusal
 	}
+	m.fastenings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "muc_light_fastenings_total", Help: "Accepted corrections, retractions, moderations, reactions and displayed markers, by kind.",
+	}, []string{"kind"})
+	for _, k := range fasteningKinds {
+		m.fastenings.WithLabelValues(k)
+	}
 	if reg == nil {
 		return m
 	}
@@ -99,7 +112,7 @@ func newHubMetrics(reg prometheus.Registerer, h *Hub) *hubMetrics {
 		Name: "muc_light_create_rate_users", Help: "Users whose create_rate bucket the hub keeps (bounded).",
 	}, func() float64 { return float64(h.creates.Size()) })
 	reg.MustRegister(m.fanout, m.mailboxFull, m.internalErrors, m.limiterRefusals, m.archiveBusy, active, depth, queued,
-		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators, m.roomCapRefusals)
+		m.mailboxWaits, m.archiveWaits, m.strangers, m.createRefusals, m.queryRefusals, creators, m.roomCapRefusals, m.fastenings)
 	return m
 }
 

@@ -204,8 +204,12 @@ func (h *Hub) conferenceInfo(name string, features ...string) *etree.Element {
 	for _, f := range features {
 		q.CreateElement("feature").CreateAttr("var", f)
 	}
+	q.CreateElement("feature").CreateAttr("var", NSOccupantID)
 	if h.core.History() {
 		for _, f := range mam.Features {
+			q.CreateElement("feature").CreateAttr("var", f)
+		}
+		for _, f := range []string{NSCorrect, NSRetract, NSModerate, NSModerate0, NSReactions, NSMarkers, NSSummary, NSUnread} {
 			q.CreateElement("feature").CreateAttr("var", f)
 		}
 	}

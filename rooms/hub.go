@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"sync"
 	"time"
@@ -36,6 +37,8 @@ type Hub struct {
 
 	entered *sessionIndex
 	leaves  leaveQueue
+	// occIDs makes the occupant ids (XEP-0421).
+	occIDs *room.OccupantIDs
 }
 
 // HubOptions are the collaborators of NewHub that are not module options.
@@ -74,6 +77,16 @@ type HubOptions struct {
 	Admit    func(ctx context.Context, rm xmpp.JID) (roomhub.Fence, error)
 	Redirect func(req room.Request, owner string) bool
 	Node     string
+	// OnPosted, when set, sees every room message once, on the node that
+	// owns the room, as its fan-out starts (after the archive write): push
+	// notifications for offline members. It runs on the room's goroutine
+	// and must never block (enqueue or drop); the event is shared and must
+	// not be changed.
+	OnPosted func(*room.Posted)
+	// Secret keys the XEP-0421 occupant ids: the deployment's
+	// (account.Store.ServerSecret), so every node and restart gives a user
+	// the same id in a room. Empty: a random one for this process (tests).
+	Secret []byte
 }
 
 // Transport takes a decoded request to the actor that owns its room,
@@ -95,6 +108,21 @@ type proxySink struct{ s roomhub.Sink }
 func (p *proxySink) Reply(r room.Reply) { p.s.Reply(r) }
 func (p *proxySink) Event(e room.Event) { p.s.Event(e) }
 
+// postedSink shows the core's room messages to HubOptions.OnPosted before
+// passing every event on: the core's own output, so once per message on the
+// owner's node, whatever the transport does next.
+type postedSink struct {
+	roomhub.Sink
+	onPosted func(*room.Posted)
+}
+
+func (p postedSink) Event(e room.Event) {
+	if ev, ok := e.(*room.Posted); ok {
+		p.onPosted(ev)
+	}
+	p.Sink.Event(e)
+}
+
 // Sink is the renderer of this node's sessions: a cluster transport feeds
 // it the replies and events other nodes' cores sent here.
 func (h *Hub) Sink() roomhub.Sink { return sink{h} }
@@ -105,6 +133,12 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 		ho.Logger = slog.Default()
 	}
 	h := &Hub{opts: opts, out: out, log: ho.Logger.With("module", "muc_light"), entered: newSessionIndex()}
+	secret := ho.Secret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+	}
+	h.occIDs = room.NewOccupantIDs(secret)
 	h.except, _ = out.(ExceptDeliverer)
 	var notices roomhub.NoticeForm
 	if !opts.LegacyMode {
@@ -115,6 +149,9 @@ func NewHub(opts Options, hosts []string, store Store, out Deliverer, ho HubOpti
 	if ho.Transport != nil {
 		proxy = &proxySink{}
 		coreSink = proxy
+	}
+	if ho.OnPosted != nil {
+		coreSink = postedSink{coreSink, ho.OnPosted}
 	}
 	h.core = roomhub.NewHub(opts, hosts, store, coreSink, roomhub.HubOptions{
 		Logger: ho.Logger, Registerer: ho.Registerer, IdleTimeout: ho.IdleTimeout, Limits: ho.Limits, Now: ho.Now,
@@ -277,6 +314,10 @@ func (h *Hub) HandleStanza(ctx context.Context, st *xmpp.Stanza) {
 		h.owner(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
 		h.dispatchDecoded(ctx, st)(muc.DecodeAdmin(st, payload))
+	case isModerate(payload) && isRoom:
+		h.moderate(ctx, st, payload, room.MUCLight)
+	case payload.Tag == "unread" && ns == NSUnread && !isRoom:
+		h.unread(ctx, st, payload)
 	default:
 		h.replyError(st, xmpp.NewError(xmpp.ServiceUnavailable, ""))
 	}
@@ -293,7 +334,7 @@ func (h *Hub) message(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	case st.Type == "groupchat" && muc.IsSubjectChange(st):
 		h.dispatch(ctx, st, muc.DecodeSubject(st), nil)
 	case st.Type == "groupchat":
-		h.dispatch(ctx, st, decodePost(st), nil)
+		h.dispatchDecoded(ctx, st)(h.decodePost(st, room.MUCLight))
 	case muc.IsInvitation(st):
 		h.dispatchDecoded(ctx, st)(muc.DecodeInvitation(st))
 	default:
@@ -341,30 +382,6 @@ func (h *Hub) mamRequest(ctx context.Context, st *xmpp.Stanza, q *etree.Element,
 		return
 	}
 	h.tr.Dispatch(ctx, req)
-}
-
-// decodePost reads a groupchat message, the same in both dialects: its
-// children are the payload, less any stanza-id the client put there (only
-// the room assigns them); the error bounce echoes them as sent.
-func decodePost(st *xmpp.Stanza) room.Request {
-	body := ""
-	if b := xmpp.Child(st.El, "body", xmpp.NSClient); b != nil {
-		body = b.Text()
-	}
-	o := room.OriginOf(st, room.MUCLight)
-	payload := o.Echo
-	for _, c := range st.El.ChildElements() {
-		if c.Tag == "stanza-id" && c.NamespaceURI() == NSSID {
-			payload = nil
-			for _, c := range st.El.ChildElements() {
-				if !(c.Tag == "stanza-id" && c.NamespaceURI() == NSSID) {
-					payload = xmpp.AppendElement(payload, c)
-				}
-			}
-			break
-		}
-	}
-	return &room.Post{Head: room.Head{Room: st.To, Origin: o}, Body: body, Payload: payload}
 }
 
 // sessionIndex remembers which rooms each XEP-0045 session entered, so

@@ -34,9 +34,7 @@ func (h *Hub) legacyMessage(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 	case st.Type == "groupchat" && muc.IsSubjectChange(st):
 		h.dispatch(ctx, st, muc.DecodeSubject(st), nil)
 	case st.Type == "groupchat":
-		req := decodePost(st)
-		req.Header().Origin.Dialect = room.MUC
-		h.dispatch(ctx, st, req, nil)
+		h.dispatchDecoded(ctx, st)(h.decodePost(st, room.MUC))
 	default:
 		h.dispatchDecoded(ctx, st)(muc.DecodeInvitation(st))
 	}
@@ -68,6 +66,10 @@ func (h *Hub) legacyIQ(ctx context.Context, st *xmpp.Stanza, isRoom bool) {
 		h.owner(ctx, st, payload)
 	case payload.Tag == "query" && ns == NSMUCAdmin && isRoom:
 		h.dispatchDecoded(ctx, st)(muc.DecodeAdmin(st, payload))
+	case isModerate(payload) && isRoom:
+		h.moderate(ctx, st, payload, room.MUC)
+	case payload.Tag == "unread" && ns == NSUnread && !isRoom:
+		h.unread(ctx, st, payload)
 	default:
 		h.replyError(st, xmpp.NewError(xmpp.FeatureNotImplemented, ""))
 	}

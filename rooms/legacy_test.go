@@ -83,7 +83,7 @@ func TestLegacyDisco(t *testing.T) {
 	alice := e.login("alice")
 	info := xmpp.Child(alice.iq("get", svc, xmpp.Elem("query", xmpp.NSDiscoInfo)), "query", xmpp.NSDiscoInfo)
 	feats := xmpp.Children(info, "feature", xmpp.NSDiscoInfo)
-	if len(feats) != 1 || feats[0].SelectAttrValue("var", "") != rooms.NSMUC {
+	if len(feats) != 2 || feats[0].SelectAttrValue("var", "") != rooms.NSMUC || feats[1].SelectAttrValue("var", "") != rooms.NSOccupantID {
 		t.Errorf("service features: %s", xmpp.String(info))
 	}
 	it := xmpp.Child(xmpp.Child(alice.iq("get", "localhost", xmpp.Elem("query", xmpp.NSDiscoItems)), "query", xmpp.NSDiscoItems), "item", xmpp.NSDiscoItems)

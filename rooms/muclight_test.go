@@ -25,7 +25,8 @@ func TestServiceDisco(t *testing.T) {
 		t.Errorf("identity: %s", xmpp.String(info))
 	}
 	feats := xmpp.Children(q, "feature", xmpp.NSDiscoInfo)
-	if len(feats) != 2 || feats[0].SelectAttrValue("var", "") != rooms.NS || feats[1].SelectAttrValue("var", "") != rooms.NSMUC {
+	if len(feats) != 3 || feats[0].SelectAttrValue("var", "") != rooms.NS || feats[1].SelectAttrValue("var", "") != rooms.NSMUC ||
+		feats[2].SelectAttrValue("var", "") != rooms.NSOccupantID {
 		t.Errorf("features: %s", xmpp.String(info))
 	}
 	items := alice.iq("get", "localhost", xmpp.Elem("query", xmpp.NSDiscoItems))

@@ -22,7 +22,7 @@ func (s sink) Reply(rep room.Reply) {
 	case rep.Err != nil:
 		h.out.Deliver(o.From, xmpp.ErrorFrame(o.Kind, o.ID, o.To, o.Echo, rep.Err.Stanza()))
 	case rep.History != nil:
-		for _, out := range mam.Render(rep, h.log) {
+		for _, out := range mam.Render(rep, h.log, h.occupantID) {
 			h.out.Deliver(o.From, out)
 		}
 	case o.Dialect == room.MUC:
@@ -52,13 +52,13 @@ func (s sink) Event(ev room.Event) {
 		h.forgetLeavers(ev.Room, ev.MUC, nil)
 		h.destroyed(ev)
 	case *room.OccupantJoined:
-		for _, out := range muc.Joined(ev) {
+		for _, out := range muc.Joined(ev, h.occupantID) {
 			h.toOccupant(ev.Occupant, out)
 		}
 	case *room.OccupantLeft:
 		h.entered.remove(ev.Occupant.JID, ev.Occupant.Session, ev.Room)
 		if ev.Reason == room.LeftUnavailable {
-			h.out.Deliver(ev.Origin.From, muc.Left(ev))
+			h.out.Deliver(ev.Origin.From, muc.Left(ev, h.occupantID))
 		}
 	}
 }
@@ -122,7 +122,7 @@ func (h *Hub) native(cause, user xmpp.JID, except []xmpp.SessionRef, out *xmpp.O
 
 func (h *Hub) affsChanged(ev *room.AffsChanged) {
 	changed := room.AffDiff(ev.Old, ev.New)
-	mc := muc.NewAffsRender(ev, changed)
+	mc := muc.NewAffsRender(ev, changed, h.occupantID)
 	if h.opts.LegacyMode {
 		if ev.Created {
 			return // a join created the room: the joiner is told as it enters
@@ -214,7 +214,7 @@ func (h *Hub) configChanged(ev *room.ConfigChanged) {
 func (h *Hub) destroyed(ev *room.Destroyed) {
 	if h.opts.LegacyMode {
 		for _, a := range ev.Former {
-			h.out.Deliver(a.User, muc.Destroyed(ev, a.User))
+			h.out.Deliver(a.User, muc.Destroyed(ev, a.User, h.occupantID))
 		}
 		return
 	}
@@ -222,7 +222,7 @@ func (h *Hub) destroyed(ev *room.Destroyed) {
 	for _, a := range ev.Former {
 		h.native(xmpp.JID{}, a.User, aud[a.User], muclight.Destroyed(ev, a.User))
 		for _, s := range aud[a.User] {
-			h.toSession(s, muc.Destroyed(ev, a.User))
+			h.toSession(s, muc.Destroyed(ev, a.User, h.occupantID))
 		}
 	}
 }

@@ -267,3 +267,29 @@ func (a *instrumentedArchive) RemoveBefore(ctx context.Context, t time.Time) (n 
 	defer func() { done(err) }()
 	return a.Archive.RemoveBefore(ctx, t)
 }
+
+func (a *instrumentedArchive) Update(ctx context.Context, msgs []archive.Message) (err error) {
+	domain := ""
+	if len(msgs) > 0 {
+		domain = msgs[0].Room.Domain
+	}
+	done := a.m.observe(domain, "update")
+	defer func() { done(err) }()
+	return a.Archive.Update(ctx, msgs)
+}
+
+func (a *instrumentedArchive) SetRead(ctx context.Context, room, user xmpp.JID, id string) (err error) {
+	done := a.m.observe(room.Domain, "set_read")
+	defer func() { done(err) }()
+	return a.Archive.SetRead(ctx, room, user, id)
+}
+
+func (a *instrumentedArchive) Reads(ctx context.Context, user xmpp.JID, rooms []xmpp.JID) (m map[string]string, err error) {
+	domain := ""
+	if len(rooms) > 0 {
+		domain = rooms[0].Domain
+	}
+	done := a.m.observe(domain, "reads")
+	defer func() { done(err) }()
+	return a.Archive.Reads(ctx, user, rooms)
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/push/pushstore"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/xmpp"
 )
@@ -46,6 +47,7 @@ type admin struct {
 	accounts account.Store
 	hub      *rooms.Hub
 	sessions interface{ CloseUser(xmpp.JID) } // nil offline
+	push     pushstore.Store                  // registrations deleted with the account; nil: none
 }
 
 func (a *admin) do(ctx context.Context, req adminRequest) adminResponse {
@@ -96,6 +98,9 @@ func (a *admin) exec(ctx context.Context, req adminRequest) ([]string, error) {
 		if err := a.hub.RemoveUser(ctx, j); err != nil {
 			return nil, fmt.Errorf("account deleted, but removing it from rooms failed: %w", err)
 		}
+		if err := a.deletePush(ctx, j); err != nil {
+			return nil, fmt.Errorf("account deleted, but removing its push registrations failed: %w", err)
+		}
 		return nil, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
@@ -122,8 +127,20 @@ func (a *admin) purgeDomain(ctx context.Context, domain string) error {
 		if a.sessions != nil {
 			a.sessions.CloseUser(j)
 		}
+		if err := a.deletePush(ctx, j); err != nil {
+			return err
+		}
 	}
 	return a.hub.RemoveDomain(ctx, domain)
+}
+
+// deletePush forgets a deleted account's push registrations, so that an
+// account created again with the name does not inherit them.
+func (a *admin) deletePush(ctx context.Context, j xmpp.JID) error {
+	if a.push == nil {
+		return nil
+	}
+	return a.push.DeletePushAccount(ctx, j)
 }
 
 func contains(list []string, s string) bool {

@@ -21,6 +21,8 @@ import (
 	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/frontend"
 	"github.com/wschat/xmppws/mongo"
+	"github.com/wschat/xmppws/push"
+	"github.com/wschat/xmppws/push/pushstore"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/ws"
 )
@@ -30,7 +32,8 @@ import (
 type stores struct {
 	accounts account.Store
 	rooms    rooms.Store
-	archive  rooms.Archive // nil when MUC Light history is off
+	archive  rooms.Archive   // nil when MUC Light history is off
+	push     pushstore.Store // push registrations, beside the accounts
 	closers  []io.Closer
 	opened   []openedStore // for the start-up log
 }
@@ -112,6 +115,7 @@ func openStores(cfg Config, create bool) (*stores, error) {
 		return nil, err
 	}
 	st.accounts, st.rooms = a, r
+	st.push, _ = a.(pushstore.Store)
 	if cfg.Modules.MAM.MucLight {
 		ar, err := open(cfg.Modules.MAM.Backend)
 		if err != nil {
@@ -133,7 +137,8 @@ type app struct {
 	metrics *http.Server
 	ln      net.Listener
 	admin   *adminServer
-	cluster *clusterNode // nil on one node
+	cluster *clusterNode  // nil on one node
+	push    *push.Service // nil when [push] is off
 	failed  chan error
 }
 
@@ -163,6 +168,16 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		Logger: log, Registerer: reg, Backend: cfg.Modules.MucLight.Backend, Limits: cfg.limits, MAM: mamOptions(cfg, st, reg, log),
 		StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
 	}
+	{
+		// Occupant ids (XEP-0421) are keyed with the deployment's secret, so
+		// they survive restarts and agree between cluster nodes.
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
+		ho.Secret, err = st.accounts.ServerSecret(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("reading the server secret for occupant ids: %w", err)
+		}
+	}
 	if cfg.Cluster.NATSURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
 		defer cancel()
@@ -172,6 +187,9 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 		a.cluster.roomOptions(&ho)
 		a.cluster.register(reg)
 	}
+	var pushHook func(*rooms.HubOptions)
+	a.push, pushHook = startPush(cfg, st, a.ws, reg, log)
+	pushHook(&ho)
 	a.hub = rooms.NewHub(cfg.rooms, cfg.General.Hosts, roomStore, a.ws.Router(), ho)
 	if a.cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Storage.MongoDB.ConnectTimeout.Duration)
@@ -221,7 +239,7 @@ func start(cfg Config, log *slog.Logger) (*app, error) {
 	}
 	a.http = httpServer(cfg, mux, log)
 	a.http.ConnState = a.ws.ConnState // unauthenticated connections count from accept
-	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws}, log)
+	a.admin, err = listenAdmin(cfg.Storage.DataDir, &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: a.hub, sessions: a.ws, push: st.push}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +325,10 @@ func (a *app) Shutdown(ctx context.Context) error {
 		a.hub.Close() // after the sessions: nothing new reaches the rooms
 		a.hub = nil
 	}
+	if a.push != nil {
+		a.push.Close() // after the rooms: no more posts come
+		a.push = nil
+	}
 	if a.cluster != nil {
 		errs = append(errs, a.cluster.Close(ctx)) // after the actors let go of their leases
 		a.cluster = nil
@@ -323,6 +345,10 @@ func (a *app) closeAll() error {
 	if a.hub != nil { // a start that failed after the hub was built
 		a.hub.Close()
 		a.hub = nil
+	}
+	if a.push != nil {
+		a.push.Close()
+		a.push = nil
 	}
 	if a.cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -28,6 +28,7 @@ type Config struct {
 	Storage   StorageConfig   `toml:"storage"`
 	Modules   ModulesConfig   `toml:"modules"`
 	Cluster   ClusterConfig   `toml:"cluster"`
+	Push      PushConfig      `toml:"push"`
 
 	// rooms and limits are the modules' sections converted by validate.
 	rooms  rooms.Options
@@ -187,6 +188,7 @@ func defaultConfig() Config {
 		}},
 		Modules: ModulesConfig{MucLight: defaultMucLight(), MucLimits: defaultMucLimits(), MAM: defaultMAM()},
 		Cluster: ClusterConfig{Heartbeat: duration{time.Second}, NodeTTL: duration{5 * time.Second}},
+		Push:    defaultPush(),
 	}
 }
 
@@ -346,6 +348,9 @@ func (c *Config) validate() error {
 		case m.OpTimeout.Duration <= 0:
 			return errors.New("storage.mongodb.op_timeout: must be positive")
 		}
+	}
+	if err := c.Push.validate(); err != nil {
+		return err
 	}
 	var err error
 	if c.rooms, err = c.Modules.MucLight.roomOptions(); err != nil {

@@ -137,7 +137,7 @@ func offlineAdmin(cfg Config, req adminRequest, create bool) (adminResponse, err
 		MAM: rooms.MAMOptions{Archive: st.archive}, StoreTimeout: cfg.Storage.MongoDB.OpTimeout.Duration,
 	})
 	defer hub.Close()
-	a := &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: hub}
+	a := &admin{hosts: cfg.General.Hosts, accounts: st.accounts, hub: hub, push: st.push}
 	return a.do(context.Background(), req), nil
 }
 

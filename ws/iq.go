@@ -87,6 +87,9 @@ func (r *Router) accountIQ(ctx context.Context, from *session, st *xmpp.Stanza) 
 		id.CreateAttr("category", "account")
 		id.CreateAttr("type", "registered")
 		q.CreateElement("feature").CreateAttr("var", xmpp.NSDiscoInfo)
+		for _, f := range r.accountFeatures() {
+			q.CreateElement("feature").CreateAttr("var", f)
+		}
 		from.sendElement(xmpp.ResultIQ(st, q))
 	case ns == xmpp.NSPing || ns == xmpp.NSSession:
 		from.sendElement(xmpp.ResultIQ(st, nil))

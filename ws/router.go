@@ -59,6 +59,8 @@ type Router struct {
 	watchers []SessionWatcher
 	remote   Remote             // the other nodes of a cluster; nil on one node
 	account  map[string]Service // payload namespace → handler of iqs to one's own account
+	// accountFeats are extra features of accounts' disco#info (anywhere.go).
+	accountFeats []string
 }
 
 type serviceEntry struct {
