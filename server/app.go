@@ -290,6 +290,10 @@ func wsConfig(cfg Config) ws.Config {
 		FAST:                         w.FAST,
 		FASTTokenTTL:                 w.FASTTokenTTL.Duration,
 		MaxFASTTokens:                w.FASTMaxTokens,
+		SMAckEvery:                   w.SMAckEvery,
+		SMAckInterval:                w.SMAckInterval.Duration,
+		SMMaxUnacked:                 w.SMMaxUnacked,
+		SMResumeTimeout:              w.SMResumeTimeout.Duration,
 	}
 }
 

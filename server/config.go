@@ -95,6 +95,11 @@ type WebSocketConfig struct {
 	FAST          bool     `toml:"fast"`
 	FASTTokenTTL  duration `toml:"fast_token_ttl"`
 	FASTMaxTokens int      `toml:"fast_max_tokens"`
+	// XEP-0198 stream management; ws.Config says what each one does.
+	SMAckEvery      int      `toml:"sm_ack_every"`
+	SMAckInterval   duration `toml:"sm_ack_interval"`
+	SMMaxUnacked    int      `toml:"sm_max_unacked"`
+	SMResumeTimeout duration `toml:"sm_resume_timeout"`
 }
 
 // ShaperConfig is [websocket.shaper], the per-session ingress shaper.
@@ -178,6 +183,11 @@ func defaultConfig() Config {
 			FAST:                         true,
 			FASTTokenTTL:                 duration{14 * 24 * time.Hour},
 			FASTMaxTokens:                16,
+			// Why these values: README, "Stream management".
+			SMAckEvery:      5,
+			SMAckInterval:   duration{5 * time.Second},
+			SMMaxUnacked:    0, // max_pending's
+			SMResumeTimeout: duration{5 * time.Minute},
 		},
 		Storage: StorageConfig{Backend: "embedded", DataDir: "data", MongoDB: MongoDBConfig{
 			URI:            "mongodb://127.0.0.1:27017",
@@ -316,6 +326,14 @@ func (c *Config) validate() error {
 		return errors.New("websocket.fast_token_ttl: must be at least 1m")
 	case w.FASTMaxTokens < 1 || w.FASTMaxTokens > 1000:
 		return errors.New("websocket.fast_max_tokens: must be between 1 and 1000")
+	case w.SMAckEvery < 0 || w.SMAckInterval.Duration < 0 || (w.SMAckEvery == 0 && w.SMAckInterval.Duration == 0):
+		return errors.New("websocket.sm_ack_every, websocket.sm_ack_interval: not negative, and at least one positive (or the server never asks for an ack)")
+	case w.SMMaxUnacked != 0 && (w.SMMaxUnacked < w.MaxStanzaSize || w.SMMaxUnacked > w.MaxPending):
+		// Everything in the send queue is in the unacknowledged queue too, and
+		// a resume queues all of it at once.
+		return errors.New("websocket.sm_max_unacked: must be 0 (websocket.max_pending) or between websocket.max_stanza_size and websocket.max_pending")
+	case w.SMResumeTimeout.Duration < 0 || w.SMResumeTimeout.Duration > 24*time.Hour:
+		return errors.New("websocket.sm_resume_timeout: must be between 0 (no resumption) and 24h")
 	}
 	for _, o := range w.AllowedOrigins {
 		if _, err := filepath.Match(o, ""); err != nil || o == "" {

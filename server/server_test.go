@@ -76,6 +76,10 @@ func TestConfigRejected(t *testing.T) {
 		{"[websocket]\nallowed_origins = ['[']", "websocket.allowed_origins"},
 		{"[storage]\nbackend = 'postgres'", "storage.backend"},
 		{"[websocket]\nmax_pending = 'many'", "max_pending"},
+		{"[websocket]\nsm_ack_every = 0\nsm_ack_interval = '0s'", "websocket.sm_ack_every"},
+		{"[websocket]\nsm_max_unacked = 1024", "websocket.sm_max_unacked"},
+		{"[websocket]\nsm_max_unacked = 33554432", "websocket.sm_max_unacked"},
+		{"[websocket]\nsm_resume_timeout = '48h'", "websocket.sm_resume_timeout"},
 	} {
 		path := filepath.Join(t.TempDir(), "c.toml")
 		os.WriteFile(path, []byte(tc.toml), 0o600)

@@ -67,7 +67,7 @@ func (s *session) bindResource(res string) (xmpp.JID, *xmpp.StanzaError) {
 		s.srv.wg.Add(1)
 		go func() {
 			defer s.srv.wg.Done()
-			old.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
+			old.stop(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
 		}()
 	}
 	s.srv.m.sessions.Inc()

@@ -80,6 +80,21 @@ type Config struct {
 	FAST          bool
 	FASTTokenTTL  time.Duration
 	MaxFASTTokens int
+
+	// Stream management (XEP-0198, sm.go), always offered. SMAckEvery is
+	// how many stanzas the server sends before it asks for an ack (<r/>);
+	// SMAckInterval is the longest a stanza waits for that request when
+	// fewer follow it (0: only by count). SMMaxUnacked bounds, in encoded
+	// bytes, what one session keeps unacknowledged (sent or waiting to be,
+	// and everything delivered while detached); passing it closes the
+	// session with policy-violation. At most MaxPending; 0 is MaxPending.
+	// SMResumeTimeout is how long a session whose connection dropped waits,
+	// detached, for a resume (a client may ask for less); 0 disables
+	// resumption.
+	SMAckEvery      int
+	SMAckInterval   time.Duration
+	SMMaxUnacked    int
+	SMResumeTimeout time.Duration
 }
 
 // ShaperConfig is the per-session ingress shaper: two token buckets, one
@@ -119,5 +134,9 @@ func Defaults() Config {
 		FAST:                         true,
 		FASTTokenTTL:                 14 * 24 * time.Hour,
 		MaxFASTTokens:                16,
+		SMAckEvery:                   5,
+		SMAckInterval:                5 * time.Second,
+		SMMaxUnacked:                 0, // MaxPending
+		SMResumeTimeout:              5 * time.Minute,
 	}
 }

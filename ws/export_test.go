@@ -29,3 +29,15 @@ func SetStallHook(s *Server, f func()) { s.onStall.Store(&f) }
 // SetClock replaces the clock of token issue and expiry, so that the FAST
 // tests move time instead of waiting for it.
 func SetClock(s *Server, now func() time.Time) { s.clock.Store(&now) }
+
+// SetSMHook makes the stream-management tests wait for detachment, resume
+// and the end of a detached session as events.
+func SetSMHook(s *Server, f func(event string)) { s.smt.hook.Store(&f) }
+
+// SetSMStart makes every stream-management counter start at n instead of 0
+// from now on, so that a test reaches the 2^32 wrap in a few stanzas.
+func SetSMStart(s *Server, n uint32) {
+	s.smt.mu.Lock()
+	s.smt.start = n
+	s.smt.mu.Unlock()
+}

@@ -28,7 +28,7 @@ import (
 //
 //	go test ./ws -run '^$' -bench 'Login' -benchtime 2s
 
-func benchServer(b *testing.B) (url string) {
+func loginBenchServer(b *testing.B) (url string) {
 	b.Helper()
 	st, err := boltstore.Open(b.TempDir(), boltstore.Options{})
 	if err != nil {
@@ -100,7 +100,7 @@ func benchLogins(b *testing.B, url string, login func(ctx context.Context, c *cl
 // BenchmarkLoginSCRAM is a password login: the RFC 6120 profile (SCRAM,
 // stream restart, bind) and SASL2 with Bind2.
 func BenchmarkLoginSCRAM(b *testing.B) {
-	url := benchServer(b)
+	url := loginBenchServer(b)
 	sc, err := scram.SHA256.NewClient("alice", "pw-alice", "")
 	if err != nil {
 		b.Fatal(err)
@@ -142,7 +142,7 @@ func BenchmarkLoginSCRAM(b *testing.B) {
 
 // BenchmarkLoginFAST is a token login (HT-SHA-256-NONE) with Bind2.
 func BenchmarkLoginFAST(b *testing.B) {
-	url := benchServer(b)
+	url := loginBenchServer(b)
 	ctx := context.Background()
 	c, err := client.Dial(ctx, url, nil)
 	if err != nil {

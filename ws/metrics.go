@@ -12,7 +12,7 @@ import (
 var streamConditions = []xmpp.Condition{
 	xmpp.BadNamespacePrefix, xmpp.Conflict, xmpp.ConnectionTimeout, xmpp.HostUnknown, xmpp.InvalidFrom,
 	xmpp.InvalidNamespace, xmpp.NotAuthorized, xmpp.NotWellFormed, xmpp.PolicyViolation, xmpp.RestrictedXML,
-	xmpp.UnsupportedEncoding, xmpp.UnsupportedStanzaType, xmpp.UnsupportedVersion,
+	xmpp.UnsupportedEncoding, xmpp.UnsupportedStanzaType, xmpp.UnsupportedVersion, xmpp.BadFormat, xmpp.UndefinedConditionName,
 }
 
 // metrics are the endpoint's own Prometheus series. Label values are drawn
@@ -31,6 +31,12 @@ type metrics struct {
 	stallSeconds prometheus.Counter
 
 	closedWriteTimeout, closedMaxPending prometheus.Counter
+
+	// Stream management (sm.go).
+	smEnabled        prometheus.Counter
+	smDetached       prometheus.Gauge
+	smResumptions    *prometheus.CounterVec
+	closedMaxUnacked prometheus.Counter
 
 	outMessage, outPresence, outIQ, outOther prometheus.Counter
 	inMessage, inPresence, inIQ              prometheus.Counter
@@ -68,7 +74,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stallSeconds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "xmpp_send_stall_seconds_total", Help: "Time session readers spent waiting for recipients to drain.",
 		}),
+		smEnabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xmpp_sm_enabled_total", Help: "Sessions that enabled XEP-0198 stream management.",
+		}),
+		smDetached: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xmpp_sm_detached_sessions", Help: "Sessions whose connection dropped, waiting for a resume.",
+		}),
+		smResumptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xmpp_sm_resumptions_total", Help: "XEP-0198 resume attempts: ok, expired (the session timed out), unknown (no such resumable session for this user, or a bad h).",
+		}, []string{"result"}),
 	}
+	for _, r := range []string{"ok", "expired", "unknown"} {
+		m.smResumptions.WithLabelValues(r)
+	}
+	m.closedMaxUnacked = m.slowCloses.WithLabelValues("sm_max_unacked")
 	// Every series of a known label value exists at zero from the start, so
 	// a dashboard or an alert sees it before the first event.
 	for _, c := range streamConditions {
@@ -90,7 +109,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.inIQ = m.stanzasIn.WithLabelValues("iq")
 	if reg != nil {
 		reg.MustRegister(m.connections, m.sessions, m.accepted, m.auth, m.stanzasIn, m.stanzasOut, m.streamErrors,
-			m.slowCloses, m.stalls, m.stallSeconds)
+			m.slowCloses, m.stalls, m.stallSeconds, m.smEnabled, m.smDetached, m.smResumptions)
 	}
 	return m
 }
@@ -125,25 +144,29 @@ func (m *metrics) inCounter(kind string) prometheus.Counter {
 // single session's backlog (how close anyone is to max_pending), without a
 // per-session label.
 type pendingCollector struct {
-	srv          *Server
-	total, worst *prometheus.Desc
+	srv                   *Server
+	total, worst, unacked *prometheus.Desc
 }
 
 func newPendingCollector(srv *Server) *pendingCollector {
 	return &pendingCollector{
-		srv:   srv,
-		total: prometheus.NewDesc("xmpp_send_pending_bytes", "Encoded bytes waiting for session writers, all sessions.", nil, nil),
-		worst: prometheus.NewDesc("xmpp_send_pending_max_bytes", "Encoded bytes waiting for the most backlogged session's writer.", nil, nil),
+		srv:     srv,
+		total:   prometheus.NewDesc("xmpp_send_pending_bytes", "Encoded bytes waiting for session writers, all sessions.", nil, nil),
+		unacked: prometheus.NewDesc("xmpp_sm_unacked_bytes", "Encoded bytes of stanzas sent (or held while detached) and not yet acknowledged, all stream-managed sessions.", nil, nil),
+		worst:   prometheus.NewDesc("xmpp_send_pending_max_bytes", "Encoded bytes waiting for the most backlogged session's writer.", nil, nil),
 	}
 }
 
 func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.total
 	ch <- c.worst
+	ch <- c.unacked
 }
 
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	total, worst := c.srv.pendingBytes()
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(total))
 	ch <- prometheus.MustNewConstMetric(c.worst, prometheus.GaugeValue, float64(worst))
+	unacked := c.srv.smt.unackedBytes()
+	ch <- prometheus.MustNewConstMetric(c.unacked, prometheus.GaugeValue, float64(unacked))
 }

@@ -41,7 +41,7 @@ func (r *Router) Kick(full xmpp.JID, epoch uint64) {
 		r.srv.wg.Add(1)
 		go func() {
 			defer r.srv.wg.Done()
-			s.terminate(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
+			s.stop(&xmpp.StreamError{Condition: xmpp.Conflict, Text: "replaced by a new connection with the same resource"}, endReplaced)
 		}()
 	}
 }

@@ -140,6 +140,25 @@ func (r *Router) register(s *session) (replaced *session) {
 	return nil
 }
 
+// replace puts next in old's place (a resumed stream's session takes over
+// its detached predecessor: same full JID, same epoch), so that nobody sees
+// the session leave.
+func (r *Router) replace(old, next *session) bool {
+	bare := old.jid.Load().Bare()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.users[bare]
+	for i, o := range list {
+		if o == old {
+			nl := slices.Clone(list) // copy on write, as register
+			nl[i] = next
+			r.users[bare] = nl
+			return true
+		}
+	}
+	return false
+}
+
 func (r *Router) unregister(s *session) {
 	bare := s.jid.Load().Bare()
 	r.mu.Lock()

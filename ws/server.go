@@ -57,6 +57,7 @@ type Server struct {
 	// clock, when set, replaces time.Now for token issue and expiry: the
 	// tests' way to move time.
 	clock atomic.Pointer[func() time.Time]
+	smt   smTable // stream management (sm.go)
 
 	// onStall, if set, runs when a session's reader starts waiting for a
 	// recipient to drain: tests wait on it instead of on time.
@@ -88,6 +89,7 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 		throttle: logthrottle.New(throttleInterval, logthrottle.DefaultMaxKeys, nil),
 	}
 	s.router = newRouter(s)
+	s.smt.init()
 	s.admit = newAdmission(cfg, s.im)
 	s.tokens, _ = accounts.(account.TokenStore)
 	s.fm = newFastMetrics(opts.Registerer)
@@ -229,9 +231,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		list = append(list, c)
 	}
+	detached := s.smt.takeDetached() // under mu: no session detaches from now on
+	s.wg.Add(len(detached))
 	s.mu.Unlock()
 	for _, c := range list {
 		go c.terminate(nil, endShutdown)
+	}
+	for _, sm := range detached {
+		go func() {
+			defer s.wg.Done()
+			sm.finish(endShutdown)
+		}()
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -294,7 +304,7 @@ func (s *Server) CloseLocalUser(user xmpp.JID) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			sess.terminate(&xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was deleted"}, endUserDeleted)
+			sess.stop(&xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "the account was deleted"}, endUserDeleted)
 		}()
 	}
 }

@@ -86,6 +86,12 @@ type session struct {
 	epoch   uint64                   // bind epoch (xmpp.Stanza.Session), likewise
 	bound   atomic.Bool
 
+	// sm is the stream management state once enabled (sm.go); a resumed
+	// session adopts its predecessor's. streamClosed records the client's
+	// <close/>, after which the session ends rather than detaches.
+	sm           atomic.Pointer[smState]
+	streamClosed bool
+
 	qmu      sync.Mutex
 	qcond    *sync.Cond
 	queue    []frame
@@ -199,6 +205,7 @@ func (s *session) run() {
 		}
 		if se := s.handleFrame(buf.Bytes()); se != nil {
 			if se.Condition == "" { // the client closed the stream
+				s.streamClosed = true
 				s.terminate(nil, endClientClosed)
 			} else {
 				s.terminate(se, endStreamError)
@@ -250,6 +257,9 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		}
 		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "authenticate first"}
 	}
+	if ns == nsSM && (s.st == stateBind || s.st == stateActive) {
+		return s.handleSM(el)
+	}
 	if !xmpp.IsStanzaElement(el) {
 		switch el.Tag {
 		case xmpp.KindMessage, xmpp.KindPresence, xmpp.KindIQ:
@@ -264,6 +274,9 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 	}
 	s.srv.m.inCounter(el.Tag).Inc()
 	s.stanzasIn++
+	if sm := s.sm.Load(); sm != nil {
+		sm.handled.Add(1)
+	}
 	st, toErr, fromErr := xmpp.NewStanza(el)
 	if fromErr != nil || !s.fromAllowed(st.From) {
 		return &xmpp.StreamError{Condition: xmpp.InvalidFrom}
@@ -332,6 +345,9 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 		sess := feats.CreateElement("session")
 		sess.CreateAttr("xmlns", xmpp.NSSession)
 		sess.CreateElement("optional")
+		if s.smFeature() {
+			feats.AddChild(smElem("sm"))
+		}
 		s.st = stateBind
 	}
 	s.sendElement(feats)
@@ -403,12 +419,23 @@ func (s *session) deliver(out *xmpp.Outbound, to string) (bool, <-chan struct{})
 // closed.
 func (s *session) highWater() int { return s.srv.cfg.MaxPending / 4 * 3 }
 
-// enqueue adds f to the send queue without ever blocking. A frame that would
+// enqueue adds f to the send queue, or, once stream management is on and f
+// is a stanza, hands it to the stream (sm.go), which keeps it until the
+// client acknowledges it and queues it for whichever session carries the
+// stream now.
+func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
+	if sm := s.sm.Load(); sm != nil && isStanzaKind(f.kind) {
+		return sm.send(f)
+	}
+	return s.enqueueQ(f)
+}
+
+// enqueueQ adds f to the send queue without ever blocking. A frame that would
 // take the session past MaxPending ends it: its client is not keeping up,
 // and holding more for it would grow without bound. That close starts one
 // goroutine per session at most, since the session stops accepting frames
 // under the same lock.
-func (s *session) enqueue(f frame) (bool, <-chan struct{}) {
+func (s *session) enqueueQ(f frame) (bool, <-chan struct{}) {
 	size := f.encodedLen()
 	s.qmu.Lock()
 	if s.closing {
@@ -747,7 +774,13 @@ func (s *session) cleanup(readErr error) {
 	// a terminate that has not run yet close at once instead of writing.
 	s.cancel()
 	s.terminate(nil, reason)
-	s.logEnded(readErr)
+	sm := s.sm.Load()
+	// A session with resumption whose connection merely went away stays
+	// registered, detached, for a resume (sm.go).
+	detached := s.bound.Load() && sm != nil && sm.detach(s, s.endReason)
+	if !detached {
+		s.logEnded(readErr)
+	}
 	s.conn.CloseNow()
 	s.srv.admit.release(s.raw)
 	for _, t := range []*time.Timer{s.timers.auth, s.timers.idle} {
@@ -755,16 +788,30 @@ func (s *session) cleanup(readErr error) {
 			t.Stop()
 		}
 	}
-	if s.bound.Load() {
-		s.srv.router.unregister(s)
-		if rm := s.srv.router.remote; rm != nil {
-			rm.Unbound(*s.jid.Load(), s.epoch)
+	if s.bound.Load() && !detached {
+		var release func()
+		if sm != nil {
+			release = sm.closeAttached(s)
 		}
-		s.srv.m.sessions.Dec()
-		// Deferred by the reader loop: every stanza this session sent has
-		// been handed to its service, and nothing is delivered to it now.
-		for _, w := range s.srv.router.sessionWatchers() {
-			w.SessionEnded(*s.jid.Load(), s.epoch)
-		}
+		s.unbind(release)
+	}
+}
+
+// unbind ends a bound session's registration: the router and the cluster
+// forget it, then release (if any) handles what stream management never
+// saw acknowledged, then the watchers learn of the end. It runs once per
+// bound session, after its reader stopped: every stanza the session sent
+// has been handed to its service, and nothing is delivered to it now.
+func (s *session) unbind(release func()) {
+	s.srv.router.unregister(s)
+	if rm := s.srv.router.remote; rm != nil {
+		rm.Unbound(*s.jid.Load(), s.epoch)
+	}
+	s.srv.m.sessions.Dec()
+	if release != nil {
+		release()
+	}
+	for _, w := range s.srv.router.sessionWatchers() {
+		w.SessionEnded(*s.jid.Load(), s.epoch)
 	}
 }

@@ -528,7 +528,7 @@ func TestStreamErrors(t *testing.T) {
 		{"doctype", "<!DOCTYPE x><message xmlns='jabber:client'/>", "restricted-xml"},
 		{"oversized", big, "policy-violation"},
 		{"wrong stanza namespace", "<message xmlns='jabber:server' to='bob@localhost'/>", "invalid-namespace"},
-		{"unknown element", "<enable xmlns='urn:xmpp:sm:3'/>", "unsupported-stanza-type"},
+		{"unknown element", "<unknown xmlns='urn:example:none'/>", "unsupported-stanza-type"},
 		{"forged from", "<message xmlns='jabber:client' from='bob@localhost/x' to='carol@localhost'/>", "invalid-from"},
 		// What XML forbids (issue 14, defect 10): refused before routing.
 		// A message with two to once went to the second.

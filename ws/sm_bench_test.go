@@ -1,0 +1,129 @@
+package ws_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/boltstore"
+	"github.com/wschat/xmppws/e2e/client"
+	"github.com/wschat/xmppws/ws"
+	"github.com/wschat/xmppws/xmpp"
+)
+
+// benchServer serves an endpoint with the user alice for a benchmark.
+func benchServer(b *testing.B) (*ws.Server, string) {
+	b.Helper()
+	st, err := boltstore.Open(b.TempDir(), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec, err := account.New(xmpp.MustParseJID("alice@localhost"), "pw-alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateAccount(context.Background(), rec); err != nil {
+		b.Fatal(err)
+	}
+	cfg := ws.Defaults()
+	srv := ws.New(cfg, st, ws.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Path, srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: mux}
+	go hs.Serve(ln)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		hs.Close()
+		st.Close()
+	})
+	return srv, "ws://" + ln.Addr().String() + cfg.Path
+}
+
+// BenchmarkResume is the cost of getting a dropped session back, per
+// reconnect, client and server on this machine: "login" is a full SCRAM
+// login with bind and <enable/> (what a client without resumption does,
+// before it reloads rosters, rooms and history), "resume" is SCRAM and
+// <resume/> of the detached session, which brings the missed stanzas with it.
+// Round trips: login 6 (open, SCRAM ×2, open, bind, enable), resume 5
+// (open, SCRAM ×2, open, resume). Both pay the same SCRAM key derivation;
+// compare server CPU with -cpuprofile.
+func BenchmarkResume(b *testing.B) {
+	full := xmpp.MustParseJID("alice@localhost/phone")
+	b.Run("login", func(b *testing.B) {
+		_, url := benchServer(b)
+		ctx := context.Background()
+		for b.Loop() {
+			c, err := client.Login(ctx, url, full, "pw-alice")
+			if err != nil {
+				b.Fatal(err)
+			}
+			en := xmpp.Elem("enable", "urn:xmpp:sm:3")
+			en.CreateAttr("resume", "true")
+			c.Send(ctx, en)
+			if _, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" }); err != nil {
+				b.Fatal(err)
+			}
+			c.CloseNow()
+		}
+	})
+	b.Run("resume", func(b *testing.B) {
+		srv, url := benchServer(b)
+		events := make(chan string, 16)
+		ws.SetSMHook(srv, func(ev string) {
+			if ev == "detached" {
+				events <- ev
+			}
+		})
+		ctx := context.Background()
+		c, err := client.Login(ctx, url, full, "pw-alice")
+		if err != nil {
+			b.Fatal(err)
+		}
+		en := xmpp.Elem("enable", "urn:xmpp:sm:3")
+		en.CreateAttr("resume", "true")
+		c.Send(ctx, en)
+		enabled, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
+		if err != nil {
+			b.Fatal(err)
+		}
+		previd := enabled.SelectAttrValue("id", "")
+		for b.Loop() {
+			c.CloseNow()
+			<-events
+			if c, err = client.Dial(ctx, url, nil); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Open(ctx, "localhost"); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.AuthSCRAM(ctx, "SCRAM-SHA-256", "alice", "pw-alice"); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Open(ctx, "localhost"); err != nil {
+				b.Fatal(err)
+			}
+			r := xmpp.Elem("resume", "urn:xmpp:sm:3")
+			r.CreateAttr("previd", previd)
+			r.CreateAttr("h", "0")
+			c.Send(ctx, r)
+			el, err := c.Next(ctx)
+			if err != nil || el.Tag != "resumed" {
+				b.Fatalf("resume: %v %v", el, err)
+			}
+		}
+		c.CloseNow()
+	})
+}
