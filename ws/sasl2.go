@@ -3,6 +3,7 @@ package ws
 import (
 	"encoding/base64"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -33,6 +34,8 @@ type sasl2Request struct {
 	rotate bool
 	// used is the token a FAST login matched, so the new one replaces it.
 	used string
+	// resume is an inline XEP-0198 <resume/>, tried before Bind2.
+	resume *etree.Element
 }
 
 // userAgent is SASL2's <user-agent/>: id names the client installation (a
@@ -58,8 +61,21 @@ type bind2Feature struct {
 }
 
 // bind2Features lists the inline features, advertised in this order.
-// Stream management (XEP-0198) joins it when the session supports it.
-var bind2Features []bind2Feature
+var bind2Features = []bind2Feature{
+	// XEP-0198: <enable/> inside <bind/>, <enabled/> (or <failed/>) in
+	// <bound/>, through the same enableSM as a separate <enable/>.
+	{ns: nsSM, offered: (*session).smFeature, enable: func(s *session, req *etree.Element) *etree.Element {
+		if req.Tag != "enable" {
+			return nil
+		}
+		maxSecs, _ := strconv.Atoi(xmpp.Attr(req, "max"))
+		r := xmpp.Attr(req, "resume")
+		return s.enableSM(r == "true" || r == "1", maxSecs)
+	}},
+}
+
+// smInline reports whether SASL2 offers XEP-0198 resumption inline.
+func (s *session) smInline() bool { return s.smFeature() && s.srv.cfg.SMResumeTimeout > 0 }
 
 func (s *session) sasl2Feature() *etree.Element {
 	auth := xmpp.Elem("authentication", xmpp.NSSASL2)
@@ -75,6 +91,9 @@ func (s *session) sasl2Feature() *etree.Element {
 		}
 	}
 	inline.AddChild(bind)
+	if s.smInline() {
+		inline.AddChild(smElem("sm"))
+	}
 	if s.fastOffered() {
 		inline.AddChild(s.fastFeature())
 	}
@@ -139,6 +158,7 @@ func parseSASL2(el *etree.Element) *sasl2Request {
 		req.agent.device = clip(textOf(ua, "device"), maxAgentText)
 	}
 	req.bind = xmpp.Child(el, "bind", xmpp.NSBind2)
+	req.resume = xmpp.Child(el, "resume", nsSM)
 	if rt := xmpp.Child(el, "request-token", xmpp.NSFAST); rt != nil {
 		req.tokenMech = xmpp.Attr(rt, "mechanism")
 	}
@@ -169,11 +189,54 @@ func clip(s string, n int) string {
 	return s
 }
 
-// sasl2Success completes a SASL2 login: Bind2 first (so a refused bind
-// fails the exchange before a token exists), then the token, then
-// <success/> and the features of the authenticated stream.
+// sasl2Success completes a SASL2 login: an inline XEP-0198 resumption
+// first (which, when it works, replaces the bind), then Bind2 (so a refused
+// bind fails the exchange before a token exists), then the token, then
+// <success/> and the features of the authenticated stream, without a
+// stream restart.
 func (s *session) sasl2Success(user xmpp.JID, final []byte) *xmpp.StreamError {
 	req, epoch, failures := s.sasl.v2, s.sasl.epoch, s.sasl.failures
+	success := func(authz string, children ...*etree.Element) *etree.Element {
+		ok := xmpp.Elem("success", xmpp.NSSASL2)
+		if len(final) > 0 {
+			ok.CreateElement("additional-data").SetText(base64.StdEncoding.EncodeToString(final))
+		}
+		ok.CreateElement("authorization-identifier").SetText(authz)
+		for _, c := range children {
+			if c != nil {
+				ok.AddChild(c)
+			}
+		}
+		if tok := s.fastAfterLogin(user, req, epoch); tok != nil {
+			ok.AddChild(tok)
+		}
+		s.sasl = saslState{}
+		return ok
+	}
+	var resumeFailed *etree.Element
+	if req.resume != nil && s.smInline() {
+		h, err := strconv.ParseUint(xmpp.Attr(req.resume, "h"), 10, 32)
+		if err != nil {
+			resumeFailed = smFailed(xmpp.BadRequest)
+		} else {
+			resumed := false
+			// resumeSM queues the stanzas it resends right after its answer,
+			// so <success/> and the features must be queued from inside it.
+			s.resumeSM(xmpp.Attr(req.resume, "previd"), uint32(h), func(el *etree.Element) bool {
+				if el.Tag != "resumed" {
+					resumeFailed = el
+					return true
+				}
+				resumed = true
+				ok := s.sendElement(success(s.jid.Load().String(), el))
+				s.sendElement(s.sasl2Features(true))
+				return ok
+			})
+			if resumed {
+				return nil
+			}
+		}
+	}
 	authz := user.String()
 	var bound *etree.Element
 	if req.bind != nil {
@@ -200,33 +263,30 @@ func (s *session) sasl2Success(user xmpp.JID, final []byte) *xmpp.StreamError {
 			}
 		}
 	}
-	ok := xmpp.Elem("success", xmpp.NSSASL2)
-	if len(final) > 0 {
-		ok.CreateElement("additional-data").SetText(base64.StdEncoding.EncodeToString(final))
+	s.sendElement(success(authz, resumeFailed, bound))
+	if bound == nil {
+		s.st = stateBind
+		s.setLog(s.log.With("user", user.String()))
 	}
-	ok.CreateElement("authorization-identifier").SetText(authz)
-	if bound != nil {
-		ok.AddChild(bound)
-	}
-	if tok := s.fastAfterLogin(user, req, epoch); tok != nil {
-		ok.AddChild(tok)
-	}
-	s.sasl = saslState{}
-	s.sendElement(ok)
+	s.sendElement(s.sasl2Features(bound != nil))
+	return nil
+}
+
+// sasl2Features are the features after a SASL2 success: the RFC 6120 bind
+// when Bind2 did not bind, and stream management while it is not on.
+func (s *session) sasl2Features(bound bool) *etree.Element {
 	feats := xmpp.Elem("stream:features", "")
 	feats.CreateAttr("xmlns:stream", xmpp.NSStream)
-	if bound == nil {
+	if !bound {
 		feats.AddChild(xmpp.Elem("bind", xmpp.NSBind))
 		sess := feats.CreateElement("session")
 		sess.CreateAttr("xmlns", xmpp.NSSession)
 		sess.CreateElement("optional")
-		s.st = stateBind
 	}
-	s.sendElement(feats)
-	if bound == nil {
-		s.setLog(s.log.With("user", user.String()))
+	if s.smFeature() && s.sm.Load() == nil {
+		feats.AddChild(smElem("sm"))
 	}
-	return nil
+	return feats
 }
 
 // bind2Resource is XEP-0386's "[tag]/[server generated]", or only the
