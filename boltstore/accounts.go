@@ -42,6 +42,9 @@ func (s *Store) SetAccount(ctx context.Context, r account.Record) error {
 		if b.Get([]byte(r.JID)) == nil {
 			return account.ErrNotFound
 		}
+		if err := dropTokens(tx, r.JID); err != nil {
+			return err
+		}
 		return putJSON(b, []byte(r.JID), r)
 	})
 }
@@ -53,6 +56,9 @@ func (s *Store) DeleteAccount(ctx context.Context, jid xmpp.JID) error {
 		b := tx.Bucket(bucketAccounts)
 		if b.Get(key) == nil {
 			return account.ErrNotFound
+		}
+		if err := dropTokens(tx, string(key)); err != nil {
+			return err
 		}
 		return b.Delete(key)
 	})

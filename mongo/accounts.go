@@ -89,6 +89,7 @@ func (s *Store) SetAccount(ctx context.Context, r account.Record) error {
 	if res.MatchedCount == 0 {
 		return account.ErrNotFound
 	}
+	s.dropTokens(ctx, r.JID)
 	return nil
 }
 
@@ -107,6 +108,7 @@ func (s *Store) DeleteAccount(ctx context.Context, jid xmpp.JID) error {
 	if res.DeletedCount == 0 {
 		return account.ErrNotFound
 	}
+	s.dropTokens(ctx, key)
 	return nil
 }
 

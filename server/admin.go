@@ -30,6 +30,8 @@ type adminRequest struct {
 	Cmd      string `json:"cmd"`
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
+	// TokenID names one FAST token for user_revoke_tokens; empty is all.
+	TokenID string `json:"token_id,omitempty"`
 }
 
 type adminResponse struct {
@@ -82,6 +84,8 @@ func (a *admin) exec(ctx context.Context, req adminRequest) ([]string, error) {
 			err = a.accounts.SetAccount(ctx, rec)
 		}
 		return nil, err
+	case "user_tokens", "user_revoke_tokens":
+		return a.tokens(ctx, req, j)
 	case "user_del":
 		if err := a.accounts.DeleteAccount(ctx, j); err != nil {
 			return nil, err

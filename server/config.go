@@ -96,6 +96,10 @@ type WebSocketConfig struct {
 	MaxUnauthenticatedPerAddress int          `toml:"max_unauthenticated_per_address"`
 	MaxSessionsPerAccount        int          `toml:"max_sessions_per_account"`
 	Shaper                       ShaperConfig `toml:"shaper"`
+	// FAST token logins (XEP-0484) inside SASL2; ws.Config.FAST says more.
+	FAST          bool     `toml:"fast"`
+	FASTTokenTTL  duration `toml:"fast_token_ttl"`
+	FASTMaxTokens int      `toml:"fast_max_tokens"`
 	// XEP-0198 stream management; ws.Config says what each one does.
 	SMAckEvery      int      `toml:"sm_ack_every"`
 	SMAckInterval   duration `toml:"sm_ack_interval"`
@@ -181,6 +185,9 @@ func defaultConfig() Config {
 			MaxUnauthenticatedPerAddress: 128,
 			MaxSessionsPerAccount:        10,
 			Shaper:                       ShaperConfig{StanzaRate: 10, StanzaBurst: 100, ByteRate: 64 << 10, ByteBurst: 512 << 10},
+			FAST:                         true,
+			FASTTokenTTL:                 duration{14 * 24 * time.Hour},
+			FASTMaxTokens:                16,
 			// Why these values: README, "Stream management".
 			SMAckEvery:      5,
 			SMAckInterval:   duration{5 * time.Second},
@@ -322,6 +329,10 @@ func (c *Config) validate() error {
 		return errors.New("websocket.stall_timeout: must be positive and at most websocket.write_timeout")
 	case w.MaxAuthFailures < 1:
 		return errors.New("websocket.max_auth_failures: must be at least 1")
+	case w.FASTTokenTTL.Duration < time.Minute:
+		return errors.New("websocket.fast_token_ttl: must be at least 1m")
+	case w.FASTMaxTokens < 1 || w.FASTMaxTokens > 1000:
+		return errors.New("websocket.fast_max_tokens: must be between 1 and 1000")
 	case w.SMAckEvery < 0 || w.SMAckInterval.Duration < 0 || (w.SMAckEvery == 0 && w.SMAckInterval.Duration == 0):
 		return errors.New("websocket.sm_ack_every, websocket.sm_ack_interval: not negative, and at least one positive (or the server never asks for an ack)")
 	case w.SMMaxUnacked != 0 && (w.SMMaxUnacked < w.MaxStanzaSize || w.SMMaxUnacked > w.MaxPending):

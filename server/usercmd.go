@@ -19,14 +19,18 @@ import (
 const userUsage = `usage: server [-config file.toml] user add [-create-database] JID
        server [-config file.toml] user del|passwd JID
        server [-config file.toml] user list [DOMAIN]
+       server [-config file.toml] user tokens JID
+       server [-config file.toml] user revoke-tokens JID [TOKEN-ID]
 
 add and passwd read the password from a prompt, or from the first line of
 standard input when it is not a terminal. del also removes the user from
 every room (with the usual owner handover) and deletes their blocking list.
 With no server running, a command works on the database itself, and one
 that does not exist yet is an error: only add with -create-database makes
-it (the first account of a new installation). -config may also follow the
-subcommand.`
+it (the first account of a new installation). tokens lists the user's FAST
+login tokens (id, client, created, last used, expiry; never the token
+itself); revoke-tokens ends one of them, or all. -config may also follow
+the subcommand.`
 
 const domainUsage = `usage: server [-config file.toml] domain purge DOMAIN
 
@@ -61,6 +65,21 @@ func userCommand(cfg Config, args []string, stdin io.Reader, stdout, stderr io.W
 			return 2
 		}
 		req.JID = args[1]
+	case "tokens":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, userUsage)
+			return 2
+		}
+		req.JID = args[1]
+	case "revoke-tokens":
+		if len(args) != 2 && len(args) != 3 {
+			fmt.Fprintln(stderr, userUsage)
+			return 2
+		}
+		req.Cmd, req.JID = "user_revoke_tokens", args[1]
+		if len(args) == 3 {
+			req.TokenID = args[2]
+		}
 	case "list":
 		if len(args) > 2 {
 			fmt.Fprintln(stderr, userUsage)

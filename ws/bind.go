@@ -24,10 +24,25 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	if res == "" {
 		res = randomID()
 	}
+	full, serr := s.bindResource(res)
+	if serr != nil {
+		s.sendElement(xmpp.ErrorReply(st, serr))
+		return nil
+	}
+	payload := xmpp.Elem("bind", xmpp.NSBind)
+	payload.CreateElement("jid").SetText(full.String())
+	s.sendElement(xmpp.ResultIQ(st, payload))
+	return nil
+}
+
+// bindResource binds res to this session, for the RFC 6120 bind and Bind2
+// alike: the sessions-per-account cap, the conflict policy (the newest
+// session wins) and the registration with the router. On success the
+// session is active; an error is what the client is told.
+func (s *session) bindResource(res string) (xmpp.JID, *xmpp.StanzaError) {
 	full, err := xmpp.NewJID(s.user.Local, s.user.Domain, res)
 	if err != nil {
-		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.BadRequest, "invalid resource")))
-		return nil
+		return xmpp.JID{}, xmpp.NewError(xmpp.BadRequest, "invalid resource")
 	}
 	s.srv.bindMu.Lock()
 	if !s.srv.roomForSession(full) {
@@ -35,8 +50,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 		s.srv.im.bindRefused.Inc()
 		s.srv.throttle.Log(s.log, slog.LevelInfo, "bind:"+s.user.String(), "session refused", "reason", "max-sessions-per-account",
 			"max_sessions_per_account", s.srv.cfg.MaxSessionsPerAccount)
-		s.sendElement(xmpp.ErrorReply(st, xmpp.NewError(xmpp.ResourceConstraint, "this account has the most sessions allowed: close one first")))
-		return nil
+		return xmpp.JID{}, xmpp.NewError(xmpp.ResourceConstraint, "this account has the most sessions allowed: close one first")
 	}
 	s.jidStr, s.bareStr = full.String(), full.Bare().String()
 	s.epoch = bindEpochs.Add(1)
@@ -62,10 +76,7 @@ func (s *session) handleBind(st *xmpp.Stanza) *xmpp.StreamError {
 	}
 	s.st = stateActive
 	s.setLog(s.log.With("jid", full.String()))
-	payload := xmpp.Elem("bind", xmpp.NSBind)
-	payload.CreateElement("jid").SetText(full.String())
-	s.sendElement(xmpp.ResultIQ(st, payload))
-	return nil
+	return full, nil
 }
 
 // bindEpochs numbers bound sessions (xmpp.Stanza.Session). It is the

@@ -70,6 +70,16 @@ type Config struct {
 	// have at once; a bind over it is refused with resource-constraint.
 	// Zero is unlimited.
 	MaxSessionsPerAccount int
+	// FAST offers XEP-0484 token logins (HT-SHA-256-NONE) inside SASL2, on
+	// the connections that may use PLAIN (TLS, loopback, or
+	// AllowPlainWithoutTLS): a token is as good as a password to whoever
+	// reads it. FASTTokenTTL is a token's lifetime from its issue; a login
+	// with one that has less than half of it left gets a new one.
+	// MaxFASTTokens caps the tokens one account holds (one per client,
+	// two while a rotation is in flight); the oldest is dropped beyond it.
+	FAST          bool
+	FASTTokenTTL  time.Duration
+	MaxFASTTokens int
 
 	// Stream management (XEP-0198, sm.go), always offered. SMAckEvery is
 	// how many stanzas the server sends before it asks for an ack (<r/>);
@@ -121,6 +131,9 @@ func Defaults() Config {
 		MaxUnauthenticated:           4096,
 		MaxUnauthenticatedPerAddress: 128,
 		MaxSessionsPerAccount:        10,
+		FAST:                         true,
+		FASTTokenTTL:                 14 * 24 * time.Hour,
+		MaxFASTTokens:                16,
 		SMAckEvery:                   5,
 		SMAckInterval:                5 * time.Second,
 		SMMaxUnacked:                 0, // MaxPending

@@ -3,6 +3,7 @@ package ws
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wschat/xmppws/account"
 )
@@ -24,6 +25,10 @@ func CountPasswordChecks(t testing.TB) *atomic.Int64 {
 // SetStallHook makes the flow-control tests wait for pacing as an event: f
 // runs on the paced session's reader each time it starts to wait.
 func SetStallHook(s *Server, f func()) { s.onStall.Store(&f) }
+
+// SetClock replaces the clock of token issue and expiry, so that the FAST
+// tests move time instead of waiting for it.
+func SetClock(s *Server, now func() time.Time) { s.clock.Store(&now) }
 
 // SetSMHook makes the stream-management tests wait for detachment, resume
 // and the end of a detached session as events.

@@ -93,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, c := range streamConditions {
 		m.streamErrors.WithLabelValues(string(c))
 	}
-	for _, mech := range []string{account.SCRAMSHA256, account.SCRAMSHA1, "PLAIN", mechOAuthBearer} {
+	for _, mech := range []string{account.SCRAMSHA256, account.SCRAMSHA1, "PLAIN", mechOAuthBearer, mechHTSHA256None} {
 		for _, result := range []string{"success", "failure"} {
 			m.auth.WithLabelValues(mech, result)
 		}

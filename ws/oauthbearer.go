@@ -44,7 +44,7 @@ const (
 // set, is the user the client named: the token must be theirs. ok false
 // is a failed login; err a store failure (temporary-auth-failure).
 func (s *session) tokenUser(token string, want xmpp.JID) (user xmpp.JID, ok bool, err error) {
-	j, verr := s.srv.tokens.Verifier.Verify(token)
+	j, verr := s.srv.apps.Verifier.Verify(token)
 	if verr != nil {
 		s.log.Debug("token refused", "reason", verr.Error())
 		return xmpp.JID{}, false, nil
@@ -52,7 +52,7 @@ func (s *session) tokenUser(token string, want xmpp.JID) (user xmpp.JID, ok bool
 	if j.Domain != s.host || (!want.IsZero() && want != j) {
 		return xmpp.JID{}, false, nil
 	}
-	if !s.srv.tokens.AutoCreate {
+	if !s.srv.apps.AutoCreate {
 		if _, err := s.srv.accounts.Account(s.ctx, j); errors.Is(err, account.ErrNotFound) {
 			return xmpp.JID{}, false, nil
 		} else if err != nil {
@@ -66,7 +66,7 @@ func (s *session) tokenUser(token string, want xmpp.JID) (user xmpp.JID, ok bool
 // false: it is no token, or not a good one, and the password check goes
 // on (a wrong token then fails exactly like a wrong password).
 func (s *session) plainToken(user xmpp.JID, password string) (done bool, serr *xmpp.StreamError) {
-	if !s.srv.tokens.on() || !apptoken.LooksLikeToken(password) {
+	if !s.srv.apps.on() || !apptoken.LooksLikeToken(password) {
 		return false, nil
 	}
 	j, ok, err := s.tokenUser(password, user)
@@ -82,7 +82,7 @@ func (s *session) plainToken(user xmpp.JID, password string) (done bool, serr *x
 
 // oauthAuth starts OAUTHBEARER with the client's initial response.
 func (s *session) oauthAuth(initial []byte, empty bool) *xmpp.StreamError {
-	if !s.plain || !s.srv.tokens.on() {
+	if !s.plain || !s.srv.apps.on() {
 		return s.saslFail(saslInvalidMechanism, "")
 	}
 	if empty {

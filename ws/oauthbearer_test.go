@@ -276,3 +276,35 @@ func gaugeOf(v float64) prometheus.Collector {
 	g.Set(v)
 	return g
 }
+
+// TestTokenLoginSASL2: under SASL2 an application token goes as the PLAIN
+// password (and Bind2 binds in the same round trip); OAUTHBEARER, whose
+// exchange is RFC 6120's, is not offered there.
+func TestTokenLoginSASL2(t *testing.T) {
+	e := newTokenEnv(t, false)
+	c, err := client.Dial(ctxT(t), e.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	f, err := c.Open(ctxT(t), "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := xmpp.Child(f, "authentication", xmpp.NSSASL2)
+	if auth == nil {
+		t.Fatal("no SASL2 offered")
+	}
+	for _, m := range xmpp.Children(auth, "mechanism", xmpp.NSSASL2) {
+		if m.Text() == "OAUTHBEARER" {
+			t.Error("OAUTHBEARER offered under SASL2")
+		}
+	}
+	res, err := c.AuthSASL2(ctxT(t), client.SASL2{Mechanism: "PLAIN", Username: "alice", Password: userToken(t, "alice@localhost", time.Hour, "chat"), Bind: true, BindTag: "app"})
+	if err != nil {
+		t.Fatalf("SASL2 PLAIN with a token: %v", err)
+	}
+	if j, err := xmpp.ParseJID(res.AuthzID); err != nil || j.Bare().String() != "alice@localhost" || j.Resource == "" {
+		t.Errorf("bound %q, %v", res.AuthzID, err)
+	}
+}

@@ -35,6 +35,8 @@ type saslState struct {
 	storeErr error  // a store failure during the credential lookup
 	attempt  string // the user name the client gave, for "login failed"
 	failures int
+	epoch    []byte        // account.RecordEpoch of the record the login is checked against
+	v2       *sasl2Request // non-nil while the exchange is SASL2 (sasl2.go)
 }
 
 func (s *session) mechanisms() []string {
@@ -42,7 +44,7 @@ func (s *session) mechanisms() []string {
 	if s.plain {
 		m = append(m, "PLAIN")
 	}
-	if s.plain && s.srv.tokens.on() {
+	if s.plain && s.srv.apps.on() {
 		m = append(m, mechOAuthBearer)
 	}
 	return m
@@ -79,7 +81,7 @@ func (s *session) handleSASL(el *etree.Element) *xmpp.StreamError {
 }
 
 func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
-	s.sasl.conv, s.sasl.storeErr = nil, nil
+	s.sasl.conv, s.sasl.storeErr, s.sasl.v2 = nil, nil, nil
 	s.sasl.mech = xmpp.Attr(el, "mechanism")
 	text := el.Text()
 	var initial []byte
@@ -89,13 +91,18 @@ func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
 			return s.saslFail(saslIncorrectEncoding, "")
 		}
 	}
+	return s.saslStart(initial, text != "")
+}
+
+// saslStart begins the exchange of s.sasl.mech, for SASL and SASL2 alike.
+func (s *session) saslStart(initial []byte, hasInitial bool) *xmpp.StreamError {
 	switch s.sasl.mech {
 	case "PLAIN":
 		if !s.plain {
 			return s.saslFail(saslInvalidMechanism, "PLAIN is offered only over TLS")
 		}
-		if text == "" {
-			s.sendElement(xmpp.Elem("challenge", xmpp.NSSASL)) // ask for the initial response
+		if !hasInitial {
+			s.sendElement(xmpp.Elem("challenge", s.saslNS())) // ask for the initial response
 			s.sasl.mech = "PLAIN-wait"
 			return nil
 		}
@@ -110,13 +117,16 @@ func (s *session) saslAuth(el *etree.Element) *xmpp.StreamError {
 			return s.saslFail(saslTemporaryFailure, "")
 		}
 		s.sasl.conv = srv.NewConversation()
-		if text == "" {
-			s.sendElement(xmpp.Elem("challenge", xmpp.NSSASL))
+		if !hasInitial {
+			s.sendElement(xmpp.Elem("challenge", s.saslNS()))
 			return nil
 		}
 		return s.scramStep(initial)
 	case mechOAuthBearer:
-		return s.oauthAuth(initial, text == "")
+		if s.sasl.v2 != nil {
+			break // not offered under SASL2 (sasl2Feature)
+		}
+		return s.oauthAuth(initial, !hasInitial)
 	}
 	return s.saslFail(saslInvalidMechanism, "")
 }
@@ -150,6 +160,7 @@ func (s *session) credentialLookup(username string) (scram.StoredCredentials, er
 		s.sasl.storeErr = err
 		return scram.StoredCredentials{}, err
 	}
+	s.sasl.epoch = account.RecordEpoch(rec)
 	sc, _ := rec.Stored(s.sasl.mech)
 	return sc, nil
 }
@@ -188,7 +199,7 @@ func (s *session) scramStep(data []byte) *xmpp.StreamError {
 		return s.saslFail(saslNotAuthorized, "")
 	}
 	if !conv.Done() {
-		c := xmpp.Elem("challenge", xmpp.NSSASL)
+		c := xmpp.Elem("challenge", s.saslNS())
 		c.SetText(base64.StdEncoding.EncodeToString([]byte(resp)))
 		s.sendElement(c)
 		return nil
@@ -237,6 +248,7 @@ func (s *session) plainAuth(data []byte) *xmpp.StreamError {
 	if !verifyPassword(rec, user.Local, string(parts[2])) || !known {
 		return s.saslFail(saslNotAuthorized, "")
 	}
+	s.sasl.epoch = account.RecordEpoch(rec)
 	return s.saslSuccess(user, nil)
 }
 
@@ -252,6 +264,9 @@ func (s *session) saslSuccess(user xmpp.JID, final []byte) *xmpp.StreamError {
 	s.srv.m.auth.WithLabelValues(mech, "success").Inc()
 	s.log.Info("login", "jid", user.String(), "mechanism", mech)
 	s.user = user
+	if s.sasl.v2 != nil {
+		return s.sasl2Success(user, final)
+	}
 	s.sasl = saslState{}
 	ok := xmpp.Elem("success", xmpp.NSSASL)
 	if len(final) > 0 {
@@ -272,9 +287,13 @@ func (s *session) saslFail(cond, text string) *xmpp.StreamError {
 	s.srv.m.auth.WithLabelValues(mech, "failure").Inc()
 	s.log.Info("login failed", "user", truncateUser(s.sasl.attempt), "mechanism", mech, "reason", cond)
 	fails := s.sasl.failures + 1
+	f := xmpp.Elem("failure", s.saslNS())
+	if s.sasl.v2 != nil {
+		f.AddChild(xmpp.Elem(cond, xmpp.NSSASL)) // SASL2 too carries the RFC 6120 condition
+	} else {
+		f.CreateElement(cond)
+	}
 	s.sasl = saslState{failures: fails}
-	f := xmpp.Elem("failure", xmpp.NSSASL)
-	f.CreateElement(cond)
 	if text != "" {
 		t := f.CreateElement("text")
 		t.CreateAttr("xml:lang", "en")
@@ -287,6 +306,15 @@ func (s *session) saslFail(cond, text string) *xmpp.StreamError {
 	return nil
 }
 
+// saslNS is the namespace of the exchange in progress: SASL2's elements
+// answer SASL2's.
+func (s *session) saslNS() string {
+	if s.sasl.v2 != nil {
+		return xmpp.NSSASL2
+	}
+	return xmpp.NSSASL
+}
+
 func (s *session) mechLabel() string {
 	switch s.sasl.mech {
 	case account.SCRAMSHA256, account.SCRAMSHA1, "PLAIN":
@@ -295,6 +323,8 @@ func (s *session) mechLabel() string {
 		return "PLAIN"
 	case mechOAuthBearer, oauthWait, oauthFailed:
 		return mechOAuthBearer
+	case mechHTSHA256None:
+		return mechHTSHA256None
 	}
 	return "other"
 }

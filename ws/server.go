@@ -34,7 +34,7 @@ type Server struct {
 	im       *ingressMetrics
 	admit    *admission
 	throttle *logthrottle.Throttle // for every refusal the endpoint logs
-	tokens   TokenAuth             // application-issued tokens; zero: off
+	apps     TokenAuth             // application-issued tokens (JWT); zero: off
 
 	secretMu sync.Mutex
 	secret   []byte // the store's server secret, once read: keys the fake credentials of unknown users
@@ -51,7 +51,14 @@ type Server struct {
 	shutdown bool
 	wg       sync.WaitGroup // session goroutines
 
-	smt smTable // stream management (sm.go)
+	// tokens keeps FAST tokens: the account store, when it is also an
+	// account.TokenStore (both backends are); nil turns FAST off.
+	tokens account.TokenStore
+	fm     *fastMetrics
+	// clock, when set, replaces time.Now for token issue and expiry: the
+	// tests' way to move time.
+	clock atomic.Pointer[func() time.Time]
+	smt   smTable // stream management (sm.go)
 
 	// onStall, if set, runs when a session's reader starts waiting for a
 	// recipient to drain: tests wait on it instead of on time.
@@ -84,15 +91,24 @@ func New(cfg Config, accounts account.Store, opts Options) *Server {
 		cancel:   cancel,
 		conns:    make(map[*session]struct{}),
 		throttle: logthrottle.New(throttleInterval, logthrottle.DefaultMaxKeys, nil),
-		tokens:   opts.Tokens,
+		apps:     opts.Tokens,
 	}
 	s.router = newRouter(s)
 	s.smt.init()
 	s.admit = newAdmission(cfg, s.im)
+	s.tokens, _ = accounts.(account.TokenStore)
+	s.fm = newFastMetrics(opts.Registerer)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(newPendingCollector(s))
 	}
 	return s
+}
+
+func (s *Server) now() time.Time {
+	if c := s.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
 }
 
 // pendingBytes sums the sessions' send backlogs and finds the largest.

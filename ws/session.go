@@ -253,6 +253,9 @@ func (s *session) handleFrame(data []byte) *xmpp.StreamError {
 		if ns == xmpp.NSSASL {
 			return s.handleSASL(el)
 		}
+		if ns == xmpp.NSSASL2 {
+			return s.handleSASL2(el)
+		}
 		return &xmpp.StreamError{Condition: xmpp.NotAuthorized, Text: "authenticate first"}
 	}
 	if ns == nsSM && (s.st == stateBind || s.st == stateActive) {
@@ -336,6 +339,7 @@ func (s *session) handleOpen(el *etree.Element) *xmpp.StreamError {
 		for _, m := range s.mechanisms() {
 			mechs.CreateElement("mechanism").SetText(m)
 		}
+		feats.AddChild(s.sasl2Feature())
 		s.st = stateAuth
 	} else {
 		feats.AddChild(xmpp.Elem("bind", xmpp.NSBind))

@@ -48,6 +48,10 @@ func Run(t *testing.T, open func(t *testing.T) account.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"ServerSecret", testServerSecret},
 		{"ServerSecretConcurrent", testServerSecretConcurrent},
+		{"Tokens", testTokens},
+		{"TokensCap", testTokensCap},
+		{"TokensDroppedWithPassword", testTokensDroppedWithPassword},
+		{"TokensDroppedWithAccount", testTokensDroppedWithAccount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

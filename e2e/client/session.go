@@ -117,6 +117,12 @@ func (c *Client) AuthSCRAM(ctx context.Context, mech, username, password string)
 	if err != nil {
 		return fmt.Errorf("client: %s: %w", mech, err)
 	}
+	return c.AuthSCRAMWith(ctx, mech, sc)
+}
+
+// AuthSCRAMWith is AuthSCRAM with a SCRAM client the caller keeps, which
+// caches the salted password between logins as real clients do.
+func (c *Client) AuthSCRAMWith(ctx context.Context, mech string, sc *scram.Client) error {
 	conv := sc.NewConversation()
 	first, err := conv.Step("")
 	if err != nil {
