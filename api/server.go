@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wschat/xmppws/account"
+	"github.com/wschat/xmppws/cluster/directory"
 	"github.com/wschat/xmppws/room"
 	"github.com/wschat/xmppws/rooms"
 	"github.com/wschat/xmppws/roomstore"
@@ -64,6 +65,22 @@ type Sessions interface {
 	CloseUser(user xmpp.JID)
 }
 
+// Cluster is the other nodes' sessions as the API reaches them (the
+// cluster's session directory, *directory.Directory): in a cluster the
+// session endpoints of any node list and close a user's sessions on every
+// node. Nil on one node.
+type Cluster interface {
+	// Node is this node's name, shown with its own sessions.
+	Node() string
+	// RemoteSessions lists the user's sessions on the other nodes, and the
+	// nodes holding some that did not answer in time.
+	RemoteSessions(ctx context.Context, user xmpp.JID) ([]directory.NodeSession, []string)
+	// CloseRemote closes the session of a full JID, or every session of a
+	// bare JID, on the other nodes: how many, and the nodes that did not
+	// answer in time.
+	CloseRemote(ctx context.Context, j xmpp.JID) (int, []string)
+}
+
 // Options are the API's collaborators and bounds.
 type Options struct {
 	Tokens   []Token
@@ -73,7 +90,9 @@ type Options struct {
 	// Lister pages through the stored rooms (the backend itself).
 	Lister   roomstore.Lister
 	Sessions Sessions
-	Logger   *slog.Logger
+	// Cluster reaches the other nodes' sessions; nil on one node.
+	Cluster Cluster
+	Logger  *slog.Logger
 	// Registerer receives the API's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// MaxInFlight bounds the requests being served at once; past it a

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/wschat/xmppws/account"
 	"github.com/wschat/xmppws/xmpp"
@@ -25,6 +26,8 @@ type UserPage struct {
 type Session struct {
 	JID          string `json:"jid"`
 	PendingBytes int    `json:"pending_bytes"`
+	// Node is the cluster node holding the session; absent on one node.
+	Node string `json:"node,omitempty"`
 }
 
 type createUserBody struct {
@@ -121,31 +124,72 @@ func (s *Server) setPassword(r *http.Request) (int, any, error) {
 	return http.StatusNoContent, nil, nil
 }
 
-// listSessions lists the user's sessions on this node.
+// SessionList is a user's sessions. In a cluster it holds every node's,
+// each with its node, and names the nodes that hold some but did not
+// answer in time (their sessions are missing from the list).
+type SessionList struct {
+	Sessions    []Session `json:"sessions"`
+	Unreachable []string  `json:"unreachable,omitempty"`
+}
+
+// Closed is the answer to closing sessions in a cluster when some node
+// holding them did not answer in time: what was closed, and which nodes
+// may still have sessions open. When every node answered the answer is
+// 204 with no body, as on one node.
+type Closed struct {
+	Closed      int      `json:"closed"`
+	Unreachable []string `json:"unreachable"`
+}
+
+// listSessions lists the user's sessions: this node's, and in a cluster
+// every other node's the session directory names.
 func (s *Server) listSessions(r *http.Request) (int, any, error) {
 	j, err := s.userJID("jid", r.PathValue("jid"))
 	if err != nil {
 		return 0, nil, err
 	}
-	out := []Session{}
-	for _, si := range s.o.Sessions.Sessions(j) {
-		out = append(out, Session{JID: si.JID.String(), PendingBytes: si.PendingBytes})
+	out := SessionList{Sessions: []Session{}}
+	node := ""
+	if s.o.Cluster != nil {
+		node = s.o.Cluster.Node()
 	}
-	return http.StatusOK, map[string][]Session{"sessions": out}, nil
+	for _, si := range s.o.Sessions.Sessions(j) {
+		out.Sessions = append(out.Sessions, Session{JID: si.JID.String(), PendingBytes: si.PendingBytes, Node: node})
+	}
+	if s.o.Cluster != nil {
+		remote, unreachable := s.o.Cluster.RemoteSessions(r.Context(), j)
+		for _, rs := range remote {
+			out.Sessions = append(out.Sessions, Session{JID: rs.JID.String(), PendingBytes: rs.PendingBytes, Node: rs.Node})
+		}
+		out.Unreachable = unreachable
+		slices.SortStableFunc(out.Sessions, func(a, b Session) int { return strings.Compare(a.Node, b.Node) })
+	}
+	return http.StatusOK, out, nil
 }
 
-// closeSessions ends every session of the user on this node.
+// closeSessions ends every session of the user, on every node in a
+// cluster.
 func (s *Server) closeSessions(r *http.Request) (int, any, error) {
 	j, err := s.userJID("jid", r.PathValue("jid"))
 	if err != nil {
 		return 0, nil, err
 	}
+	closed := 0
 	for _, si := range s.o.Sessions.Sessions(j) {
-		s.o.Sessions.CloseSession(si.JID)
+		if s.o.Sessions.CloseSession(si.JID) {
+			closed++
+		}
+	}
+	if s.o.Cluster != nil {
+		n, unreachable := s.o.Cluster.CloseRemote(r.Context(), j)
+		if len(unreachable) > 0 {
+			return http.StatusOK, Closed{Closed: closed + n, Unreachable: unreachable}, nil
+		}
 	}
 	return http.StatusNoContent, nil, nil
 }
 
+// closeSession ends one session, wherever it is in a cluster.
 func (s *Server) closeSession(r *http.Request) (int, any, error) {
 	j, err := s.userJID("jid", r.PathValue("jid"))
 	if err != nil {
@@ -155,8 +199,19 @@ func (s *Server) closeSession(r *http.Request) (int, any, error) {
 	if err != nil || full.Resource == "" {
 		return 0, nil, invalidJID("resource", r.PathValue("resource"))
 	}
-	if !s.o.Sessions.CloseSession(full) {
-		return 0, nil, &Error{Status: http.StatusNotFound, Code: CodeNoSession, Condition: string(xmpp.ItemNotFound), Message: "no such session on this node"}
+	if s.o.Sessions.CloseSession(full) {
+		return http.StatusNoContent, nil, nil
 	}
-	return http.StatusNoContent, nil, nil
+	where := "on this node"
+	if s.o.Cluster != nil {
+		n, unreachable := s.o.Cluster.CloseRemote(r.Context(), full)
+		switch {
+		case n > 0:
+			return http.StatusNoContent, nil, nil
+		case len(unreachable) > 0:
+			return http.StatusOK, Closed{Closed: 0, Unreachable: unreachable}, nil
+		}
+		where = "on any node"
+	}
+	return 0, nil, &Error{Status: http.StatusNotFound, Code: CodeNoSession, Condition: string(xmpp.ItemNotFound), Message: "no such session " + where}
 }

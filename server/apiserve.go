@@ -26,11 +26,15 @@ func (a *app) startAPI(cfg Config, reg prometheus.Registerer, log *slog.Logger) 
 	for i, t := range cfg.API.Tokens {
 		tokens[i] = api.Token{Name: t.Name, Token: t.Token}
 	}
-	h := api.New(api.Options{
+	o := api.Options{
 		Tokens: tokens, Hosts: cfg.General.Hosts, Accounts: a.store.accounts, Rooms: a.hub, Lister: lister,
 		Sessions: a.ws, Logger: log, Registerer: reg,
 		MaxInFlight: cfg.API.MaxInFlight, MaxBodyBytes: cfg.API.MaxBodyBytes, Timeout: cfg.API.Timeout.Duration,
-	})
+	}
+	if a.cluster != nil && a.cluster.dir != nil { // the session endpoints reach every node
+		o.Cluster = a.cluster.dir
+	}
+	h := api.New(o)
 	ln, err := net.Listen("tcp", cfg.API.Address)
 	if err != nil {
 		return fmt.Errorf("api listener: %w", err)

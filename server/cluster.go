@@ -163,6 +163,10 @@ type sessionLocal struct {
 
 func (l sessionLocal) CloseLocalUser(user xmpp.JID) { l.srv.CloseLocalUser(user) }
 
+func (l sessionLocal) Sessions(user xmpp.JID) []ws.SessionInfo { return l.srv.Sessions(user) }
+
+func (l sessionLocal) CloseSession(full xmpp.JID) bool { return l.srv.CloseSession(full) }
+
 // attach opens the session directory for the endpoint and makes its router
 // deliver across nodes; call it before serving.
 func (cn *clusterNode) attach(ctx context.Context, srv *ws.Server) error {

@@ -2,7 +2,8 @@
 // which user's sessions, kept in a NATS JetStream key-value bucket that
 // every node watches (so lookups are local reads), and the subject on which
 // nodes hand each other 1:1 stanzas, resource-conflict kicks and account
-// closures. It implements ws.Remote.
+// closures, and answer the admin API's questions about their sessions. It
+// implements ws.Remote.
 //
 // It must never decide a routing rule (the router applies RFC 6121; this
 // only says where sessions are and carries what it is given), keep
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wschat/xmppws/ws"
 	"github.com/wschat/xmppws/xmpp"
 )
 
@@ -37,6 +39,10 @@ type Local interface {
 	DeliverAs(to xmpp.JID, addr string, out *xmpp.Outbound) bool
 	Kick(full xmpp.JID, epoch uint64)
 	CloseLocalUser(user xmpp.JID)
+	// Sessions and CloseSession are this node's sessions as the admin API
+	// lists and closes them (ws.Server's), asked for by another node.
+	Sessions(user xmpp.JID) []ws.SessionInfo
+	CloseSession(full xmpp.JID) bool
 }
 
 // entry is one session in the table.
@@ -50,7 +56,7 @@ type sessions map[string]entry
 
 // op is what one node asks another on its deliver subject.
 type op struct {
-	Op    string   `json:"op"` // stanza, kick, close_user
+	Op    string   `json:"op"` // stanza, kick, close_user; asked with a reply: sessions, close_sessions
 	To    xmpp.JID `json:"to"`
 	Addr  string   `json:"addr,omitempty"`
 	Kind  string   `json:"kind,omitempty"`
@@ -70,6 +76,9 @@ type Directory struct {
 	mu    sync.RWMutex
 	users map[xmpp.JID]sessions // from the bucket's watch
 
+	// askTimeout bounds the wait for one node's answer to an admin question.
+	askTimeout time.Duration
+
 	sub    *nats.Subscription
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -77,6 +86,11 @@ type Directory struct {
 
 // opTimeout bounds one bucket read or write.
 const opTimeout = 5 * time.Second
+
+// askTimeout bounds the wait for one node's answer to the admin API's
+// question about its sessions: a node that does not answer by then is
+// reported unreachable and the others' answers still count.
+const askTimeout = 2 * time.Second
 
 // New opens the table on nc for node. live lists the nodes whose entries
 // count (nil: all); an entry of a node that is not live is stale (it
@@ -95,7 +109,7 @@ func New(ctx context.Context, nc *nats.Conn, node string, live func() []string, 
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	d := &Directory{nc: nc, kv: kv, node: node, live: live, local: local, log: log.With("module", "cluster"),
-		users: map[xmpp.JID]sessions{}, cancel: cancel}
+		users: map[xmpp.JID]sessions{}, askTimeout: askTimeout, cancel: cancel}
 	w, err := kv.WatchAll(wctx)
 	if err != nil {
 		cancel()
@@ -353,5 +367,7 @@ func (d *Directory) handle(m *nats.Msg) {
 		d.local.Kick(o.To, o.Epoch)
 	case "close_user":
 		d.local.CloseLocalUser(o.To)
+	case "sessions", "close_sessions":
+		d.answer(m, o)
 	}
 }

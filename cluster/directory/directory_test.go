@@ -40,6 +40,10 @@ type local struct {
 
 func (l local) CloseLocalUser(u xmpp.JID) { l.srv.CloseLocalUser(u) }
 
+func (l local) Sessions(u xmpp.JID) []ws.SessionInfo { return l.srv.Sessions(u) }
+
+func (l local) CloseSession(full xmpp.JID) bool { return l.srv.CloseSession(full) }
+
 // cluster starts an embedded NATS server with JetStream and the named
 // endpoints on one account store, each with its directory.
 func cluster(t *testing.T, names ...string) []*node {
