@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/wschat/xmppws/account"
@@ -30,6 +32,7 @@ type node struct {
 	url  string
 	srv  *ws.Server
 	dir  *directory.Directory
+	nc   *nats.Conn
 }
 
 // local joins the router and the endpoint into the directory's Local.
@@ -91,7 +94,7 @@ func cluster(t *testing.T, names ...string) []*node {
 			d.Close()
 			nc.Close()
 		})
-		out = append(out, &node{name: name, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", srv: srv, dir: d})
+		out = append(out, &node{name: name, url: "ws://" + ln.Addr().String() + "/xmpp-websocket", srv: srv, dir: d, nc: nc})
 	}
 	return out
 }
@@ -234,4 +237,80 @@ func TestUnboundLeavesTheTable(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// ended waits for c's stream to end with the stream error cond.
+func ended(t *testing.T, c *client.Client, cond string) {
+	t.Helper()
+	_, err := c.Expect(tctx(t), func(*etree.Element) bool { return false })
+	var se *client.StreamError
+	if !errors.As(err, &se) || se.Condition != cond {
+		t.Fatalf("%s ended with %v, want %s", c.JID(), err, cond)
+	}
+}
+
+// listed renders RemoteSessions' answer as "node jid" lines.
+func listed(list []directory.NodeSession) []string {
+	out := []string{}
+	for _, s := range list {
+		out = append(out, s.Node+" "+s.JID.String())
+	}
+	return out
+}
+
+// The admin API's questions: a node lists and closes a user's sessions on
+// the other nodes (its own are not the directory's to answer); a node that
+// has the user's sessions in the table but does not answer is unreachable,
+// after the ask timeout, and the others' answers still count.
+func TestAdminSessionsAcrossNodes(t *testing.T) {
+	nodes := cluster(t, "a", "b", "c")
+	login(t, nodes[0], "bob@localhost/desk")
+	phone := login(t, nodes[1], "bob@localhost/phone")
+	login(t, nodes[2], "bob@localhost/laptop")
+	tablet := login(t, nodes[2], "bob@localhost/tablet")
+	for _, r := range []string{"desk", "phone", "laptop", "tablet"} {
+		seen(t, nodes, "bob@localhost/"+r)
+	}
+	a, bob := nodes[0].dir, xmpp.MustParseJID("bob@localhost")
+	list, unreachable := a.RemoteSessions(tctx(t), bob)
+	if want := []string{"b bob@localhost/phone", "c bob@localhost/laptop", "c bob@localhost/tablet"}; !slices.Equal(listed(list), want) || unreachable != nil {
+		t.Fatalf("listed %v, unreachable %v; want %v", listed(list), unreachable, want)
+	}
+	if list, _ := a.RemoteSessions(tctx(t), xmpp.MustParseJID("carol@localhost")); len(list) != 0 {
+		t.Fatalf("carol has no session, listed %v", listed(list))
+	}
+
+	if n, unreachable := a.CloseRemote(tctx(t), xmpp.MustParseJID("bob@localhost/tablet")); n != 1 || unreachable != nil {
+		t.Fatalf("closing bob/tablet: %d, unreachable %v", n, unreachable)
+	}
+	ended(t, tablet, "policy-violation")
+	if n, _ := a.CloseRemote(tctx(t), xmpp.MustParseJID("bob@localhost/tablet")); n != 0 {
+		t.Fatalf("closing bob/tablet again closed %d", n)
+	}
+
+	// Node c goes silent: its subject has a subscriber that never answers.
+	nodes[2].dir.Close()
+	asked := make(chan string, 4)
+	sub, err := nodes[2].nc.Subscribe("xmppws.deliver.c", func(m *nats.Msg) { asked <- string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nodes[2].nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	directory.SetAskTimeout(a, 50*time.Millisecond)
+	list, unreachable = a.RemoteSessions(tctx(t), bob)
+	if want := []string{"b bob@localhost/phone"}; !slices.Equal(listed(list), want) || !slices.Equal(unreachable, []string{"c"}) {
+		t.Fatalf("with c silent: listed %v, unreachable %v; want %v, unreachable [c]", listed(list), unreachable, want)
+	}
+	select {
+	case <-asked:
+	case <-tctx(t).Done():
+		t.Fatal("node c was not asked")
+	}
+	if n, unreachable := a.CloseRemote(tctx(t), bob); n != 1 || !slices.Equal(unreachable, []string{"c"}) {
+		t.Fatalf("closing bob with c silent: %d, unreachable %v", n, unreachable)
+	}
+	ended(t, phone, "policy-violation")
 }
