@@ -615,10 +615,11 @@ export class Client extends Emitter {
     this.#readLimits(features);
     const sasl2 = child(features, 'authentication', NS.sasl2);
     if (sasl2 && canScram()) {
-      this.#sm = null; // resumption inline in SASL2 is not done here: a new session
+      // One round trip: authenticate, then resume the dropped session or
+      // bind a new one with stream management enabled inline.
       this.streamResumed = false;
       await this.#sasl2(sasl2, jid, password);
-      if (this.bound) return;
+      if (this.streamResumed || this.bound) return;
       features = this.#sasl2Features;
       await this.#bind(features);
       await this.#smEnable(features);
@@ -672,10 +673,17 @@ export class Client extends Emitter {
       ? new Uint8Array([...enc.encode(`${jid.local}\u0000`), ...(await htProof(token, 'Initiator'))])
       : enc.encode(sc.initial());
     const ua = this.userAgent;
+    const inline = child(auth, 'inline', NS.sasl2);
+    const sm = this.#sm;
+    const resume = sm?.resumable && sm.id && child(inline, 'sm', NS.sm)
+      ? el('resume', { xmlns: NS.sm, previd: sm.id, h: String(sm.h) }) : null;
+    const bindFeats = children(child(child(inline, 'bind', NS.bind2), 'inline', NS.bind2), 'feature').map((f) => f.getAttribute('var'));
+    const enable = bindFeats.includes(NS.sm) ? el('enable', { xmlns: NS.sm, resume: 'true' }) : null;
     this.#sendRaw(el('authenticate', { xmlns: NS.sasl2, mechanism: useToken ? HT : 'SCRAM-SHA-256' },
       el('initial-response', {}, b64(initial)),
       el('user-agent', { id: ua.id }, el('software', {}, 'xmppws web client'), el('device', {}, ua.device)),
-      el('bind', { xmlns: NS.bind2 }, el('tag', {}, 'web')),
+      resume,
+      el('bind', { xmlns: NS.bind2 }, el('tag', {}, 'web'), enable),
       fast && fastMechs.includes(HT) && !useToken && this.#creds.wantToken ? el('request-token', { xmlns: NS.fast, mechanism: HT }) : null,
       useToken ? el('fast', { xmlns: NS.fast, invalidate: this.#creds.invalidate ? 'true' : undefined }) : null));
     let reply = await this.#next();
@@ -687,6 +695,13 @@ export class Client extends Emitter {
     if (reply.namespaceURI === NS.sasl2 && reply.localName === 'failure') {
       const cond = [...reply.children].find((c) => c.namespaceURI === NS.sasl)?.localName ?? 'not-authorized';
       const text = childText(reply, 'text', NS.sasl2) || (cond === 'not-authorized' ? (useToken ? 'the saved sign-in was refused; sign in with your password' : 'wrong address or password') : '');
+      if (useToken && password && cond === 'not-authorized') {
+        // A node that does not know the token (another deployment's store,
+        // or it was revoked): the password this tab still holds logs in
+        // on the same stream, and asks for a token of this node's.
+        this.#creds.token = '';
+        return this.#sasl2(auth, jid, password);
+      }
       const err = new XmppError(cond, text, cond === 'temporary-auth-failure' ? 'wait' : 'auth');
       err.token = useToken;
       throw err;
@@ -698,9 +713,27 @@ export class Client extends Emitter {
       throw new XmppError('not-authorized', 'the server could not prove it knows the token', 'auth');
     }
     const authz = childText(reply, 'authorization-identifier', NS.sasl2).trim();
-    this.bound = !!child(reply, 'bound', NS.bind2);
+    const bound = child(reply, 'bound', NS.bind2);
+    const resumed = child(reply, 'resumed', NS.sm);
+    this.bound = !!bound || !!resumed;
     this.jid = authz ? JID.parse(authz) : jid;
     if (this.bound) this.resource = this.jid.resource;
+    if (resumed) {
+      // The session came back: what the server missed goes again, in order,
+      // after the features that follow <success/>.
+      this.smOffered = true;
+      this.streamResumed = true;
+      this.#smAcked(Number(resumed.getAttribute('h')));
+    } else {
+      this.streamResumed = false;
+      this.#sm = null;
+      const enabled = child(bound, 'enabled', NS.sm);
+      this.smOffered = !!enable;
+      if (enabled) {
+        const resumable = enabled.getAttribute('resume') === 'true' || enabled.getAttribute('resume') === '1';
+        this.#sm = { id: enabled.getAttribute('id') ?? '', resumable, h: 0, acked: 0, unacked: [], askPending: false };
+      }
+    }
     const t = child(reply, 'token', NS.fast);
     if (t?.getAttribute('token')) {
       this.#creds.token = t.getAttribute('token');
@@ -708,6 +741,11 @@ export class Client extends Emitter {
     }
     this.#sasl2Features = await this.#next();
     this.#readLimits(this.#sasl2Features);
+    if (resumed) {
+      const again = this.#sm.unacked;
+      for (const text of again) this.#ws.send(text);
+      if (again.length) this.#ws.send(serialize(el('r', { xmlns: NS.sm })));
+    }
   }
 
   // #bind binds a resource the RFC 6120 way.
