@@ -2,55 +2,14 @@ package ws_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/beevik/etree"
 
-	"github.com/wschat/xmppws/account"
-	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/ws"
 	"github.com/wschat/xmppws/xmpp"
 )
-
-// benchServer serves an endpoint with the user alice for a benchmark.
-func benchServer(b *testing.B) (*ws.Server, string) {
-	b.Helper()
-	st, err := boltstore.Open(b.TempDir(), boltstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rec, err := account.New(xmpp.MustParseJID("alice@localhost"), "pw-alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.CreateAccount(context.Background(), rec); err != nil {
-		b.Fatal(err)
-	}
-	cfg := ws.Defaults()
-	srv := ws.New(cfg, st, ws.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(ln)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		hs.Close()
-		st.Close()
-	})
-	return srv, "ws://" + ln.Addr().String() + cfg.Path
-}
 
 // BenchmarkResume is the cost of getting a dropped session back, per
 // reconnect, client and server on this machine: "login" is a full SCRAM
@@ -63,7 +22,7 @@ func benchServer(b *testing.B) (*ws.Server, string) {
 func BenchmarkResume(b *testing.B) {
 	full := xmpp.MustParseJID("alice@localhost/phone")
 	b.Run("login", func(b *testing.B) {
-		_, url := benchServer(b)
+		_, url := benchServer(b, nil)
 		ctx := context.Background()
 		for b.Loop() {
 			c, err := client.Login(ctx, url, full, "pw-alice")
@@ -80,7 +39,7 @@ func BenchmarkResume(b *testing.B) {
 		}
 	})
 	b.Run("resume", func(b *testing.B) {
-		srv, url := benchServer(b)
+		srv, url := benchServer(b, nil)
 		events := make(chan string, 16)
 		ws.SetSMHook(srv, func(ev string) {
 			if ev == "detached" {
