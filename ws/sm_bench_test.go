@@ -11,6 +11,24 @@ import (
 	"github.com/wschat/xmppws/xmpp"
 )
 
+// loginResumable logs full in with SCRAM and bind and enables stream
+// management with resumption; it returns the client and the session's id.
+func loginResumable(ctx context.Context, b *testing.B, url string, full xmpp.JID) (*client.Client, string) {
+	b.Helper()
+	c, err := client.Login(ctx, url, full, "pw-alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	en := xmpp.Elem("enable", "urn:xmpp:sm:3")
+	en.CreateAttr("resume", "true")
+	c.Send(ctx, en)
+	enabled, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, enabled.SelectAttrValue("id", "")
+}
+
 // BenchmarkResume is the cost of getting a dropped session back, per
 // reconnect, client and server on this machine: "login" is a full SCRAM
 // login with bind and <enable/> (what a client without resumption does,
@@ -25,16 +43,7 @@ func BenchmarkResume(b *testing.B) {
 		_, url := benchServer(b, nil)
 		ctx := context.Background()
 		for b.Loop() {
-			c, err := client.Login(ctx, url, full, "pw-alice")
-			if err != nil {
-				b.Fatal(err)
-			}
-			en := xmpp.Elem("enable", "urn:xmpp:sm:3")
-			en.CreateAttr("resume", "true")
-			c.Send(ctx, en)
-			if _, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" }); err != nil {
-				b.Fatal(err)
-			}
+			c, _ := loginResumable(ctx, b, url, full)
 			c.CloseNow()
 		}
 	})
@@ -47,18 +56,8 @@ func BenchmarkResume(b *testing.B) {
 			}
 		})
 		ctx := context.Background()
-		c, err := client.Login(ctx, url, full, "pw-alice")
-		if err != nil {
-			b.Fatal(err)
-		}
-		en := xmpp.Elem("enable", "urn:xmpp:sm:3")
-		en.CreateAttr("resume", "true")
-		c.Send(ctx, en)
-		enabled, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
-		if err != nil {
-			b.Fatal(err)
-		}
-		previd := enabled.SelectAttrValue("id", "")
+		c, previd := loginResumable(ctx, b, url, full)
+		var err error
 		for b.Loop() {
 			c.CloseNow()
 			<-events
