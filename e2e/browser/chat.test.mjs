@@ -10,73 +10,41 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  byTest, createRoom, launchChromium, message, openPages, rawSession, repo, roomItem, sendMessage, serverBinary, signInAt, stats, stepper as stepperFor,
+  MAX_STANZA, byTest, createRoom, endBrowserTest, message, rawSession, repo, roomItem, sendMessage, signInAt, startBrowserTest, stats, stepper as stepperFor, users,
 } from './pages.mjs';
-import { addUser, startServer, stopServer } from './server.mjs';
 
 const shots = path.join(repo, 'docs', 'img');
-const WAIT = 15_000;
 const BIG_ROOM = 'big@muclight.localhost';
 const FLOOD_ROOM = 'flood@muclight.localhost';
 const BIG_MEMBERS = Number(process.env.BIG_MEMBERS ?? 5000);
 const BIG_MESSAGES = Number(process.env.BIG_MESSAGES ?? 10_000);
-const MAX_STANZA = 65536; // the default
 
-const users = {
-  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
-  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
-  carol: { jid: 'carol@localhost', password: 'carol-secret-3' },
-};
-
-let tmp;
 let server;
-let browser;
 const pages = {};
 const pageErrors = [];
+const h = { pages, pageErrors };
 
 before(async () => {
-  let bin;
-  ({ tmp, bin } = await serverBinary('chat'));
-  const cfg = path.join(tmp, 'server.toml');
-  await writeFile(cfg, [
-    '[http]',
-    'address = "127.0.0.1:0"',
-    '[storage]',
-    `data_dir = ${JSON.stringify(path.join(tmp, 'data'))}`,
-    '[websocket]',
-    `max_stanza_size = ${MAX_STANZA}`,
-    '[websocket.shaper]',
-    'stanza_rate = 0.0 # the seeding floods',
-    'byte_rate = 0.0',
-    '[modules.mod_muc_light]',
-    'create_rate = "infinity"',
-    'create_burst = 1000',
-    '# The limiter on, out of the way (steps post quickly)...',
-    '[modules.mod_muc_limits]',
-    'muc_event_rate = 1000.0',
-    '# ...and in the big room, which is seeded in a burst...',
-    `[modules.mod_muc_limits.rooms.${JSON.stringify(BIG_ROOM)}]`,
-    'muc_event_rate = 100000.0',
-    '# ...except in the room the flood step floods: its default, 3 quick events.',
-    `[modules.mod_muc_limits.rooms.${JSON.stringify(FLOOD_ROOM)}]`,
-    'muc_event_rate = 0.5',
-    'muc_burst_factor = 6.0',
-    '',
-  ].join('\n'));
-  for (const u of Object.values(users)) await addUser(bin, cfg, u);
-  server = await startServer(bin, cfg, { wait: WAIT });
-  browser = await launchChromium();
-  Object.assign(pages, await openPages(browser, server, ['alice', 'bob'], { wait: WAIT, pageErrors }));
+  await startBrowserTest(h, 'chat', {
+    config: [
+      '# The limiter on, out of the way (steps post quickly)...',
+      '[modules.mod_muc_limits]',
+      'muc_event_rate = 1000.0',
+      '# ...and in the big room, which is seeded in a burst...',
+      `[modules.mod_muc_limits.rooms.${JSON.stringify(BIG_ROOM)}]`,
+      'muc_event_rate = 100000.0',
+      '# ...except in the room the flood step floods: its default, 3 quick events.',
+      `[modules.mod_muc_limits.rooms.${JSON.stringify(FLOOD_ROOM)}]`,
+      'muc_event_rate = 0.5',
+      'muc_burst_factor = 6.0',
+    ],
+  });
+  server = h.server;
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  if (server) await stopServer(server, { wait: WAIT });
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+after(() => endBrowserTest(h));
 
 // ---------------------------------------------------------------- helpers
 

@@ -8,61 +8,29 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  byTest, createRoom, launchChromium, message, openPages, rawSession, repo, roomItem, sendMessage, serverBinary, signInAt, stepper as stepperFor,
+  byTest, createRoom, endBrowserTest, message, rawSession, repo, roomItem, sendMessage, signInAt, startBrowserTest, stepper as stepperFor, users,
 } from './pages.mjs';
-import { addUser, startServer, stopServer } from './server.mjs';
 
 const shots = path.join(repo, 'docs', 'img');
 const FEATURES = ['urn:xmpp:message-correct:0', 'urn:xmpp:message-retract:1', 'urn:xmpp:message-moderate:1', 'urn:xmpp:reactions:0', 'urn:xmppws:summary:0', 'urn:xmppws:unread:0'];
-const WAIT = 15_000;
-const MAX_STANZA = 65536;
 
-const users = {
-  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
-  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
-  carol: { jid: 'carol@localhost', password: 'carol-secret-3' },
-};
-
-let tmp;
 let server;
-let browser;
 const pages = {};
 const pageErrors = [];
+const h = { pages, pageErrors };
 
 before(async () => {
-  let bin;
-  ({ tmp, bin } = await serverBinary('modern'));
-  const cfg = path.join(tmp, 'server.toml');
-  await writeFile(cfg, [
-    '[http]',
-    'address = "127.0.0.1:0"',
-    '[storage]',
-    `data_dir = ${JSON.stringify(path.join(tmp, 'data'))}`,
-    '[websocket]',
-    `max_stanza_size = ${MAX_STANZA}`,
-    '[websocket.shaper]',
-    'stanza_rate = 0.0 # the seeding floods',
-    'byte_rate = 0.0',
-    '[modules.mod_muc_light]',
-    'create_rate = "infinity"',
-    'create_burst = 1000',
-    '# No flood limiter: the steps post faster than its default allows.',
-    '',
-  ].join('\n'));
-  for (const u of Object.values(users)) await addUser(bin, cfg, u);
-  server = await startServer(bin, cfg, { wait: WAIT });
-  browser = await launchChromium();
-  Object.assign(pages, await openPages(browser, server, ['alice', 'bob'], { wait: WAIT, pageErrors }));
+  await startBrowserTest(h, 'modern', {
+    config: [
+      '# No flood limiter: the steps post faster than its default allows.',
+    ],
+  });
+  server = h.server;
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  if (server) await stopServer(server, { wait: WAIT });
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+after(() => endBrowserTest(h));
 
 // ---------------------------------------------------------------- helpers
 

@@ -2,17 +2,18 @@
 // browser context per person with the test hooks the steps use, and the
 // page helpers (sign in, find a room or a message, send, make a room, a raw
 // second connection, steps that keep screenshots and the server log when
-// they fail). Shared by chat, modern, session and ui.test.mjs, next to
+// they fail), and the setup of a test file around them. Shared by chat, modern, session and ui.test.mjs, next to
 // server.mjs which runs the server; it is not a test file itself, and it
 // never asserts: what a test checks stays in the test.
 
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { addUser, startServer, stopServer } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -21,6 +22,19 @@ export const repo = path.resolve(here, '..', '..');
 
 /** CHROMIUM is the browser the tests drive (CHROMIUM_PATH overrides Debian's). */
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/** WAIT is the deadline, in ms, for each element, event or server start. */
+export const WAIT = 15_000;
+
+/** MAX_STANZA is the server's max_stanza_size in startBrowserTest (the default). */
+export const MAX_STANZA = 65536;
+
+/** users are the accounts the tests add; carol is a member who stays and never signs in. */
+export const users = {
+  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
+  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
+  carol: { jid: 'carol@localhost', password: 'carol-secret-3' },
+};
 
 const run = promisify(execFile);
 
@@ -36,6 +50,47 @@ export async function serverBinary(label) {
     await run('go', ['build', '-o', bin, './server'], { cwd: repo });
   }
   return { tmp, bin };
+}
+
+/**
+ * startBrowserTest sets up a test file's world into h ({pages, pageErrors}
+ * given): h.tmp, a server (h.server) with users and a config of the common
+ * lines (no shaper, rooms made without limit, max_stanza_size MAX_STANZA)
+ * followed by config, h.browser, and pages for alice and bob (openPages,
+ * with history). Each is set as soon as it exists, so that endBrowserTest
+ * cleans up after a setup that failed halfway.
+ */
+export async function startBrowserTest(h, label, { config = [], history = false } = {}) {
+  let bin;
+  ({ tmp: h.tmp, bin } = await serverBinary(label));
+  const cfg = path.join(h.tmp, 'server.toml');
+  await writeFile(cfg, [
+    '[http]',
+    'address = "127.0.0.1:0"',
+    '[storage]',
+    `data_dir = ${JSON.stringify(path.join(h.tmp, 'data'))}`,
+    '[websocket]',
+    `max_stanza_size = ${MAX_STANZA}`,
+    '[websocket.shaper]',
+    'stanza_rate = 0.0 # the seeding floods',
+    'byte_rate = 0.0',
+    '[modules.mod_muc_light]',
+    'create_rate = "infinity"',
+    'create_burst = 1000',
+    ...config,
+    '',
+  ].join('\n'));
+  for (const u of Object.values(users)) await addUser(bin, cfg, u);
+  h.server = await startServer(bin, cfg, { wait: WAIT });
+  h.browser = await launchChromium();
+  Object.assign(h.pages, await openPages(h.browser, h.server, ['alice', 'bob'], { wait: WAIT, pageErrors: h.pageErrors, history }));
+}
+
+/** endBrowserTest undoes what startBrowserTest set up in h, as far as it got. */
+export async function endBrowserTest(h) {
+  await h.browser?.close().catch(() => {});
+  if (h.server) await stopServer(h.server, { wait: WAIT });
+  if (h.tmp) await rm(h.tmp, { recursive: true, force: true });
 }
 
 /**

@@ -14,7 +14,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  byTest, escapeRe, launchChromium, message, openPages, rawSessionWith, repo, roomItem, sendMessage, serverBinary, signInAt,
+  byTest, escapeRe, launchChromium, message, openPages, rawSessionWith, repo, roomItem, sendMessage, serverBinary, signInAt, users,
 } from './pages.mjs';
 import { addUser, startServer, stopServer } from './server.mjs';
 
@@ -22,12 +22,6 @@ const screenshotPath = path.join(repo, 'frontend', 'screenshot.png');
 const WAIT = 15_000; // per element or event
 const HISTORY_ROOM = 'history@muclight.localhost'; // created with a known name: the limiter spares it
 const HUT_ROOM = 'hut@muclight.localhost'; // likewise: its steps post faster than the limiter allows on a fast machine
-
-const users = {
-  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
-  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
-  carol: { jid: 'carol@localhost', password: 'carol-secret-3' }, // a member who stays, never signs in
-};
 
 let tmp;
 let bin;
