@@ -2,21 +2,14 @@ package ws_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xdg-go/scram"
 
-	"github.com/wschat/xmppws/account"
-	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/ws"
-	"github.com/wschat/xmppws/xmpp"
 )
 
 // The reconnect benchmarks: what one login costs, from a new WebSocket to
@@ -28,40 +21,17 @@ import (
 //
 //	go test ./ws -run '^$' -bench 'Login' -benchtime 2s
 
+// loginBenchServer is benchServer without the session and
+// unauthenticated-connection limits, which back-to-back logins from one
+// address could run into.
 func loginBenchServer(b *testing.B) (url string) {
 	b.Helper()
-	st, err := boltstore.Open(b.TempDir(), boltstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rec, err := account.New(xmpp.MustParseJID("alice@localhost"), "pw-alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.CreateAccount(context.Background(), rec); err != nil {
-		b.Fatal(err)
-	}
-	cfg := ws.Defaults()
-	cfg.MaxSessionsPerAccount = 0
-	cfg.MaxUnauthenticatedPerAddress = 0
-	cfg.MaxUnauthenticated = 0
-	srv := ws.New(cfg, st, ws.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(ln)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		hs.Close()
-		st.Close()
+	_, url = benchServer(b, func(cfg *ws.Config) {
+		cfg.MaxSessionsPerAccount = 0
+		cfg.MaxUnauthenticatedPerAddress = 0
+		cfg.MaxUnauthenticated = 0
 	})
-	return "ws://" + ln.Addr().String() + cfg.Path
+	return url
 }
 
 func cpuTime() time.Duration {

@@ -2,54 +2,31 @@ package ws_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/beevik/etree"
 
-	"github.com/wschat/xmppws/account"
-	"github.com/wschat/xmppws/boltstore"
 	"github.com/wschat/xmppws/e2e/client"
 	"github.com/wschat/xmppws/ws"
 	"github.com/wschat/xmppws/xmpp"
 )
 
-// benchServer serves an endpoint with the user alice for a benchmark.
-func benchServer(b *testing.B) (*ws.Server, string) {
+// loginResumable logs full in with SCRAM and bind and enables stream
+// management with resumption; it returns the client and the session's id.
+func loginResumable(ctx context.Context, b *testing.B, url string, full xmpp.JID) (*client.Client, string) {
 	b.Helper()
-	st, err := boltstore.Open(b.TempDir(), boltstore.Options{})
+	c, err := client.Login(ctx, url, full, "pw-alice")
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec, err := account.New(xmpp.MustParseJID("alice@localhost"), "pw-alice")
+	en := xmpp.Elem("enable", "urn:xmpp:sm:3")
+	en.CreateAttr("resume", "true")
+	c.Send(ctx, en)
+	enabled, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := st.CreateAccount(context.Background(), rec); err != nil {
-		b.Fatal(err)
-	}
-	cfg := ws.Defaults()
-	srv := ws.New(cfg, st, ws.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	mux := http.NewServeMux()
-	mux.Handle(cfg.Path, srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &http.Server{Handler: mux}
-	go hs.Serve(ln)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		hs.Close()
-		st.Close()
-	})
-	return srv, "ws://" + ln.Addr().String() + cfg.Path
+	return c, enabled.SelectAttrValue("id", "")
 }
 
 // BenchmarkResume is the cost of getting a dropped session back, per
@@ -63,24 +40,15 @@ func benchServer(b *testing.B) (*ws.Server, string) {
 func BenchmarkResume(b *testing.B) {
 	full := xmpp.MustParseJID("alice@localhost/phone")
 	b.Run("login", func(b *testing.B) {
-		_, url := benchServer(b)
+		_, url := benchServer(b, nil)
 		ctx := context.Background()
 		for b.Loop() {
-			c, err := client.Login(ctx, url, full, "pw-alice")
-			if err != nil {
-				b.Fatal(err)
-			}
-			en := xmpp.Elem("enable", "urn:xmpp:sm:3")
-			en.CreateAttr("resume", "true")
-			c.Send(ctx, en)
-			if _, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" }); err != nil {
-				b.Fatal(err)
-			}
+			c, _ := loginResumable(ctx, b, url, full)
 			c.CloseNow()
 		}
 	})
 	b.Run("resume", func(b *testing.B) {
-		srv, url := benchServer(b)
+		srv, url := benchServer(b, nil)
 		events := make(chan string, 16)
 		ws.SetSMHook(srv, func(ev string) {
 			if ev == "detached" {
@@ -88,18 +56,8 @@ func BenchmarkResume(b *testing.B) {
 			}
 		})
 		ctx := context.Background()
-		c, err := client.Login(ctx, url, full, "pw-alice")
-		if err != nil {
-			b.Fatal(err)
-		}
-		en := xmpp.Elem("enable", "urn:xmpp:sm:3")
-		en.CreateAttr("resume", "true")
-		c.Send(ctx, en)
-		enabled, err := c.Expect(ctx, func(el *etree.Element) bool { return el.Tag == "enabled" })
-		if err != nil {
-			b.Fatal(err)
-		}
-		previd := enabled.SelectAttrValue("id", "")
+		c, previd := loginResumable(ctx, b, url, full)
+		var err error
 		for b.Loop() {
 			c.CloseNow()
 			<-events

@@ -8,184 +8,34 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
-import { addUser, startServer, stopServer } from './server.mjs';
+import {
+  byTest, createRoom, endBrowserTest, message, rawSession, repo, roomItem, sendMessage, signInAt, startBrowserTest, stepper as stepperFor, users,
+} from './pages.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
 const shots = path.join(repo, 'docs', 'img');
 const FEATURES = ['urn:xmpp:message-correct:0', 'urn:xmpp:message-retract:1', 'urn:xmpp:message-moderate:1', 'urn:xmpp:reactions:0', 'urn:xmppws:summary:0', 'urn:xmppws:unread:0'];
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const WAIT = 15_000;
-const MAX_STANZA = 65536;
-const run = promisify(execFile);
 
-const users = {
-  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
-  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
-  carol: { jid: 'carol@localhost', password: 'carol-secret-3' },
-};
-
-let tmp;
 let server;
-let browser;
 const pages = {};
 const pageErrors = [];
+const h = { pages, pageErrors };
 
 before(async () => {
-  tmp = await mkdtemp(path.join(tmpdir(), 'xmppws-modern-'));
-  let bin = process.env.XMPPWS_BIN;
-  if (!bin) {
-    bin = path.join(tmp, 'xmppws');
-    await run('go', ['build', '-o', bin, './server'], { cwd: repo });
-  }
-  const cfg = path.join(tmp, 'server.toml');
-  await writeFile(cfg, [
-    '[http]',
-    'address = "127.0.0.1:0"',
-    '[storage]',
-    `data_dir = ${JSON.stringify(path.join(tmp, 'data'))}`,
-    '[websocket]',
-    `max_stanza_size = ${MAX_STANZA}`,
-    '[websocket.shaper]',
-    'stanza_rate = 0.0 # the seeding floods',
-    'byte_rate = 0.0',
-    '[modules.mod_muc_light]',
-    'create_rate = "infinity"',
-    'create_burst = 1000',
-    '# No flood limiter: the steps post faster than its default allows.',
-    '',
-  ].join('\n'));
-  for (const u of Object.values(users)) await addUser(bin, cfg, u);
-  server = await startServer(bin, cfg, { wait: WAIT });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  await startBrowserTest(h, 'modern', {
+    config: [
+      '# No flood limiter: the steps post faster than its default allows.',
+    ],
   });
-  for (const name of ['alice', 'bob']) {
-    const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 }, colorScheme: 'light', reducedMotion: 'reduce' });
-    ctx.setDefaultTimeout(WAIT);
-    await ctx.grantPermissions(['notifications'], { origin: server.base });
-    await ctx.addInitScript(() => {
-      // Cuts the page's WebSockets (going offline leaves open ones alone).
-      const Native = window.WebSocket;
-      const sockets = [];
-      window.WebSocket = class extends Native {
-        constructor(...args) {
-          super(...args);
-          sockets.push(this);
-        }
-      };
-      Object.defineProperty(window, 'dropConnectionsForTest', { value: () => sockets.splice(0).forEach((ws) => ws.close(4000, 'cut by the test')) });
-      // Notifications the page shows, recorded (headless Chromium draws none).
-      const shown = [];
-      const NativeN = window.Notification;
-      window.Notification = class extends NativeN {
-        constructor(title, opts) {
-          super(title, opts);
-          shown.push({ title, body: opts?.body ?? '' });
-        }
-      };
-      Object.defineProperty(window, 'notificationsForTest', { value: shown });
-      // Long tasks (over 50 ms on the main thread) from the start.
-      const long = [];
-      new PerformanceObserver((l) => long.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: true });
-      Object.defineProperty(window, 'longTasksForTest', { value: long });
-    });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) pageErrors.push(`${name} console: ${m.text()}`);
-    });
-    pages[name] = page;
-  }
+  server = h.server;
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  if (server) await stopServer(server, { wait: WAIT });
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+after(() => endBrowserTest(h));
 
 // ---------------------------------------------------------------- helpers
 
-const byTest = (page, id) => page.getByTestId(id);
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-async function signIn(page, { jid, password }) {
-  await page.goto(`${server.base}/?signin`); // the form, even with a saved sign-in
-  await byTest(page, 'signin-jid').fill(jid);
-  await byTest(page, 'signin-password').fill(password);
-  await byTest(page, 'signin-password').press('Enter');
-  await page.locator('[data-testid=status][data-state=online]').waitFor();
-}
-
-function roomItem(page, name) {
-  return page.locator('[data-testid=room-item]').filter({ has: page.locator('[data-testid=room-item-name]', { hasText: new RegExp(`^${escapeRe(name)}$`) }) });
-}
-
-function message(page, from, body) {
-  return page.locator(`[data-testid=message][data-from="${from}"]`).filter({ has: page.locator('[data-testid=message-body]', { hasText: new RegExp(`^${escapeRe(body)}$`) }) });
-}
-
-async function sendMessage(page, body) {
-  await byTest(page, 'composer-input').fill(body);
-  await byTest(page, 'composer-input').press('Enter');
-}
-
-async function createRoom(page, name, members = '') {
-  await byTest(page, 'new-room').click();
-  await byTest(page, 'create-name').fill(name);
-  await byTest(page, 'create-members').fill(members);
-  await byTest(page, 'create-submit').click();
-  await byTest(page, 'room-title').filter({ hasText: new RegExp(`^${escapeRe(name)}$`) }).waitFor();
-}
-
-/** rawSession runs fn in the page on a second connection of user's, made with the page's own xmpp.js. */
-async function rawSession(page, user, fn, arg) {
-  return page.evaluate(`(async () => {
-    const xmpp = await import('/xmpp.js');
-    const c = new xmpp.Client({ iqTimeout: 60000 });
-    const user = ${JSON.stringify(user)};
-    await c.connect({ url: await xmpp.discoverWebSocketURL(), jid: user.jid + '/raw-' + xmpp.randomId(4), password: user.password });
-    try {
-      return await (${fn.toString()})(c, xmpp, ${JSON.stringify(arg)});
-    } finally {
-      await c.close();
-    }
-  })()`);
-}
-
-function stepper(t) {
-  let failed = '';
-  return (name, fn) => t.test(name, { skip: failed ? `"${failed}" failed` : false }, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      failed = name;
-      const dir = path.join(tmpdir(), `xmppws-modern-failure-${Date.now()}`);
-      await mkdir(dir, { recursive: true });
-      for (const [n, p] of Object.entries(pages)) await p.screenshot({ path: path.join(dir, `${n}.png`), fullPage: true }).catch(() => {});
-      await writeFile(path.join(dir, 'server.log'), `${server?.log.join('\n') ?? ''}\n`);
-      console.error(`step "${name}" failed; screenshots and server log in ${dir}`);
-      throw e;
-    }
-  });
-}
-
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q) => (s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : 0);
-  return { n: s.length, p50: +at(0.5).toFixed(1), p95: +at(0.95).toFixed(1), max: +(s.at(-1) ?? 0).toFixed(1) };
-}
-
+const signIn = (page, user) => signInAt(server.base, page, user);
+const stepper = (t) => stepperFor(t, 'modern', pages, server);
 
 /** serviceFeatures reads what the room service announces, over a connection of user's. */
 async function serviceFeatures(page, user) {

@@ -10,29 +10,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import {
+  byTest, escapeRe, launchChromium, message, openPages, rawSessionWith, repo, roomItem, sendMessage, serverBinary, signInAt, users,
+} from './pages.mjs';
 import { addUser, startServer, stopServer } from './server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
 const screenshotPath = path.join(repo, 'frontend', 'screenshot.png');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT = 15_000; // per element or event
 const HISTORY_ROOM = 'history@muclight.localhost'; // created with a known name: the limiter spares it
 const HUT_ROOM = 'hut@muclight.localhost'; // likewise: its steps post faster than the limiter allows on a fast machine
-const run = promisify(execFile);
-
-const users = {
-  alice: { jid: 'alice@localhost', password: 'alice-secret-1' },
-  bob: { jid: 'bob@localhost', password: 'bob-secret-2' },
-  carol: { jid: 'carol@localhost', password: 'carol-secret-3' }, // a member who stays, never signs in
-};
 
 let tmp;
 let bin;
@@ -63,53 +52,16 @@ async function writeConfig(address, dataDir) {
 }
 
 before(async () => {
-  tmp = await mkdtemp(path.join(tmpdir(), 'xmppws-ui-'));
-  bin = process.env.XMPPWS_BIN;
-  if (!bin) {
-    bin = path.join(tmp, 'xmppws');
-    await run('go', ['build', '-o', bin, './server'], { cwd: repo });
-  }
+  ({ tmp, bin } = await serverBinary('ui'));
   const dataDir = path.join(tmp, 'data');
   cfg = path.join(tmp, 'server.toml');
   await writeConfig('127.0.0.1:0', dataDir);
   for (const u of Object.values(users)) await addUser(bin, cfg, u);
   server = await startServer(bin, cfg, { wait: WAIT });
 
-  // launch() gives Chromium a fresh, empty --user-data-dir of its own (and
-  // refuses one passed in args). Without the background-networking flags
-  // Chromium keeps dialling Google's hosts, which this network refuses.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync',
-    ],
-  });
-  for (const name of ['alice', 'bob']) {
-    const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 }, colorScheme: 'light', reducedMotion: 'reduce' });
-    ctx.setDefaultTimeout(WAIT);
-    // Lets a step cut the page's connection: going offline leaves open WebSockets alone.
-    await ctx.addInitScript(() => {
-      const Native = window.WebSocket;
-      const sockets = [];
-      window.WebSocket = class extends Native {
-        constructor(...args) {
-          super(...args);
-          sockets.push(this);
-        }
-      };
-      Object.defineProperty(window, 'dropConnectionsForTest', { value: () => sockets.splice(0).forEach((ws) => ws.close(4000, 'cut by the test')) });
-    });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    // Console errors include Content-Security-Policy violations. The one
-    // expected kind is the WebSocket failing while the server restarts.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) pageErrors.push(`${name} console: ${m.text()}`);
-    });
-    pages[name] = page;
-  }
+  browser = await launchChromium();
+  // Each page can have its connection cut; no notification or long-task recorders.
+  Object.assign(pages, await openPages(browser, server, ['alice', 'bob'], { wait: WAIT, pageErrors, recorders: false }));
 });
 
 after(async () => {
@@ -120,28 +72,9 @@ after(async () => {
 
 // ---------------------------------------------------------------- helpers
 
-const byTest = (page, id) => page.getByTestId(id);
-
-async function signIn(page, { jid, password }) {
-  await page.goto(`${server.base}/?signin`); // the form, even with a saved sign-in
-  await byTest(page, 'signin-jid').fill(jid);
-  await byTest(page, 'signin-password').fill(password);
-  await byTest(page, 'signin-password').press('Enter');
-  await page.locator('[data-testid=status][data-state=online]').waitFor();
+async function signIn(page, user) {
+  await signInAt(server.base, page, user);
   await byTest(page, 'room-list').waitFor({ state: 'attached' });
-}
-
-function roomItem(page, name) {
-  return page.locator('[data-testid=room-item]').filter({ has: page.locator('[data-testid=room-item-name]', { hasText: new RegExp(`^${escapeRe(name)}$`) }) });
-}
-
-function message(page, from, body) {
-  return page.locator(`[data-testid=message][data-from="${from}"]`).filter({ has: page.locator('[data-testid=message-body]', { hasText: new RegExp(`^${escapeRe(body)}$`) }) });
-}
-
-async function sendMessage(page, body) {
-  await byTest(page, 'composer-input').fill(body);
-  await byTest(page, 'composer-input').press('Enter');
 }
 
 function exactTitle(page, name) {
@@ -153,30 +86,8 @@ function bodies(page, body) {
   return page.locator('[data-testid=message] [data-testid=message-body]').filter({ hasText: new RegExp(`^${escapeRe(body)}$`) });
 }
 
-/**
- * rawSession runs fn in the page with a second connection of user's (its
- * own resource), made with the page's own xmpp.js: for what the web client
- * has no button for, such as naming a room or sending fast.
- */
-async function rawSession(page, user, fn, arg) {
-  // One expression, so that fn travels as source: evaluate cannot pass a
-  // function, and the page's Content-Security-Policy forbids eval.
-  return page.evaluate(`(async () => {
-    const xmpp = await import('/xmpp.js');
-    const c = new xmpp.Client();
-    const user = ${JSON.stringify(user)};
-    await c.connect({ url: await xmpp.discoverWebSocketURL(), jid: user.jid + '/raw-' + xmpp.randomId(4), password: user.password });
-    try {
-      return await (${fn.toString()})(c, xmpp, ${JSON.stringify(arg)});
-    } finally {
-      await c.close();
-    }
-  })()`);
-}
-
-function escapeRe(s) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+/** rawSession: see rawSessionWith; the client's default iq timeout. */
+const rawSession = rawSessionWith({});
 
 /**
  * dumpDiagnostics keeps what explains a failure: both pages as screenshots
